@@ -1,0 +1,4 @@
+//! Audits: each is a `Config -> Result<Report>` function over a validated cohort.
+//! `relink` (paper 1, cross-modal re-linkage), `reid` (paper 2, patient re-identification),
+//! `attributes` (demographic inference, stratified by re-identification) and `utility`
+//! (linear-probe macro AUROC over the 14 findings).

@@ -1,0 +1,2 @@
+//! Statistics, each with its interval: retrieval metrics (Recall@k, MRR, median rank,
+//! chance, lift), Wilson and patient-bootstrap intervals, AUROC with DeLong variance.

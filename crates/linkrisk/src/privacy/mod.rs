@@ -1,0 +1,2 @@
+//! Differential-privacy accounting: the Rényi-DP accountant for the Poisson-subsampled
+//! Gaussian mechanism (Opacus's orders and conversion) and noise calibration.

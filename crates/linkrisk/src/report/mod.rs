@@ -1,0 +1,1 @@
+//! Report structs (serde) shared by audits, and renderers for JSON, Markdown and HTML.
