@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod privacy;
 pub mod probe;
 pub mod report;
+pub mod rng;
 pub mod synth;
 pub mod train;
 

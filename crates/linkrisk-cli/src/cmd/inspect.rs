@@ -19,7 +19,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("patients  {}", cohort.metadata.n_patients);
     println!("studies   {}", cohort.metadata.n_studies);
     for view in cohort.views() {
-        println!("view      {:<20} ({}, {}) {}", view.name(), view.n(), view.dim(), view.source().dtype.name());
+        println!(
+            "view      {:<20} ({}, {}) {}",
+            view.name(),
+            view.n(),
+            view.dim(),
+            view.source().dtype.name()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

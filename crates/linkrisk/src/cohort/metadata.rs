@@ -151,7 +151,10 @@ impl MetadataBuilder {
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(n);
         for (i, id) in self.ids.iter().enumerate() {
             if id.is_empty() {
-                return Err(Error::input(path, format!("row {}: column `id` is empty; every record needs a unique id", i + row_offset)));
+                return Err(Error::input(
+                    path,
+                    format!("row {}: column `id` is empty; every record needs a unique id", i + row_offset),
+                ));
             }
             if let Some(first) = seen.insert(id.as_str(), i) {
                 return Err(Error::input(
@@ -187,7 +190,10 @@ impl MetadataBuilder {
                     if sid.is_empty() {
                         return Err(Error::input(
                             path,
-                            format!("row {}: column `study_id` is empty; fill it in or drop the column", i + row_offset),
+                            format!(
+                                "row {}: column `study_id` is empty; fill it in or drop the column",
+                                i + row_offset
+                            ),
                         ));
                     }
                     let next = study_of.len() as u32;
@@ -210,7 +216,10 @@ impl MetadataBuilder {
                     if s.is_empty() {
                         return Err(Error::input(
                             path,
-                            format!("row {}: column `split` is empty; use e.g. train, test or external", i + row_offset),
+                            format!(
+                                "row {}: column `split` is empty; use e.g. train, test or external",
+                                i + row_offset
+                            ),
                         ));
                     }
                     let idx = match split_names.iter().position(|x| x == s) {
@@ -221,7 +230,10 @@ impl MetadataBuilder {
                         }
                     };
                     if idx > u16::MAX as usize {
-                        return Err(Error::input(path, "more than 65535 distinct splits; `split` should name a handful of subsets"));
+                        return Err(Error::input(
+                            path,
+                            "more than 65535 distinct splits; `split` should name a handful of subsets",
+                        ));
                     }
                     split.push(idx as u16);
                 }
@@ -305,10 +317,16 @@ impl Metadata {
             .clone();
         let col = |name: &str| headers.iter().position(|h| h.trim() == name);
         let id_col = col("id").ok_or_else(|| {
-            Error::input(path, "missing required column `id` (the record id); the header must include id and patient_id")
+            Error::input(
+                path,
+                "missing required column `id` (the record id); the header must include id and patient_id",
+            )
         })?;
         let patient_col = col("patient_id").ok_or_else(|| {
-            Error::input(path, "missing required column `patient_id`; the header must include id and patient_id")
+            Error::input(
+                path,
+                "missing required column `patient_id`; the header must include id and patient_id",
+            )
         })?;
         let study_col = col("study_id");
         let split_col = col("split");
@@ -328,13 +346,18 @@ impl Metadata {
                 ),
             ));
         }
-        let known: Vec<usize> = [Some(id_col), Some(patient_col), study_col, split_col, sex_col, age_col, race_col]
-            .into_iter()
-            .flatten()
-            .chain(finding_cols.iter().flatten().copied())
+        let known: Vec<usize> =
+            [Some(id_col), Some(patient_col), study_col, split_col, sex_col, age_col, race_col]
+                .into_iter()
+                .flatten()
+                .chain(finding_cols.iter().flatten().copied())
+                .collect();
+        let extra_columns = headers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !known.contains(i))
+            .map(|(_, h)| h.to_string())
             .collect();
-        let extra_columns =
-            headers.iter().enumerate().filter(|(i, _)| !known.contains(i)).map(|(_, h)| h.to_string()).collect();
 
         let mut b = MetadataBuilder {
             study_ids: study_col.map(|_| Vec::new()),
@@ -461,7 +484,8 @@ impl Metadata {
             }
             w.write_record(&fields).map_err(werr)?;
         }
-        let mut inner = w.into_inner().map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
+        let mut inner =
+            w.into_inner().map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
         inner.flush().map_err(|e| Error::write(path, e))?;
         Ok(())
     }

@@ -104,7 +104,10 @@ impl Cohort {
 /// Load `dir/metadata.csv` and every `*.npy` view beside it.
 fn load_dir(dir: &Path) -> Result<Cohort> {
     if !dir.is_dir() {
-        return Err(Error::input(dir, "not a directory; a cohort is a directory holding metadata.csv and one .npy file per view"));
+        return Err(Error::input(
+            dir,
+            "not a directory; a cohort is a directory holding metadata.csv and one .npy file per view",
+        ));
     }
     let meta_path = dir.join("metadata.csv");
     let metadata = Metadata::read_csv(&meta_path)?;

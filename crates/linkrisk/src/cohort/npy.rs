@@ -113,14 +113,23 @@ pub fn read_from(mut reader: impl Read, path: &Path, total_len: Option<u64>) -> 
 
 fn truncated(path: &Path, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
-        Error::input(path, "file is truncated: it ends before the data its header announces; re-export the file")
+        Error::input(
+            path,
+            "file is truncated: it ends before the data its header announces; re-export the file",
+        )
     } else {
         Error::io(path, e)
     }
 }
 
 /// Read `count` elements of `dtype` and convert to f32.
-fn read_values(reader: &mut impl Read, path: &Path, count: usize, dtype: Dtype, big_endian: bool) -> Result<Vec<f32>> {
+fn read_values(
+    reader: &mut impl Read,
+    path: &Path,
+    count: usize,
+    dtype: Dtype,
+    big_endian: bool,
+) -> Result<Vec<f32>> {
     let mut out = vec![0f32; count];
     match dtype {
         Dtype::Float32 => {
@@ -176,13 +185,19 @@ pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
     let mut magic = [0u8; 8];
     reader.read_exact(&mut magic).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::input(path, "not a .npy file: shorter than the 8-byte magic string; save views with numpy.save")
+            Error::input(
+                path,
+                "not a .npy file: shorter than the 8-byte magic string; save views with numpy.save",
+            )
         } else {
             Error::io(path, e)
         }
     })?;
     if &magic[..6] != MAGIC {
-        return Err(Error::input(path, "not a .npy file (no \\x93NUMPY magic string); save views with numpy.save"));
+        return Err(Error::input(
+            path,
+            "not a .npy file (no \\x93NUMPY magic string); save views with numpy.save",
+        ));
     }
     let major = magic[6];
     let (header_text_len, prefix) = match major {
@@ -196,7 +211,12 @@ pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
             reader.read_exact(&mut b).map_err(|e| truncated(path, e))?;
             (u32::from_le_bytes(b) as usize, 12)
         }
-        v => return Err(Error::input(path, format!("unsupported .npy format version {v}; numpy writes versions 1-3"))),
+        v => {
+            return Err(Error::input(
+                path,
+                format!("unsupported .npy format version {v}; numpy writes versions 1-3"),
+            ))
+        }
     };
     if header_text_len > 1 << 20 {
         return Err(Error::input(path, "corrupt .npy header (header longer than 1 MiB)"));
@@ -204,7 +224,8 @@ pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
     let mut text = vec![0u8; header_text_len];
     reader.read_exact(&mut text).map_err(|e| truncated(path, e))?;
     let text = String::from_utf8_lossy(&text);
-    let descr = dict_value(&text, "descr").ok_or_else(|| Error::input(path, "corrupt .npy header: no 'descr' key"))?;
+    let descr = dict_value(&text, "descr")
+        .ok_or_else(|| Error::input(path, "corrupt .npy header: no 'descr' key"))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
     let (big_endian, dtype) = match descr {
         "<f4" | "=f4" => (false, Dtype::Float32),
@@ -227,13 +248,15 @@ pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
             "array is in Fortran (column-major) order; save a C-order copy with numpy.save(path, numpy.ascontiguousarray(arr))",
         ));
     }
-    let shape_text = dict_value(&text, "shape").ok_or_else(|| Error::input(path, "corrupt .npy header: no 'shape' key"))?;
+    let shape_text = dict_value(&text, "shape")
+        .ok_or_else(|| Error::input(path, "corrupt .npy header: no 'shape' key"))?;
     let shape_text = shape_text.trim().trim_start_matches('(');
     let shape_text = shape_text.split(')').next().unwrap_or("");
     let mut shape = Vec::new();
     for part in shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         shape.push(
-            part.parse::<usize>().map_err(|_| Error::input(path, format!("corrupt .npy header: bad shape entry `{part}`")))?,
+            part.parse::<usize>()
+                .map_err(|_| Error::input(path, format!("corrupt .npy header: bad shape entry `{part}`")))?,
         );
     }
     Ok(Header { dtype, big_endian, shape, header_len: prefix + header_text_len })

@@ -41,14 +41,26 @@ impl View {
     }
 
     /// Validate and normalise `data` (n x dim, row-major) in place.
-    pub fn from_raw(name: impl Into<String>, source: ViewSource, n: usize, dim: usize, mut data: Vec<f32>) -> Result<View> {
+    pub fn from_raw(
+        name: impl Into<String>,
+        source: ViewSource,
+        n: usize,
+        dim: usize,
+        mut data: Vec<f32>,
+    ) -> Result<View> {
         let name = name.into();
         let path = source.path.clone();
         if data.len() != n * dim {
-            return Err(Error::input(&path, format!("view `{name}`: {} values for shape ({n}, {dim})", data.len())));
+            return Err(Error::input(
+                &path,
+                format!("view `{name}`: {} values for shape ({n}, {dim})", data.len()),
+            ));
         }
         if dim == 0 {
-            return Err(Error::input(&path, format!("view `{name}` has 0 columns; embeddings need at least one dimension")));
+            return Err(Error::input(
+                &path,
+                format!("view `{name}` has 0 columns; embeddings need at least one dimension"),
+            ));
         }
         if n == 0 {
             return Err(Error::input(&path, format!("view `{name}` has 0 rows: the cohort is empty")));
@@ -77,7 +89,11 @@ impl View {
     /// Build a view from rows computed in memory (synthetic cohorts, trained heads).
     pub fn from_memory(name: impl Into<String>, n: usize, dim: usize, data: Vec<f32>) -> Result<View> {
         let name = name.into();
-        let source = ViewSource { path: PathBuf::from(format!("<memory:{name}>")), dtype: Dtype::Float32, member: None };
+        let source = ViewSource {
+            path: PathBuf::from(format!("<memory:{name}>")),
+            dtype: Dtype::Float32,
+            member: None,
+        };
         Self::from_raw(name, source, n, dim, data)
     }
 

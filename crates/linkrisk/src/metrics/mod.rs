@@ -1,2 +1,6 @@
 //! Statistics, each with its interval: retrieval metrics (Recall@k, MRR, median rank,
 //! chance, lift), Wilson and patient-bootstrap intervals, AUROC with DeLong variance.
+
+pub mod interval;
+
+pub use interval::{wilson, Estimate};
