@@ -2,6 +2,8 @@
 //! binomial proportion (Wilson 1927, "Probable inference, the law of succession, and
 //! statistical inference", JASA 22:209-212).
 
+#![allow(clippy::excessive_precision)] // reference constants are quoted in full
+
 use serde::{Deserialize, Serialize};
 
 /// A point estimate with its confidence interval. Every reported statistic carries one.
