@@ -28,6 +28,8 @@ struct Cli {
 enum Command {
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
+    /// Epsilon of a DP-SGD run (RDP accountant), or the noise multiplier for a target epsilon.
+    Accountant(cmd::accountant::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Accountant(args) => cmd::accountant::run(args),
     }
 }
 

@@ -84,7 +84,7 @@ pub fn calibrate_noise_multiplier(
     check_delta(delta)?;
     if !(target_epsilon.is_finite() && target_epsilon > 0.0) {
         return Err(Error::config(format!(
-            "--epsilon must be a positive finite number, got {target_epsilon} (use --non-private for no privacy)"
+            "--epsilon must be a positive finite number, got {target_epsilon}"
         )));
     }
     let eps_at = |sigma: f64| epsilon_unchecked(sample_rate, sigma, steps, delta);

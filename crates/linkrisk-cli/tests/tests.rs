@@ -1,0 +1,4 @@
+//! Integration tests of the `linkrisk` binary, one module per area.
+
+mod accountant;
+mod util;
