@@ -54,13 +54,28 @@ fn calibration_round_trips() {
 #[test]
 fn bad_flags_are_named() {
     for (args, flag) in [
-        (vec!["--sample-rate", "0", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"], "--sample-rate"),
-        (vec!["--sample-rate", "1.5", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"], "--sample-rate"),
-        (vec!["--sample-rate", "0.1", "--noise-multiplier", "-1", "--steps", "10", "--delta", "1e-5"], "--noise-multiplier"),
+        (
+            vec!["--sample-rate", "0", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"],
+            "--sample-rate",
+        ),
+        (
+            vec!["--sample-rate", "1.5", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"],
+            "--sample-rate",
+        ),
+        (
+            vec!["--sample-rate", "0.1", "--noise-multiplier", "-1", "--steps", "10", "--delta", "1e-5"],
+            "--noise-multiplier",
+        ),
         (vec!["--sample-rate", "0.1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1"], "--delta"),
         (vec!["--sample-rate", "0.1", "--epsilon", "0", "--steps", "10", "--delta", "1e-5"], "--epsilon"),
-        (vec!["--sample-rate", "0.1", "--noise-multiplier", "1", "--steps", "0", "--delta", "1e-5"], "--steps"),
-        (vec!["--sample-rate", "0.1", "--noise-multiplier", "1", "--epochs", "-2", "--delta", "1e-5"], "--epochs"),
+        (
+            vec!["--sample-rate", "0.1", "--noise-multiplier", "1", "--steps", "0", "--delta", "1e-5"],
+            "--steps",
+        ),
+        (
+            vec!["--sample-rate", "0.1", "--noise-multiplier", "1", "--epochs", "-2", "--delta", "1e-5"],
+            "--epochs",
+        ),
     ] {
         linkrisk().arg("accountant").args(&args).assert().code(2).stderr(contains(flag));
     }

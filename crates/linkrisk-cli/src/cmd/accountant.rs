@@ -9,14 +9,21 @@ use linkrisk::privacy;
 
 /// Arguments of `linkrisk accountant`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  linkrisk accountant --sample-rate 0.004267 --noise-multiplier 1.1 --steps 3515 --delta 1e-5\n  \
-     linkrisk accountant --sample-rate 0.01 --epsilon 0.34 --epochs 10 --delta 6e-6 --json")]
+#[command(
+    after_help = "Examples:\n  linkrisk accountant --sample-rate 0.004267 --noise-multiplier 1.1 --steps 3515 --delta 1e-5\n  \
+     linkrisk accountant --sample-rate 0.01 --epsilon 0.34 --epochs 10 --delta 6e-6 --json"
+)]
 pub struct Args {
     /// Poisson sampling rate q: expected batch size / number of privacy units (patients).
     #[arg(long, allow_negative_numbers = true)]
     pub sample_rate: f64,
     /// Noise standard deviation divided by the clipping norm (sigma). Prints epsilon.
-    #[arg(long, allow_negative_numbers = true, required_unless_present = "epsilon", conflicts_with = "epsilon")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        required_unless_present = "epsilon",
+        conflicts_with = "epsilon"
+    )]
     pub noise_multiplier: Option<f64>,
     /// Target epsilon: print the smallest noise multiplier that reaches it instead.
     #[arg(long, allow_negative_numbers = true)]

@@ -52,7 +52,9 @@ pub fn steps_for_epochs(epochs: f64, sample_rate: f64) -> Result<u64> {
         )));
     }
     if steps > 1e15 {
-        return Err(Error::config(format!("--epochs {epochs} / sample rate {sample_rate} is too many steps")));
+        return Err(Error::config(format!(
+            "--epochs {epochs} / sample rate {sample_rate} is too many steps"
+        )));
     }
     Ok(steps as u64)
 }

@@ -44,7 +44,8 @@ fn epsilon_matches_opacus() {
     assert_eq!(reference.len(), 305);
     let mut worst = (0.0, vec![]);
     for row in &reference {
-        let (q, sigma, steps, delta, want_eps, want_order) = (row[0], row[1], row[2] as u64, row[3], row[4], row[5]);
+        let (q, sigma, steps, delta, want_eps, want_order) =
+            (row[0], row[1], row[2] as u64, row[3], row[4], row[5]);
         let got = epsilon(q, sigma, steps, delta).unwrap();
         let err = rel_err(got.epsilon, want_eps);
         assert!(err < 1e-6, "epsilon {} vs Opacus {want_eps} at {row:?}", got.epsilon);
@@ -71,7 +72,8 @@ fn issue_examples() {
 #[test]
 fn calibration_is_tighter_than_opacus() {
     for row in rows(NOISE) {
-        let (eps, delta, q, steps, opacus, opacus_tight) = (row[0], row[1], row[2], row[3] as u64, row[4], row[5]);
+        let (eps, delta, q, steps, opacus, opacus_tight) =
+            (row[0], row[1], row[2], row[3] as u64, row[4], row[5]);
         let cal = calibrate_noise_multiplier(eps, delta, q, steps).unwrap();
         // Ours meets the target and is the smallest such multiplier: Opacus's answer (which
         // meets the target within 0.01) is never below it, and a multiplier just below ours
