@@ -30,6 +30,9 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Epsilon of a DP-SGD run (RDP accountant), or the noise multiplier for a target epsilon.
     Accountant(cmd::accountant::Args),
+    /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
+    /// projected cohort with its privacy ledger.
+    TrainHeads(cmd::train_heads::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Accountant(args) => cmd::accountant::run(args),
+        Command::TrainHeads(args) => cmd::train_heads::run(args),
     }
 }
 

@@ -1,4 +1,5 @@
 //! Integration tests of the `linkrisk` binary, one module per area.
 
 mod accountant;
+mod train_heads;
 mod util;

@@ -3,3 +3,4 @@
 
 pub mod accountant;
 pub mod inspect;
+pub mod train_heads;
