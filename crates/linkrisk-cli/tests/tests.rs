@@ -1,4 +1,4 @@
-//! Integration tests of the `linkrisk` binary, one module per area.
+//! End-to-end tests of the `linkrisk` binary, one module per area.
 
 mod accountant;
 mod train_heads;

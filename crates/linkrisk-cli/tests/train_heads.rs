@@ -43,10 +43,12 @@ fn write_cohort(dir: &Path, with_split: bool) {
             }
         }
     }
-    std::fs::write(dir.join("metadata.csv"), csv).unwrap();
+    std::fs::write(dir.join("metadata.csv"), csv).expect("write metadata.csv");
     let n = image.len() / di;
-    linkrisk::cohort::npy::write(&dir.join("image_features.npy"), n, di, &image).unwrap();
-    linkrisk::cohort::npy::write(&dir.join("report_features.npy"), n, dr, &report).unwrap();
+    linkrisk::cohort::npy::write(&dir.join("image_features.npy"), n, di, &image)
+        .expect("write image features");
+    linkrisk::cohort::npy::write(&dir.join("report_features.npy"), n, dr, &report)
+        .expect("write report features");
 }
 
 #[test]

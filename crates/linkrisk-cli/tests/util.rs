@@ -1,13 +1,25 @@
-//! Shared helpers for the CLI tests.
+//! Helpers shared by the CLI tests: a command for the built binary and a temporary directory.
 
-use assert_cmd::Command;
+use std::path::Path;
 
-/// The `linkrisk` binary built by this package.
-pub fn linkrisk() -> Command {
-    Command::cargo_bin("linkrisk").expect("the linkrisk binary is built")
+/// A command running the `linkrisk` binary built for these tests.
+pub fn linkrisk() -> assert_cmd::Command {
+    assert_cmd::Command::new(env!("CARGO_BIN_EXE_linkrisk"))
 }
 
-/// Parse stdout as JSON.
+/// A fresh temporary directory, removed when dropped.
+#[allow(dead_code)]
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+/// The bytes of `dir/name`.
+#[allow(dead_code)]
+pub fn read(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("read {}: {e}", dir.join(name).display()))
+}
+
+/// Stdout of a finished command, parsed as JSON.
 pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("stdout is JSON")
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 use linkrisk::cohort::Cohort;
-use linkrisk::train::{self, HeadKind, Optimizer, Privacy, Temperature, TrainConfig};
+use linkrisk::train::{self, Batching, HeadKind, Optimizer, Privacy, Temperature, TrainConfig};
 
 use crate::progress;
 
@@ -27,6 +27,15 @@ pub enum OptimizerArg {
     Adam,
     /// SGD with `--momentum`.
     Sgd,
+}
+
+/// Batching flag for non-private training.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BatchingArg {
+    /// Shuffled batches, InfoNCE over the whole batch.
+    Shuffled,
+    /// DP-SGD's Poisson batches and hash groups without clipping or noise (ablation).
+    DpGroups,
 }
 
 /// Arguments of `linkrisk train-heads`.
@@ -68,6 +77,9 @@ pub struct Args {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
+    /// Batches of non-private training (dp-groups: DP-SGD's batches without clip or noise).
+    #[arg(long, value_enum, default_value_t = BatchingArg::Shuffled)]
+    pub batching: BatchingArg,
     /// Optimiser.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
     pub optimizer: OptimizerArg,
@@ -136,6 +148,10 @@ impl Args {
             clip: self.clip,
             group_size: self.group_size,
             lr: self.lr,
+            batching: match self.batching {
+                BatchingArg::Shuffled => Batching::Shuffled,
+                BatchingArg::DpGroups => Batching::DpGroups,
+            },
             optimizer: match self.optimizer {
                 OptimizerArg::Adam => Optimizer::default(),
                 OptimizerArg::Sgd => Optimizer::Sgd { momentum: self.momentum },

@@ -12,7 +12,6 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::linalg::matmul_nt;
 use super::loss::infonce_group;
 use super::model::{HeadCache, Model, Side};
 use super::real::Real;
@@ -149,7 +148,12 @@ pub(crate) fn batch_gradient<T: Real>(
     stats
 }
 
-/// Squared norm of one group's gradient w.r.t. one head's parameters, from Gram matrices.
+/// Squared norm of one group's gradient w.r.t. one head's parameters, from Gram matrices:
+/// `sum_l sum_{i,j} (d_i . d_j) (h_i . h_j + 1)` over the head's layers `l`, using the
+/// symmetry of both Gram matrices (i < j terms counted twice). Relative rounding of the
+/// dot products (about 1e-6 in f32) stays far below the clipping margin. The groups are
+/// small, so this is many short dot products: on x86-64 with AVX2 and FMA they run in a
+/// copy of the loop compiled for those instructions.
 fn group_sq_norm<T: Real>(
     model: &Model<T>,
     side: Side,
@@ -158,21 +162,74 @@ fn group_sq_norm<T: Real>(
     dz: &[Vec<T>],
     rows: &Range<usize>,
 ) -> f64 {
-    let m = rows.len();
-    if m == 0 {
-        return 0.0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { group_sq_norm_avx2(model, side, x, cache, dz, rows) };
+        }
     }
-    let mut gram_d = vec![T::of(0.0); m * m];
-    let mut gram_h = vec![T::of(0.0); m * m];
+    group_sq_norm_portable(model, side, x, cache, dz, rows)
+}
+
+/// [`group_sq_norm_portable`] compiled for AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn group_sq_norm_avx2<T: Real>(
+    model: &Model<T>,
+    side: Side,
+    x: &[T],
+    cache: &HeadCache<T>,
+    dz: &[Vec<T>],
+    rows: &Range<usize>,
+) -> f64 {
+    group_sq_norm_portable(model, side, x, cache, dz, rows)
+}
+
+#[inline(always)]
+fn group_sq_norm_portable<T: Real>(
+    model: &Model<T>,
+    side: Side,
+    x: &[T],
+    cache: &HeadCache<T>,
+    dz: &[Vec<T>],
+    rows: &Range<usize>,
+) -> f64 {
     let mut total = 0.0;
     for (l, layer) in model.layout.side(side).iter().enumerate() {
         let h = &cache.layer_input(x, l)[rows.start * layer.in_dim..rows.end * layer.in_dim];
         let g = &dz[l][rows.start * layer.out_dim..rows.end * layer.out_dim];
-        matmul_nt(&mut gram_d, false, g, g, m, m, layer.out_dim);
-        matmul_nt(&mut gram_h, false, h, h, m, m, layer.in_dim);
-        total += gram_d.iter().zip(&gram_h).map(|(&a, &b)| a.to_f64() * (b.to_f64() + 1.0)).sum::<f64>();
+        let (hi, gi) = (layer.in_dim, layer.out_dim);
+        for i in 0..rows.len() {
+            let (h_i, g_i) = (&h[i * hi..(i + 1) * hi], &g[i * gi..(i + 1) * gi]);
+            total += dot(g_i, g_i) * (dot(h_i, h_i) + 1.0);
+            for j in 0..i {
+                let dd = dot(g_i, &g[j * gi..(j + 1) * gi]);
+                if dd != 0.0 {
+                    total += 2.0 * dd * (dot(h_i, &h[j * hi..(j + 1) * hi]) + 1.0);
+                }
+            }
+        }
     }
     total
+}
+
+/// Dot product over sixteen independent lanes (vectorises), lanes summed in f64.
+#[inline(always)]
+fn dot<T: Real>(a: &[T], b: &[T]) -> f64 {
+    let mut lanes = [T::of(0.0); 16];
+    let (a16, b16) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (a16.remainder(), b16.remainder());
+    for (x, y) in a16.zip(b16) {
+        for k in 0..16 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x.to_f64() * y.to_f64()).sum();
+    lanes.iter().map(|v| v.to_f64()).sum::<f64>() + tail
 }
 
 /// Split `data` (rows of `width` values) into the row ranges `groups` (contiguous, in order).

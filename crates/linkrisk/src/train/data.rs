@@ -93,9 +93,19 @@ impl<T: Copy> TrainData<T> {
     }
 
     /// A batch holding `groups` (each a list of patients), in that order.
-    pub fn batch<'a>(&self, groups: impl IntoIterator<Item = &'a [u32]>) -> Batch<T> {
-        let mut batch =
-            Batch { image: Vec::new(), report: Vec::new(), study: Vec::new(), groups: Vec::new() };
+    pub fn batch<'a>(&self, groups: impl IntoIterator<Item = &'a [u32]> + Clone) -> Batch<T> {
+        let rows: usize = groups
+            .clone()
+            .into_iter()
+            .flat_map(|g| g.iter())
+            .map(|&p| self.patient_rows[p as usize].len())
+            .sum();
+        let mut batch = Batch {
+            image: Vec::with_capacity(rows * self.image_dim),
+            report: Vec::with_capacity(rows * self.report_dim),
+            study: Vec::with_capacity(rows),
+            groups: Vec::new(),
+        };
         for patients in groups {
             let start = batch.study.len();
             for &p in patients {

@@ -92,6 +92,20 @@ impl Temperature {
     }
 }
 
+/// How non-private training forms batches (DP-SGD always Poisson-samples patients into
+/// hash groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Batching {
+    /// Shuffled batches of `batch_size` patients, InfoNCE over the whole batch.
+    #[default]
+    Shuffled,
+    /// Exactly DP-SGD's batches (Poisson-sampled patients, InfoNCE within hash groups,
+    /// divided by the expected batch) without clipping or noise: the ablation that
+    /// separates the effect of grouping from the effect of clipping and noise.
+    DpGroups,
+}
+
 /// Everything that defines a training run. Build with [`TrainConfig::non_private`] or
 /// [`TrainConfig::private`] and adjust fields; [`train_heads`] validates it first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,6 +134,8 @@ pub struct TrainConfig {
     pub group_size: usize,
     /// Learning rate.
     pub lr: f64,
+    /// Batches of non-private training (ignored under DP-SGD).
+    pub batching: Batching,
     /// Optimiser.
     pub optimizer: Optimizer,
     /// InfoNCE temperature.
@@ -145,6 +161,7 @@ impl TrainConfig {
             clip: 1.0,
             group_size: 16,
             lr: 1e-3,
+            batching: Batching::Shuffled,
             optimizer: Optimizer::default(),
             temperature: Temperature::Fixed { value: 0.07 },
             seed: Some(0),
@@ -207,9 +224,9 @@ impl TrainConfig {
         }
         if self.is_private() {
             positive(self.clip, "--clip")?;
-            if self.group_size == 0 {
-                return Err(Error::config("--group-size must be at least 1"));
-            }
+        }
+        if (self.is_private() || self.batching == Batching::DpGroups) && self.group_size == 0 {
+            return Err(Error::config("--group-size must be at least 1"));
         }
         Ok(())
     }
@@ -245,16 +262,16 @@ pub struct PrivacyLedger {
     pub clip: Option<f64>,
     /// Radius each group's gradient is clipped to (C / 2).
     pub group_clip: Option<f64>,
-    /// Expected patients per InfoNCE group (DP only).
+    /// Expected patients per InfoNCE group (Poisson-group batches only).
     pub group_size: Option<usize>,
-    /// Groups per step, ceil(expected batch / group size) (DP only).
+    /// Groups per step, ceil(expected batch / group size) (Poisson-group batches only).
     pub groups_per_step: Option<usize>,
     /// Expected batch size in patients (the divisor of the noisy sum).
     pub expected_batch_size: usize,
     /// The unit of privacy: `patient`.
     pub privacy_unit: &'static str,
     /// How per-patient sensitivity is bounded (docs/METHODS.md, "DP-SGD for contrastive
-    /// heads"); `non_private` otherwise.
+    /// heads"); `non_private` (shuffled batches) or `non_private_dp_groups` otherwise.
     pub construction: &'static str,
     /// The accountant: Rényi DP of the sampled Gaussian mechanism, Opacus's orders and
     /// conversion.
@@ -313,8 +330,10 @@ struct Plan {
     seed: u64,
     sample_rate: f64,
     steps: u64,
-    /// Under DP: (noise multiplier, group clip radius, groups per step).
-    dp: Option<(f64, f64, usize)>,
+    /// Hash groups per step when batches are Poisson-sampled (DP-SGD, `Batching::DpGroups`).
+    groups_per_step: Option<usize>,
+    /// Under DP: (noise multiplier, group clip radius).
+    dp: Option<(f64, f64)>,
 }
 
 /// Train heads on the training split of `cohort`.
@@ -344,18 +363,22 @@ pub fn train_heads_with_progress(
         epsilon: spent.map(|s| s.epsilon),
         target_epsilon,
         delta,
-        noise_multiplier: dp.map_or(0.0, |(sigma, _, _)| sigma),
+        noise_multiplier: dp.map_or(0.0, |(sigma, _)| sigma),
         best_order: spent.map(|s| s.best_order),
         sample_rate: plan.sample_rate,
         steps: plan.steps,
         epochs: config.epochs,
         clip: dp.map(|_| config.clip),
-        group_clip: dp.map(|(_, radius, _)| radius),
-        group_size: dp.map(|_| config.group_size),
-        groups_per_step: dp.map(|(_, _, groups)| groups),
+        group_clip: dp.map(|(_, radius)| radius),
+        group_size: plan.groups_per_step.map(|_| config.group_size),
+        groups_per_step: plan.groups_per_step,
         expected_batch_size: config.batch_size,
         privacy_unit: "patient",
-        construction: if dp.is_some() { DP_CONSTRUCTION } else { "non_private" },
+        construction: match (dp.is_some(), plan.groups_per_step.is_some()) {
+            (true, _) => DP_CONSTRUCTION,
+            (false, true) => "non_private_dp_groups",
+            (false, false) => "non_private",
+        },
         accountant: "rdp_sampled_gaussian_opacus_orders",
         train_split: config.train_split.clone(),
         train_patients: data.n_patients(),
@@ -395,6 +418,9 @@ fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Opt
     let seed = config.seed.unwrap_or_else(rand::random);
     let sample_rate = config.batch_size as f64 / patients as f64;
     let (steps, dp, spent) = match config.privacy {
+        Privacy::NonPrivate if config.batching == Batching::DpGroups => {
+            (privacy::steps_for_epochs(config.epochs, sample_rate)?, None, None)
+        }
         Privacy::NonPrivate => {
             let per_epoch = patients.div_ceil(config.batch_size) as f64;
             let steps = (config.epochs * per_epoch).ceil().max(1.0) as u64;
@@ -412,8 +438,10 @@ fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Opt
             (steps, Some(noise_multiplier), Some(spent))
         }
     };
-    let dp = dp.map(|sigma| (sigma, config.clip / 2.0, config.batch_size.div_ceil(config.group_size)));
-    Ok((Plan { seed, sample_rate, steps, dp }, spent))
+    let groups_per_step = (dp.is_some() || config.batching == Batching::DpGroups)
+        .then(|| config.batch_size.div_ceil(config.group_size));
+    let dp = dp.map(|sigma| (sigma, config.clip / 2.0));
+    Ok((Plan { seed, sample_rate, steps, groups_per_step, dp }, spent))
 }
 
 /// The training loop.
@@ -441,21 +469,31 @@ fn fit<T: Real>(
             loss_per_patient: if patients > 0 { loss / patients as f64 } else { 0.0 },
         })
     };
-    match plan.dp {
-        Some((noise_multiplier, group_clip, n_groups)) => {
+    match plan.groups_per_step {
+        Some(n_groups) => {
             let key = dpsgd::group_key(plan.seed);
             for step in 0..plan.steps {
                 let sampled = dpsgd::poisson_sample(plan.seed, step, data.n_patients(), plan.sample_rate);
                 let batch = data.dp_batch(&sampled, &key, step, n_groups);
-                let stats = dp_step(
-                    &mut model,
-                    &mut optimizer,
-                    &mut grad,
-                    &batch,
-                    DpStep { noise_multiplier, clip: config.clip, group_clip, seed: plan.seed, step },
-                    config.batch_size,
-                    config.lr,
-                );
+                let stats = match plan.dp {
+                    Some((noise_multiplier, group_clip)) => dp_step(
+                        &mut model,
+                        &mut optimizer,
+                        &mut grad,
+                        &batch,
+                        DpStep { noise_multiplier, clip: config.clip, group_clip, seed: plan.seed, step },
+                        config.batch_size,
+                        config.lr,
+                    ),
+                    None => {
+                        // Batching::DpGroups: the same batches and divisor, no clip, no noise.
+                        let stats = batch::batch_gradient(&model, &batch, None, &mut grad);
+                        let inv = T::of(1.0 / config.batch_size as f64);
+                        grad.iter_mut().for_each(|g| *g *= inv);
+                        optimizer.step(&mut model.params, &grad, config.lr);
+                        stats
+                    }
+                };
                 report(step + 1, sampled.len(), stats.loss);
             }
         }

@@ -47,8 +47,19 @@ fn random_data(seed: u64, records: &[usize], image_dim: usize, report_dim: usize
 }
 
 fn model(kind: HeadKind, data: &TrainData<f64>, dim: usize, learn: bool, seed: u64) -> Model<f64> {
+    model_at(kind, data, dim, learn, seed, 0.5)
+}
+
+fn model_at(
+    kind: HeadKind,
+    data: &TrainData<f64>,
+    dim: usize,
+    learn: bool,
+    seed: u64,
+    temperature: f64,
+) -> Model<f64> {
     let layout = Layout::new(kind, data.image_dim, data.report_dim, dim, learn);
-    let mut model = Model::<f64>::init(layout, seed, 0.5);
+    let mut model = Model::<f64>::init(layout, seed, temperature);
     // Non-zero biases so their gradients are exercised.
     let mut rng = rng::stream(seed, "test/bias", 0);
     for layer in model.layout.image.clone().iter().chain(&model.layout.report.clone()) {
@@ -71,10 +82,14 @@ fn loss_of(model: &Model<f64>, batch: &Batch<f64>) -> f64 {
 #[test]
 fn gradients_match_finite_differences() {
     let data = random_data(1, &[2, 1, 3, 1, 2, 1], 5, 4);
-    for (kind, learn) in
-        [(HeadKind::Linear, true), (HeadKind::Mlp { hidden: 4 }, true), (HeadKind::Linear, false)]
-    {
-        let mut model = model(kind, &data, 3, learn, 2);
+    // Temperature 0.5 takes the shared-shift softmax path, 0.02 (scale 50) the per-row one.
+    for (kind, learn, temperature) in [
+        (HeadKind::Linear, true, 0.5),
+        (HeadKind::Mlp { hidden: 4 }, true, 0.5),
+        (HeadKind::Linear, false, 0.5),
+        (HeadKind::Mlp { hidden: 4 }, true, 0.02),
+    ] {
+        let mut model = model_at(kind, &data, 3, learn, 2, temperature);
         let batch = data.batch([&[0u32, 1, 2][..], &[3, 4, 5][..]]);
         let mut grad = vec![0.0; model.layout.n_params];
         let stats = batch_gradient(&model, &batch, None, &mut grad);
