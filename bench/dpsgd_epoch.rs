@@ -12,7 +12,7 @@
 //! Run (release):
 //!   cargo run --release -p linkrisk --example dpsgd_epoch -- [--patients 20000]
 //!       [--image-dim 512] [--report-dim 512] [--dim 128] [--batch-size 256]
-//!       [--group-size 16] [--head linear|mlp] [--hidden 512] [--repeats 3]
+//!       [--group-size 4] [--head linear|mlp] [--hidden 512] [--repeats 3]
 
 use std::time::Instant;
 
@@ -39,8 +39,8 @@ fn parse() -> Options {
         image_dim: 512,
         report_dim: 512,
         dim: 128,
-        batch_size: 256,
-        group_size: 16,
+        batch_size: TrainConfig::non_private().batch_size,
+        group_size: TrainConfig::non_private().group_size,
         head: HeadKind::Linear,
         repeats: 3,
     };

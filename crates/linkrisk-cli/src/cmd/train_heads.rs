@@ -63,19 +63,19 @@ pub struct Args {
     #[arg(long)]
     pub non_private: bool,
     /// Passes over the training patients.
-    #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainConfig::non_private().epochs, allow_negative_numbers = true)]
     pub epochs: f64,
     /// Expected batch size in patients (sample rate = batch size / training patients).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = TrainConfig::non_private().batch_size)]
     pub batch_size: usize,
     /// DP-SGD sensitivity C: group gradients are clipped to C/2, noise std is sigma x C.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainConfig::non_private().clip, allow_negative_numbers = true)]
     pub clip: f64,
     /// Expected patients per InfoNCE group under DP-SGD.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = TrainConfig::non_private().group_size)]
     pub group_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainConfig::non_private().lr, allow_negative_numbers = true)]
     pub lr: f64,
     /// Batches of non-private training (dp-groups: DP-SGD's batches without clip or noise).
     #[arg(long, value_enum, default_value_t = BatchingArg::Shuffled)]
@@ -93,7 +93,7 @@ pub struct Args {
     #[arg(long, default_value_t = 512)]
     pub hidden: usize,
     /// Dimension of the shared output space.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = TrainConfig::non_private().dim)]
     pub dim: usize,
     /// InfoNCE temperature (the starting value with --learn-temperature).
     #[arg(long, default_value_t = 0.07, allow_negative_numbers = true)]
