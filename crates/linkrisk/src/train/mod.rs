@@ -491,6 +491,7 @@ fn fit<T: Real>(
                         let inv = T::of(1.0 / config.batch_size as f64);
                         grad.iter_mut().for_each(|g| *g *= inv);
                         optimizer.step(&mut model.params, &grad, config.lr);
+                        model.clamp_log_scale();
                         stats
                     }
                 };
@@ -512,6 +513,7 @@ fn fit<T: Real>(
                     let inv = T::of(1.0 / patients.len() as f64);
                     grad.iter_mut().for_each(|g| *g *= inv);
                     optimizer.step(&mut model.params, &grad, config.lr);
+                    model.clamp_log_scale();
                     step += 1;
                     report(step, patients.len(), stats.loss);
                 }
@@ -547,6 +549,7 @@ fn dp_step<T: Real>(
     let inv = T::of(1.0 / expected_batch as f64);
     grad.iter_mut().for_each(|g| *g *= inv);
     optimizer.step(&mut model.params, grad, lr);
+    model.clamp_log_scale();
     stats
 }
 

@@ -161,6 +161,22 @@ impl<T: Real> Model<T> {
         self.layout.log_scale.map_or(self.fixed_log_scale, |i| self.params[i])
     }
 
+    /// Keep a learned temperature in [0.01, 1] (logit scale at most 100, as CLIP clamps it).
+    /// Applied after every update; under DP-SGD it is post-processing.
+    pub(crate) fn clamp_log_scale(&mut self) {
+        if let Some(i) = self.layout.log_scale {
+            let (low, high) = (T::of(0.0), T::of(100f64.ln()));
+            let v = self.params[i];
+            self.params[i] = if v > high {
+                high
+            } else if v < low {
+                low
+            } else {
+                v
+            };
+        }
+    }
+
     /// The temperature.
     pub fn temperature(&self) -> f64 {
         (-self.log_scale().to_f64()).exp()

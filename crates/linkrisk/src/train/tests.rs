@@ -356,6 +356,11 @@ fn training_aligns_held_out_pairs_and_dp_aligns_less() {
     assert!((dp_top1 - random_top1).abs() < trained_top1 - random_top1, "DP {dp_top1}");
     // The ledger says what was done.
     assert!(dp.ledger.private && dp.ledger.epsilon.unwrap() <= 0.5 && dp.ledger.epsilon.unwrap() > 0.49);
+    let calibrated =
+        crate::privacy::calibrate_noise_multiplier(0.5, 1e-5, dp.ledger.sample_rate, dp.ledger.steps)
+            .unwrap()
+            .noise_multiplier;
+    assert_eq!(dp.ledger.noise_multiplier, calibrated);
     assert!(dp.ledger.noise_multiplier > 0.5);
     assert_eq!(dp.ledger.sample_rate, 64.0 / 400.0);
     assert_eq!(dp.ledger.steps, (30.0f64 / (64.0 / 400.0)).floor() as u64);
@@ -364,6 +369,18 @@ fn training_aligns_held_out_pairs_and_dp_aligns_less() {
     assert_eq!(dp.ledger.train_patients, 400);
     assert_eq!(dp.ledger.train_records, 600);
     assert!(!trained.ledger.private && trained.ledger.epsilon.is_none());
+    assert_eq!(trained.ledger.construction, "non_private");
+    // The ablation trains on DP-SGD's batches without clipping or noise.
+    let grouped = train_heads(
+        &cohort,
+        &TrainConfig { batching: Batching::DpGroups, ..small_config(Privacy::NonPrivate) },
+    )
+    .unwrap();
+    assert_eq!(grouped.ledger.construction, "non_private_dp_groups");
+    assert_eq!(grouped.ledger.steps, dp.ledger.steps);
+    assert_eq!((grouped.ledger.groups_per_step, grouped.ledger.noise_multiplier), (Some(4), 0.0));
+    let grouped_top1 = top1(&grouped.project_cohort(&cohort).unwrap(), "test");
+    assert!(grouped_top1 > dp_top1, "dp-groups {grouped_top1} vs DP {dp_top1}");
 }
 
 #[test]
@@ -475,4 +492,25 @@ fn projection_checks_dimensions() {
         let n: f32 = row.iter().map(|v| v * v).sum();
         assert!((n - 1.0).abs() < 1e-5);
     }
+}
+
+#[test]
+fn learned_temperature_moves_and_stays_in_range() {
+    let cohort = correlated_cohort(60, 10, 0.5, 8);
+    let learned = Temperature::Learned { initial: 0.07 };
+    let config = TrainConfig {
+        epochs: 3.0,
+        batch_size: 20,
+        temperature: learned,
+        ..small_config(Privacy::NonPrivate)
+    };
+    let heads = train_heads(&cohort, &config).unwrap();
+    let t = heads.temperature();
+    assert!(t != 0.07 && (0.01..=1.0).contains(&t), "{t}");
+    assert!(heads.ledger.learned_temperature);
+    // A huge learning rate pushes it to a bound, never past it (DP noise included).
+    let wild =
+        TrainConfig { lr: 10.0, privacy: Privacy::DpNoise { noise_multiplier: 5.0, delta: 1e-5 }, ..config };
+    let t = train_heads(&cohort, &wild).unwrap().temperature();
+    assert!((0.01 - 1e-9..=1.0 + 1e-9).contains(&t), "{t}");
 }
