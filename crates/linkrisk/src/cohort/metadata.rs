@@ -150,7 +150,10 @@ impl MetadataBuilder {
         };
         let n = self.ids.len();
         if n == 0 {
-            return Err(Error::input(path, "the cohort is empty: no records"));
+            return Err(Error::input(
+                path,
+                "the cohort is empty: the metadata has no records; add one row per record (and one row per record to every view)",
+            ));
         }
         let check_len = |name: &str, len: usize| -> Result<()> {
             if len != n {

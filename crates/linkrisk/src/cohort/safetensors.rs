@@ -188,7 +188,11 @@ fn describe(path: &Path, map: &[u8], e: SafeTensorError) -> Error {
         ),
         SafeTensorError::InvalidHeaderDeserialization => {
             if let Some((tensor, dtype)) = unknown_dtype(map) {
-                npy::unsupported_dtype(&member_path(path, &tensor), &dtype, &dtype)
+                let name = match dtype.strip_prefix('C') {
+                    Some(bits) => format!("complex{bits}"),
+                    None => dtype.clone(),
+                };
+                npy::unsupported_dtype(&member_path(path, &tensor), &name, &dtype)
             } else {
                 not_safetensors(path, "its JSON header does not describe tensors")
             }

@@ -194,6 +194,22 @@ with open(path("cohort", "README.txt"), "w") as f:
 record("cohort:image", c_image, "float32")
 record("cohort:report", c_report.astype(np.float32), "float16")
 
+# --- Bad inputs, as real libraries write them (the CLI tests expect exit code 2) -----------
+np.save(path("bad", "int64.npy"), np.arange(8, dtype=np.int64).reshape(4, 2))
+np.save(path("bad", "complex64.npy"), np.ones((4, 2), dtype=np.complex64))
+np.save(path("bad", "fortran.npy"), np.asfortranarray(rng.normal(size=(4, 2)).astype(np.float32)))
+save_file({"image": np.ones((4, 2), dtype=np.complex64)}, path("bad", "complex64.safetensors"))
+# pandas string columns become object arrays, which np.savez pickles.
+np.savez(path("bad", "object_ids.npz"), image=rng.normal(size=(4, 2)).astype(np.float32),
+         ids=np.array(["r0", "r1", "r2", "r3"], dtype=object))
+ragged = {k: pa.array(v) for k, v in meta.items() if k in ("id", "patient_id")}
+ragged["image"] = pa.array([[1.0, 2.0, 3.0, 4.0], [1.0, 0.5, 0.0, 2.0], [1.0, 2.0, 3.0], [4.0, 3.0, 2.0, 1.0]],
+                           pa.list_(pa.float32()))
+pq.write_table(pa.table(ragged), path("bad", "ragged_list.parquet"))
+nulls = {k: pa.array(v) for k, v in meta.items() if k in ("id", "patient_id")}
+nulls["image"] = pa.array([[1.0, 2.0], None, [1.0, 2.0], [4.0, 3.0]], pa.list_(pa.float32()))
+pq.write_table(pa.table(nulls), path("bad", "null_embedding.parquet"))
+
 with open(path("expected.json"), "w") as f:
     json.dump(expected, f, indent=1)
     f.write("\n")
