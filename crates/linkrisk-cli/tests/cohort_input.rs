@@ -28,7 +28,10 @@ fn nan_value_names_file_row_and_column() {
     let mut data = values(10, 8, 1);
     data[3 * 8 + 2] = f32::NAN;
     write_file(dir.path(), "image.npy", npy_f32(10, 8, &data));
-    inspect_err(dir.path(), &["image.npy", "view `image`, row 3 (0-based), column 2", "NaN is not finite", "remove that record"]);
+    inspect_err(
+        dir.path(),
+        &["image.npy", "view `image`, row 3 (0-based), column 2", "NaN is not finite", "remove that record"],
+    );
 }
 
 #[test]
@@ -37,8 +40,15 @@ fn infinite_value_in_safetensors() {
     let dir = cohort.write_temp();
     let mut data = values(10, 4, 9);
     data[7 * 4] = f32::INFINITY;
-    write_file(dir.path(), "views.safetensors", safetensors_bytes(&[("image", "F32", vec![10, 4], f32_bytes(&data))]));
-    inspect_err(dir.path(), &["views.safetensors", "view `image`, row 7 (0-based), column 0", "inf is not finite"]);
+    write_file(
+        dir.path(),
+        "views.safetensors",
+        safetensors_bytes(&[("image", "F32", vec![10, 4], f32_bytes(&data))]),
+    );
+    inspect_err(
+        dir.path(),
+        &["views.safetensors", "view `image`, row 7 (0-based), column 0", "inf is not finite"],
+    );
 }
 
 #[test]
@@ -47,7 +57,10 @@ fn all_zero_vector() {
     let mut data = values(10, 6, 2);
     data[5 * 6..6 * 6].fill(0.0);
     write_file(dir.path(), "report.npy", npy_f32(10, 6, &data));
-    inspect_err(dir.path(), &["report.npy", "view `report`, row 5 (0-based): all-zero vector", "cosine similarity is undefined"]);
+    inspect_err(
+        dir.path(),
+        &["report.npy", "view `report`, row 5 (0-based): all-zero vector", "cosine similarity is undefined"],
+    );
 }
 
 #[test]
@@ -94,7 +107,11 @@ fn unparseable_finding_label() {
     write_file(dir.path(), "metadata.csv", edit_cell(&cohort.csv(), 2, "Edema", "yes"));
     inspect_err(
         dir.path(),
-        &["metadata.csv", "row 4, column `Edema`: cannot parse `yes` as a finding label", "1, 0, -1 (uncertain) or leave blank"],
+        &[
+            "metadata.csv",
+            "row 4, column `Edema`: cannot parse `yes` as a finding label",
+            "1, 0, -1 (uncertain) or leave blank",
+        ],
     );
 }
 
@@ -103,7 +120,10 @@ fn unparseable_age() {
     let cohort = SmallCohort::new(10);
     let dir = cohort.write_temp();
     write_file(dir.path(), "metadata.csv", edit_cell(&cohort.csv(), 1, "age", "sixty"));
-    inspect_err(dir.path(), &["metadata.csv", "row 3, column `age`: cannot parse `sixty` as an age in years"]);
+    inspect_err(
+        dir.path(),
+        &["metadata.csv", "row 3, column `age`: cannot parse `sixty` as an age in years"],
+    );
 }
 
 #[test]
@@ -193,7 +213,11 @@ fn misaligned_rows_detected_from_container_ids() {
     write_file(dir.path(), "views.npz", npz);
     inspect_err(
         dir.path(),
-        &["views.npz", "rows are misaligned: row 1 (0-based) of record ids `ids` is `r2`", "metadata.csv has id `r1`"],
+        &[
+            "views.npz",
+            "rows are misaligned: row 1 (0-based) of record ids `ids` is `r2`",
+            "metadata.csv has id `r1`",
+        ],
     );
     // Integer ids in safetensors against text ids in the metadata.
     let dir = cohort.write_temp();
@@ -201,7 +225,10 @@ fn misaligned_rows_detected_from_container_ids() {
     write_file(
         dir.path(),
         "views.safetensors",
-        safetensors_bytes(&[("image", "F32", vec![4, 2], f32_bytes(&values(4, 2, 6))), ("ids", "I64", vec![4], ids)]),
+        safetensors_bytes(&[
+            ("image", "F32", vec![4, 2], f32_bytes(&values(4, 2, 6))),
+            ("ids", "I64", vec![4], ids),
+        ]),
     );
     inspect_err(dir.path(), &["views.safetensors", "row 0 (0-based) of record ids `ids` is `0`"]);
     // Ids stored as pickled objects (pandas strings saved with np.savez) cannot be read.
@@ -216,7 +243,10 @@ fn parquet_list_of_wrong_length_or_null() {
     std::fs::copy(fixture("bad/ragged_list.parquet"), dir.path().join("metadata.parquet")).unwrap();
     inspect_err(
         dir.path(),
-        &["metadata.parquet", "row 2 (0-based), column `image`: the embedding has 3 values but earlier rows have 4"],
+        &[
+            "metadata.parquet",
+            "row 2 (0-based), column `image`: the embedding has 3 values but earlier rows have 4",
+        ],
     );
     let dir = temp_dir();
     std::fs::copy(fixture("bad/null_embedding.parquet"), dir.path().join("metadata.parquet")).unwrap();

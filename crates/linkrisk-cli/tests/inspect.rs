@@ -21,7 +21,10 @@ fn json_counts_match_the_construction() {
     assert_eq!(s["patients"], 5);
     assert_eq!(s["studies"], 10);
     let spp = &s["studies_per_patient"];
-    assert_eq!((spp["min"].as_u64(), spp["median"].as_f64(), spp["max"].as_u64()), (Some(2), Some(2.0), Some(2)));
+    assert_eq!(
+        (spp["min"].as_u64(), spp["median"].as_f64(), spp["max"].as_u64()),
+        (Some(2), Some(2.0), Some(2))
+    );
     let hist: Vec<(String, u64)> = spp["histogram"]
         .as_array()
         .unwrap()
@@ -39,7 +42,13 @@ fn json_counts_match_the_construction() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["name"].as_str().unwrap().into(), x["records"].as_u64().unwrap(), x["patients"].as_u64().unwrap()))
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().into(),
+                x["records"].as_u64().unwrap(),
+                x["patients"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(splits, [("train".into(), 6, 3), ("test".into(), 4, 2)]);
     assert_eq!(s["shared_patients"], serde_json::json!([]));
@@ -54,7 +63,10 @@ fn json_counts_match_the_construction() {
     );
     assert!((nf["prevalence"].as_f64().unwrap() - 0.3).abs() < 1e-12);
     let demo = &s["demographics"];
-    assert_eq!(demo["sex"]["counts"], serde_json::json!([{"value": "F", "records": 6}, {"value": "M", "records": 4}]));
+    assert_eq!(
+        demo["sex"]["counts"],
+        serde_json::json!([{"value": "F", "records": 6}, {"value": "M", "records": 4}])
+    );
     assert_eq!(demo["sex"]["missing"], 0);
     assert_eq!(
         demo["race"]["counts"],
@@ -62,7 +74,10 @@ fn json_counts_match_the_construction() {
     );
     // Ages 40 + i for records 0-3 and 5-8; records 4 and 9 blank.
     let age = &demo["age"];
-    assert_eq!((age["min"].as_f64(), age["max"].as_f64(), age["mean"].as_f64()), (Some(40.0), Some(48.0), Some(44.0)));
+    assert_eq!(
+        (age["min"].as_f64(), age["max"].as_f64(), age["mean"].as_f64()),
+        (Some(40.0), Some(48.0), Some(44.0))
+    );
     assert_eq!((age["present"].as_u64(), age["missing"].as_u64()), (Some(8), Some(2)));
 }
 
@@ -72,7 +87,9 @@ fn table_on_stdout_and_json_to_a_file() {
     let out_dir = temp_dir();
     let json_path = out_dir.path().join("summary.json");
     let out = run_ok([Path::new("inspect"), dir.path(), Path::new("--json"), &json_path]);
-    for needle in ["records               10", "patients              5", "image     10    8  float32", "No Finding"] {
+    for needle in
+        ["records               10", "patients              5", "image     10    8  float32", "No Finding"]
+    {
         assert!(out.stdout.contains(needle), "table lacks {needle:?}:\n{}", out.stdout);
     }
     assert!(out.stdout.contains("train        6         3"), "{}", out.stdout);
@@ -113,6 +130,7 @@ fn manifest_cohort_from_committed_fixtures() {
         assert!(out.stdout.contains(needle), "table lacks {needle:?}:\n{}", out.stdout);
     }
     let s = json(&dir);
-    let splits: Vec<&str> = s["splits"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    let splits: Vec<&str> =
+        s["splits"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
     assert_eq!(splits, ["train", "test"]);
 }

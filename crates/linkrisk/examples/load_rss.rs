@@ -123,9 +123,13 @@ fn write(dir: &Path, format: &str, rows: usize, dim: usize) -> linkrisk::Result<
         "npz" | "npz-deflate" => {
             let f = std::fs::File::create(dir.join("views.npz")).map_err(io)?;
             let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(f));
-            let method =
-                if format == "npz" { zip::CompressionMethod::Stored } else { zip::CompressionMethod::Deflated };
-            let options = zip::write::SimpleFileOptions::default().compression_method(method).large_file(true);
+            let method = if format == "npz" {
+                zip::CompressionMethod::Stored
+            } else {
+                zip::CompressionMethod::Deflated
+            };
+            let options =
+                zip::write::SimpleFileOptions::default().compression_method(method).large_file(true);
             zip.start_file("image.npy", options).map_err(|e| io(std::io::Error::other(e)))?;
             zip.write_all(&npy_header).map_err(io)?;
             stream(&mut zip).map_err(io)?;
@@ -162,11 +166,20 @@ fn write(dir: &Path, format: &str, rows: usize, dim: usize) -> linkrisk::Result<
                     row(i, dim, &mut buf);
                     values.extend_from_slice(&buf);
                 }
-                let list = FixedSizeListArray::try_new(item.clone(), dim as i32, Arc::new(Float32Array::from(values)), None)
+                let list = FixedSizeListArray::try_new(
+                    item.clone(),
+                    dim as i32,
+                    Arc::new(Float32Array::from(values)),
+                    None,
+                )
+                .map_err(|e| io(std::io::Error::other(e)))?;
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(StringArray::from(ids)),
+                    Arc::new(StringArray::from(patients)),
+                    Arc::new(list),
+                ];
+                let batch = RecordBatch::try_new(schema.clone(), columns)
                     .map_err(|e| io(std::io::Error::other(e)))?;
-                let columns: Vec<ArrayRef> =
-                    vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(patients)), Arc::new(list)];
-                let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| io(std::io::Error::other(e)))?;
                 writer.write(&batch).map_err(|e| io(std::io::Error::other(e)))?;
             }
             writer.close().map_err(|e| io(std::io::Error::other(e)))?;

@@ -3,6 +3,8 @@
 //! `tests/data/make_fixtures.py` (numpy 2.4.6, pyarrow 26.0.1, pandas 3.1.1, safetensors
 //! 0.8.0; see `_source` in `tests/data/expected.json`).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
+
 use std::path::{Path, PathBuf};
 
 use linkrisk::cohort::container::Select;
@@ -74,7 +76,8 @@ fn safetensors_f32_f16_f64_bf16() {
         assert_matches(member(&contents, name), &format!("safetensors/views.safetensors:{name}"));
     }
     let all = expected();
-    let want: Vec<&str> = all["safetensors/ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let want: Vec<&str> =
+        all["safetensors/ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(contents.ids.unwrap().ids, want);
     let bf16 = safetensors::read(&data("safetensors/bf16.safetensors"), &Select::Single).unwrap();
     assert_matches(member(&bf16, "emb"), "safetensors/bf16.safetensors:emb");
@@ -83,7 +86,8 @@ fn safetensors_f32_f16_f64_bf16() {
 #[test]
 fn parquet_fixed_size_list_and_list_with_metadata() {
     let options = MetadataOptions::default();
-    let fixed = parquet::read(&data("parquet/fixed_size_list.parquet"), &Select::All, &options, true).unwrap();
+    let fixed =
+        parquet::read(&data("parquet/fixed_size_list.parquet"), &Select::All, &options, true).unwrap();
     assert_matches(member(&fixed.contents, "image"), "parquet/fixed_size_list.parquet:image");
     assert_matches(member(&fixed.contents, "report"), "parquet/fixed_size_list.parquet:report");
     let list = parquet::read(&data("parquet/list.parquet"), &Select::All, &options, true).unwrap();

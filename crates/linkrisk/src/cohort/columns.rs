@@ -121,8 +121,12 @@ impl<'a> RowParser<'a> {
         let found: Vec<Option<usize>> = FINDINGS.iter().map(|f| col(f)).collect();
         let n_found = found.iter().flatten().count();
         if n_found > 0 && n_found < N_FINDINGS {
-            let missing: Vec<&str> =
-                FINDINGS.iter().zip(&found).filter(|(_, c)| c.is_none()).map(|(f, _)| options.file_column(f)).collect();
+            let missing: Vec<&str> = FINDINGS
+                .iter()
+                .zip(&found)
+                .filter(|(_, c)| c.is_none())
+                .map(|(f, _)| options.file_column(f))
+                .collect();
             return Err(Error::input(
                 path,
                 format!(
@@ -143,11 +147,12 @@ impl<'a> RowParser<'a> {
         let sex_col = col("sex");
         let age_col = col("age");
         let race_col = col("race");
-        let used: Vec<usize> = [Some(id_col), Some(patient_col), study_col, split_col, sex_col, age_col, race_col]
-            .into_iter()
-            .flatten()
-            .chain(finding_cols.iter().flatten().copied())
-            .collect();
+        let used: Vec<usize> =
+            [Some(id_col), Some(patient_col), study_col, split_col, sex_col, age_col, race_col]
+                .into_iter()
+                .flatten()
+                .chain(finding_cols.iter().flatten().copied())
+                .collect();
         let extra_columns =
             names.iter().enumerate().filter(|(i, _)| !used.contains(i)).map(|(_, h)| h.to_string()).collect();
         let builder = MetadataBuilder {

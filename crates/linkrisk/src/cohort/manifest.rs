@@ -137,7 +137,10 @@ impl Manifest {
         let views = match raw.views {
             Some(table) => {
                 if table.is_empty() {
-                    return Err(Error::input(path, "[views] is empty; list at least one view or remove the table"));
+                    return Err(Error::input(
+                        path,
+                        "[views] is empty; list at least one view or remove the table",
+                    ));
                 }
                 let mut views = Vec::with_capacity(table.len());
                 for (name, spec) in table {
@@ -173,7 +176,10 @@ fn parse_view(path: &Path, dir: &Path, name: &str, spec: &str) -> Result<ViewRef
         )),
         Some(Format::Npy | Format::Npz | Format::Safetensors | Format::Parquet) => {
             if member.as_deref() == Some("") {
-                return Err(Error::input(path, format!("[views] {name} = \"{spec}\": the member after `:` is empty")));
+                return Err(Error::input(
+                    path,
+                    format!("[views] {name} = \"{spec}\": the member after `:` is empty"),
+                ));
             }
             Ok(ViewRef { name: name.to_string(), file, member })
         }
@@ -200,7 +206,9 @@ fn split_map(path: &Path, table: BTreeMap<String, OneOrMany>) -> Result<HashMap<
                 if *other != name {
                     return Err(Error::input(
                         path,
-                        format!("[splits]: value `{value}` is mapped to both `{other}` and `{name}`; map it once"),
+                        format!(
+                            "[splits]: value `{value}` is mapped to both `{other}` and `{name}`; map it once"
+                        ),
                     ));
                 }
             }

@@ -204,10 +204,7 @@ impl MetadataBuilder {
                     if sid.is_empty() {
                         return Err(Error::input(
                             path,
-                            format!(
-                                "{}: column `study_id` is empty; fill it in or drop the column",
-                                row(i)
-                            ),
+                            format!("{}: column `study_id` is empty; fill it in or drop the column", row(i)),
                         ));
                     }
                     let next = study_of.len() as u32;
@@ -230,10 +227,7 @@ impl MetadataBuilder {
                     if s.is_empty() {
                         return Err(Error::input(
                             path,
-                            format!(
-                                "{}: column `split` is empty; use e.g. train, test or external",
-                                row(i)
-                            ),
+                            format!("{}: column `split` is empty; use e.g. train, test or external", row(i)),
                         ));
                     }
                     let idx = match split_names.iter().position(|x| x == s) {

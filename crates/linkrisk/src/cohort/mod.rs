@@ -172,7 +172,6 @@ fn describe_source(source: &ViewSource) -> String {
     }
 }
 
-
 /// Default metadata file names, in the order they are looked for.
 pub const METADATA_FILES: [&str; 2] = ["metadata.csv", "metadata.parquet"];
 
@@ -211,7 +210,10 @@ fn load_dir(dir: &Path) -> Result<Cohort> {
             if !path.is_file() {
                 return Err(Error::input(
                     &path,
-                    format!("cohort.toml names this metadata file but it does not exist in {}", dir.display()),
+                    format!(
+                        "cohort.toml names this metadata file but it does not exist in {}",
+                        dir.display()
+                    ),
                 ));
             }
             path
@@ -291,7 +293,8 @@ fn load_dir(dir: &Path) -> Result<Cohort> {
 fn push_views(plan: &FilePlan, contents: Contents, views: &mut Vec<View>) -> Result<()> {
     for member in contents.arrays {
         let names = plan.view_names_for(&member.name);
-        let source = ViewSource { path: plan.path.clone(), dtype: member.array.dtype, member: Some(member.name) };
+        let source =
+            ViewSource { path: plan.path.clone(), dtype: member.array.dtype, member: Some(member.name) };
         let (rows, cols) = (member.array.rows, member.array.cols);
         // A member named by two views is cloned for all but the last name.
         let mut data = Some(member.array.data);
@@ -354,14 +357,8 @@ fn plan_discovered(entries: &[PathBuf], meta_path: &Path) -> (Vec<FilePlan>, Vec
         });
     }
     for path in entries {
-        match Format::of(path) {
-            Some(format @ (Format::Npy | Format::Npz | Format::Safetensors)) => plans.push(FilePlan {
-                path: path.clone(),
-                format,
-                select: Select::All,
-                names: Vec::new(),
-            }),
-            _ => {}
+        if let Some(format @ (Format::Npy | Format::Npz | Format::Safetensors)) = Format::of(path) {
+            plans.push(FilePlan { path: path.clone(), format, select: Select::All, names: Vec::new() });
         }
     }
     (plans, Vec::new())

@@ -247,7 +247,9 @@ pub fn read_ids_from(mut reader: impl Read, path: &Path, total_len: Option<u64>)
         s => {
             return Err(Error::input(
                 path,
-                format!("record ids must be a 1-D array (n,), found shape {s:?}; save them with numpy.asarray(ids)"),
+                format!(
+                "record ids must be a 1-D array (n,), found shape {s:?}; save them with numpy.asarray(ids)"
+            ),
             ))
         }
     };

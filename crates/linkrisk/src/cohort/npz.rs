@@ -73,7 +73,10 @@ pub fn read(path: &Path, select: &Select) -> Result<Contents> {
 }
 
 fn corrupt(path: &Path, e: zip::result::ZipError) -> Error {
-    Error::input(path, format!("cannot read this member ({e}); the archive is corrupt or truncated: re-export it"))
+    Error::input(
+        path,
+        format!("cannot read this member ({e}); the archive is corrupt or truncated: re-export it"),
+    )
 }
 
 #[cfg(test)]

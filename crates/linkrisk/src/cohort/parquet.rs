@@ -103,10 +103,15 @@ pub fn read(
     if let Some(id) = &id_column {
         needed.push(id);
     }
-    let roots: Vec<usize> =
-        fields.iter().enumerate().filter(|(_, f)| needed.contains(&f.name().as_str())).map(|(i, _)| i).collect();
+    let roots: Vec<usize> = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| needed.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(|e| corrupt(path, e))?;
+    let reader =
+        builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(|e| corrupt(path, e))?;
 
     let mut ids: Vec<String> = Vec::new();
     let mut row_base = 0usize;
@@ -161,7 +166,10 @@ fn list_element(data_type: &DataType) -> Option<&DataType> {
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::input(path, format!("cannot read the Parquet data ({e}); the file is corrupt or truncated: re-export it"))
+    Error::input(
+        path,
+        format!("cannot read the Parquet data ({e}); the file is corrupt or truncated: re-export it"),
+    )
 }
 
 /// Reads row `i` of a column as text; null (and NaN) is the empty string.

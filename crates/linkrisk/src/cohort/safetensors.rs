@@ -48,7 +48,9 @@ pub fn read(path: &Path, select: &Select) -> Result<Contents> {
             s => {
                 return Err(Error::input(
                     &where_,
-                    format!("tensor has shape {s:?}; a view must be 2-D (records, dim): save t.reshape(len(t), -1)"),
+                    format!(
+                    "tensor has shape {s:?}; a view must be 2-D (records, dim): save t.reshape(len(t), -1)"
+                ),
                 ))
             }
         };
@@ -129,7 +131,10 @@ fn read_ids(path: &Path, dtype: StDtype, shape: &[usize], bytes: &[u8]) -> Resul
     let n = match shape {
         [n] | [n, 1] => *n,
         s => {
-            return Err(Error::input(path, format!("record ids must be a 1-D tensor (n,), found shape {s:?}")))
+            return Err(Error::input(
+                path,
+                format!("record ids must be a 1-D tensor (n,), found shape {s:?}"),
+            ))
         }
     };
     let (size, signed) = match dtype {
@@ -144,7 +149,9 @@ fn read_ids(path: &Path, dtype: StDtype, shape: &[usize], bytes: &[u8]) -> Resul
         other => {
             return Err(Error::input(
                 path,
-                format!("record ids have dtype {other:?}; safetensors ids must be an integer tensor (e.g. int64)"),
+                format!(
+                    "record ids have dtype {other:?}; safetensors ids must be an integer tensor (e.g. int64)"
+                ),
             ))
         }
     };

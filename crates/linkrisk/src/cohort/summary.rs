@@ -186,8 +186,17 @@ pub struct AgeSummary {
 }
 
 /// Bins of the studies-per-patient histogram: exact counts 1-5, then ranges.
-const BINS: [(usize, Option<usize>); 9] =
-    [(1, Some(1)), (2, Some(2)), (3, Some(3)), (4, Some(4)), (5, Some(5)), (6, Some(10)), (11, Some(20)), (21, Some(50)), (51, None)];
+const BINS: [(usize, Option<usize>); 9] = [
+    (1, Some(1)),
+    (2, Some(2)),
+    (3, Some(3)),
+    (4, Some(4)),
+    (5, Some(5)),
+    (6, Some(10)),
+    (11, Some(20)),
+    (21, Some(50)),
+    (51, None),
+];
 
 impl CohortSummary {
     /// Summarise `cohort`.
@@ -242,7 +251,11 @@ impl CohortSummary {
             },
             extra_columns: m.extra_columns.clone(),
             ignored_files: notes.ignored_files.clone(),
-            ids_checked: notes.ids_checked.iter().map(|c| format!("{}:{}", c.file.display(), c.member)).collect(),
+            ids_checked: notes
+                .ids_checked
+                .iter()
+                .map(|c| format!("{}:{}", c.file.display(), c.member))
+                .collect(),
             warnings,
         }
     }
@@ -361,8 +374,10 @@ fn categories(values: &[Option<String>]) -> CategoryCounts {
             None => missing += 1,
         }
     }
-    let mut counts: Vec<CategoryCount> =
-        counts.into_iter().map(|(value, records)| CategoryCount { value: value.to_string(), records }).collect();
+    let mut counts: Vec<CategoryCount> = counts
+        .into_iter()
+        .map(|(value, records)| CategoryCount { value: value.to_string(), records })
+        .collect();
     counts.sort_by(|a, b| b.records.cmp(&a.records).then_with(|| a.value.cmp(&b.value)));
     CategoryCounts { counts, missing }
 }
@@ -393,9 +408,19 @@ mod tests {
             patient_ids: ["p1", "p1", "p1", "p2", "p3", "p3", "p3"].map(String::from).to_vec(),
             study_ids: Some(["s1", "s2", "s3", "s1", "s1", "s1", "s2"].map(String::from).to_vec()),
             splits: Some(
-                ["train", "train", "test", "test", "external", "external", "external"].map(String::from).to_vec(),
+                ["train", "train", "test", "test", "external", "external", "external"]
+                    .map(String::from)
+                    .to_vec(),
             ),
-            sex: Some(vec![Some("F".into()), Some("F".into()), None, Some("M".into()), None, None, Some("M".into())]),
+            sex: Some(vec![
+                Some("F".into()),
+                Some("F".into()),
+                None,
+                Some("M".into()),
+                None,
+                None,
+                Some("M".into()),
+            ]),
             age: Some(vec![Some(50.0), None, Some(70.0), Some(30.0), None, None, None]),
             ..Default::default()
         };
@@ -416,17 +441,26 @@ mod tests {
         let splits: Vec<(&str, usize, usize, usize)> =
             s.splits.iter().map(|x| (x.name.as_str(), x.records, x.patients, x.studies)).collect();
         assert_eq!(splits, [("train", 2, 1, 2), ("test", 2, 2, 2), ("external", 3, 1, 2)]);
-        assert_eq!(s.shared_patients, [SharedPatients { splits: ["train".into(), "test".into()], patients: 1 }]);
+        assert_eq!(
+            s.shared_patients,
+            [SharedPatients { splits: ["train".into(), "test".into()], patients: 1 }]
+        );
         assert_eq!(s.patients_in_several_splits, 1);
         assert!(s.warnings[0].contains("train/test: 1"), "{:?}", s.warnings);
         let sex = s.demographics.sex.unwrap();
         assert_eq!(sex.missing, 3);
         assert_eq!(
             sex.counts,
-            [CategoryCount { value: "F".into(), records: 2 }, CategoryCount { value: "M".into(), records: 2 }]
+            [
+                CategoryCount { value: "F".into(), records: 2 },
+                CategoryCount { value: "M".into(), records: 2 }
+            ]
         );
         let age = s.demographics.age.unwrap();
-        assert_eq!((age.min, age.mean, age.max, age.present, age.missing), (Some(30.0), Some(50.0), Some(70.0), 3, 4));
+        assert_eq!(
+            (age.min, age.mean, age.max, age.present, age.missing),
+            (Some(30.0), Some(50.0), Some(70.0), 3, 4)
+        );
         assert_eq!(s.views[0].shape, [7, 2]);
         assert!((s.views[0].norm_min - (1f32 + 4.0).sqrt()).abs() < 1e-6);
     }
@@ -438,7 +472,17 @@ mod tests {
         let bins: Vec<(&str, usize)> = d.histogram.iter().map(|b| (b.label.as_str(), b.patients)).collect();
         assert_eq!(
             bins,
-            [("1", 2), ("2", 0), ("3", 0), ("4", 0), ("5", 0), ("6-10", 1), ("11-20", 0), ("21-50", 0), ("51+", 1)]
+            [
+                ("1", 2),
+                ("2", 0),
+                ("3", 0),
+                ("4", 0),
+                ("5", 0),
+                ("6-10", 1),
+                ("11-20", 0),
+                ("21-50", 0),
+                ("51+", 1)
+            ]
         );
     }
 }
