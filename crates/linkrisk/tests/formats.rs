@@ -173,3 +173,59 @@ fn manifest_cohort_loads_with_renames_split_mapping_and_id_check() {
     assert!(notes.ids_checked[0].file.ends_with("text.npz"));
     assert_eq!(notes.ignored_files, [dir.join("README.txt")]);
 }
+
+/// metadata.csv text for the four records of the Parquet fixtures, ids in `order`.
+fn metadata_csv(order: &[&str]) -> String {
+    let mut text = String::from("id,patient_id\n");
+    for id in order {
+        text.push_str(&format!("{id},p{id}\n"));
+    }
+    text
+}
+
+#[test]
+fn parquet_view_file_is_checked_against_metadata_ids() {
+    let manifest = "[views]\nimage = \"emb.parquet:image\"\nwhole = \"one.npz\"\n";
+    let setup = |order: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(data("parquet/list.parquet"), dir.path().join("emb.parquet")).unwrap();
+        std::fs::copy(data("npz/views.npz"), dir.path().join("two.npz")).unwrap();
+        std::fs::write(dir.path().join("metadata.csv"), metadata_csv(order)).unwrap();
+        std::fs::write(dir.path().join("cohort.toml"), manifest).unwrap();
+        // A one-member archive named without `:member` in cohort.toml.
+        let mut f = std::fs::File::create(dir.path().join("one.npz")).unwrap();
+        let mut zip = zip_writer(&mut f);
+        let mut bytes = Vec::new();
+        npy::write_to(&mut bytes, 4, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]).unwrap();
+        zip.start_file("only.npy", zip_options()).unwrap();
+        std::io::Write::write_all(&mut zip, &bytes).unwrap();
+        zip.finish().unwrap();
+        dir
+    };
+    let dir = setup(&["r0", "r1", "r2", "r3"]);
+    let cohort = Cohort::load(dir.path()).unwrap();
+    assert_eq!(cohort.view_names(), ["image", "whole"], "only [views] are views; two.npz is ignored");
+    assert_eq!(cohort.view("whole").unwrap().source().member.as_deref(), Some("only"));
+    let checked = &cohort.load_notes().ids_checked;
+    assert_eq!(checked.len(), 1);
+    assert_eq!(
+        (checked[0].file.file_name().unwrap(), checked[0].member.as_str()),
+        ("emb.parquet".as_ref(), "id")
+    );
+    assert_eq!(cohort.load_notes().ignored_files, [dir.path().join("two.npz")]);
+
+    let dir = setup(&["r0", "r1", "r3", "r2"]);
+    let err = Cohort::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("emb.parquet") && err.contains("row 2 (0-based) of record ids `id` is `r2`"),
+        "{err}"
+    );
+}
+
+fn zip_writer(f: &mut std::fs::File) -> zip::ZipWriter<&mut std::fs::File> {
+    zip::ZipWriter::new(f)
+}
+
+fn zip_options() -> zip::write::SimpleFileOptions {
+    zip::write::SimpleFileOptions::default()
+}
