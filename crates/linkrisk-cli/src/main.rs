@@ -13,7 +13,8 @@ const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 risk over a threshold (linkrisk gate), 2 error (bad input or flag).
 
 Start with `linkrisk demo`, which builds synthetic cohorts and audits them end to end.
-A cohort is a directory with metadata.csv and one .npy file per view (docs/FORMATS.md).";
+A cohort is a directory with metadata.csv (or metadata.parquet) and one file per view:
+.npy, .npz, .safetensors or Parquet list columns, optionally cohort.toml (docs/FORMATS.md).";
 
 /// Measure and mitigate how far medical embedding models let de-identified data be linked
 /// back to patients.

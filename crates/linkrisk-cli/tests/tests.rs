@@ -1,0 +1,9 @@
+//! CLI integration tests: one harness, one module per area. `util` holds the shared
+//! helpers (temporary cohorts, raw file writers, running the binary).
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
+
+mod util;
+
+mod cohort_input;
+mod inspect;
