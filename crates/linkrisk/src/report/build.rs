@@ -541,35 +541,43 @@ fn reid(model: &ReportModel) -> Option<Section> {
     let mut ranks: Vec<u64> = model.reid.iter().flat_map(|r| r.cmc.iter().map(|c| c.0)).collect();
     ranks.sort_unstable();
     ranks.dedup();
-    let cmc_titles: Vec<String> = ranks.iter().map(|k| format!("CMC@{k}")).collect();
-    let mut columns: Vec<(&str, bool)> =
-        vec![("Attacker", false), ("View", false), ("Queries", true), ("Gallery", true), ("Rank-1", true), ("95% CI", true)];
-    columns.extend(cmc_titles.iter().map(|s| (s.as_str(), true)));
-    columns.extend([("mAP", true), ("Verification AUROC", true), ("95% CI", true)]);
-    let mut table = Table::new(&columns);
-    for r in &model.reid {
-        let mut row = vec![
-            r.attacker.clone().unwrap_or_else(|| "nearest neighbour".to_string()),
-            r.view.clone(),
-            opt(r.n_queries, fmt::count),
-            opt(r.n_gallery, fmt::count),
-            opt(r.rank_1.map(|f| f.value), fmt::pct),
-            ci_pct(r.rank_1.and_then(|f| f.ci95)),
-        ];
-        for k in &ranks {
-            row.push(opt(r.cmc.iter().find(|c| c.0 == *k).map(|c| c.1.value), fmt::pct));
-        }
-        row.push(opt(r.map.map(|f| f.value), fmt::score));
-        row.push(opt(r.verification_auroc.map(|f| f.value), fmt::score));
-        row.push(ci_score(r.verification_auroc.and_then(|f| f.ci95)));
-        table.push(row);
+    // CMC@1 is Rank-1 again when every audit reports both with the same value.
+    let cmc1_repeats = model.reid.iter().all(|r| {
+        r.rank_1.is_some_and(|r1| r.cmc.iter().find(|c| c.0 == 1).is_none_or(|c| c.1.value == r1.value))
+    });
+    if cmc1_repeats {
+        ranks.retain(|&k| k != 1);
     }
+    // One column per attacker, side by side; one row per figure.
+    let names = plots::reid_names(model);
+    let mut columns: Vec<(&str, bool)> = vec![("Measure", false)];
+    columns.extend(names.iter().map(|n| (n.as_str(), true)));
+    let mut table = Table::new(&columns);
+    let mut row = |label: String, cell: &dyn Fn(&super::model::Reid) -> String| {
+        let mut cells = vec![label];
+        cells.extend(model.reid.iter().map(cell));
+        if cells[1..].iter().any(|c| c != MISSING) {
+            table.push(cells);
+        }
+    };
+    row("Queries".into(), &|r| opt(r.n_queries, fmt::count));
+    row("Gallery".into(), &|r| opt(r.n_gallery, fmt::count));
+    row("Rank-1".into(), &|r| opt(r.rank_1.map(|f| f.value), fmt::pct));
+    row("Rank-1 95% CI".into(), &|r| ci_pct(r.rank_1.and_then(|f| f.ci95)));
+    for &k in &ranks {
+        row(format!("CMC@{k}"), &|r| opt(r.cmc.iter().find(|c| c.0 == k).map(|c| c.1.value), fmt::pct));
+    }
+    row("mAP".into(), &|r| opt(r.map.map(|f| f.value), fmt::score));
+    row("mAP 95% CI".into(), &|r| ci_score(r.map.and_then(|f| f.ci95)));
+    row("Verification AUROC".into(), &|r| opt(r.verification_auroc.map(|f| f.value), fmt::score));
+    row("AUROC 95% CI".into(), &|r| ci_score(r.verification_auroc.and_then(|f| f.ci95)));
     let mut blocks = vec![
         Block::Para(vec![t(
             "Queries are images of patients with at least two studies; the gallery is every other \
-             image. Rank-1 is how often the nearest other image belongs to the same patient.",
+             image. Rank-1 is how often the nearest other image belongs to the same patient; CMC@k \
+             how often one of the k nearest does. A trained attacker learns a metric on other patients.",
         )]),
-        Block::Table(table.prune_empty_columns()),
+        Block::Table(table),
     ];
     let figures: Vec<Figure> = [plots::cmc(model), plots::verification_roc(model)].into_iter().flatten().collect();
     if !figures.is_empty() {
@@ -601,7 +609,7 @@ fn attributes(model: &ReportModel) -> Option<Section> {
             ("p (difference)", true),
         ]);
         let mut targets: Vec<_> = a.targets.iter().collect();
-        targets.sort_by_key(|t| (["sex", "age", "race"].iter().position(|n| *n == t.name).unwrap_or(3), t.name.clone()));
+        targets.sort_by_key(|t| plots::attribute_order(&t.name));
         for target in targets {
             table.push(vec![
                 target.name.clone(),

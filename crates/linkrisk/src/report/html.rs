@@ -23,10 +23,12 @@ p, ul { max-width: 860px; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.9em; }
 .table-wrap { overflow-x: auto; margin: 8px 0 18px; }
 table { border-collapse: collapse; font-size: 0.88rem; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e3e3e3; text-align: left; vertical-align: top; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e3e3e3; text-align: left; vertical-align: top;
+  white-space: nowrap; }
 th { background: #f7f7f7; border-bottom: 2px solid #bdbdbd; font-weight: 600; }
 th.num, td.num { text-align: right; white-space: nowrap; }
-#runs td:nth-child(2) { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.8rem; }
+#runs td:nth-child(2) { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.8rem;
+  white-space: normal; overflow-wrap: anywhere; }
 .figures { display: flex; flex-wrap: wrap; gap: 12px 24px; align-items: flex-start; }
 figure { margin: 8px 0 12px; flex: 1 1 460px; max-width: 636px; }
 figure.narrow { flex: 0 1 396px; }
@@ -41,6 +43,10 @@ footer { margin-top: 40px; color: #666666; font-size: 0.85rem; }
   h2, h3 { break-after: avoid; }
   figure, tr, .lead { break-inside: avoid; }
   .table-wrap { overflow: visible; }
+  table { font-size: 8pt; }
+  th, td, th.num { padding: 2px 5px; white-space: normal; }
+  td.num { white-space: nowrap; }
+  td.num.ci { white-space: normal; }
 }
 "#;
 
@@ -127,7 +133,9 @@ fn render_table(table: &Table) -> String {
     for row in &table.rows {
         out.push_str("<tr>");
         for (cell, &n) in row.iter().zip(&table.numeric) {
-            out.push_str(&format!("<td{}>{}</td>", class(n), esc(cell)));
+            // Intervals may break at their dash when printed; single figures never break.
+            let class = if n && cell.contains(" – ") { " class=\"num ci\"" } else { class(n) };
+            out.push_str(&format!("<td{class}>{}</td>", esc(cell)));
         }
         out.push_str("</tr>\n");
     }

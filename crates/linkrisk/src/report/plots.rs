@@ -197,8 +197,8 @@ fn reid_name(r: &super::model::Reid) -> String {
     }
 }
 
-/// Names for re-ID series: the label when several entries share a view and attacker.
-fn reid_names(model: &ReportModel) -> Vec<String> {
+/// Names for re-ID series and table columns: `image (nearest neighbour)`, with the label when several entries share a view and attacker.
+pub fn reid_names(model: &ReportModel) -> Vec<String> {
     let base: Vec<String> = model.reid.iter().map(reid_name).collect();
     base.iter()
         .zip(&model.reid)
@@ -321,13 +321,20 @@ pub fn attribute_roc(model: &ReportModel) -> Option<Figure> {
         .attributes
         .iter()
         .flat_map(|a| {
-            a.targets.iter().map(move |t| {
+            let mut targets: Vec<_> = a.targets.iter().collect();
+            targets.sort_by_key(|t| attribute_order(&t.name));
+            targets.into_iter().map(move |t| {
                 let name = if several { format!("{}: {}", a.name, t.name) } else { t.name.clone() };
                 (name, t.roc.as_slice(), t.auroc.map(|f| f.value))
             })
         })
         .collect();
     roc_chart("attributes-roc", "Attribute inference: ROC", curves)
+}
+
+/// Display order of attributes: sex, age, race, then others alphabetically.
+pub fn attribute_order(name: &str) -> (usize, String) {
+    (["sex", "age", "race"].iter().position(|n| *n == name).unwrap_or(3), name.to_string())
 }
 
 /// Display name and order of a mitigation cohort key.

@@ -18,13 +18,13 @@ pub const PALETTE: [&str; 7] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E6
 pub const REFERENCE: &str = "#6b6b6b";
 
 const FONT: &str = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
-const FONT_SIZE: f64 = 12.0;
-/// Average glyph width at 12 px, used to lay out legends and labels (slightly generous).
-const CHAR_W: f64 = 6.9;
-const MARGIN_LEFT: f64 = 72.0;
-const MARGIN_RIGHT: f64 = 24.0;
+const FONT_SIZE: f64 = 13.0;
+/// Average glyph width at 13 px, used to lay out legends and labels (slightly generous).
+const CHAR_W: f64 = 7.4;
+/// Left edge of the title, the legend and the y-axis title.
+const EDGE: f64 = 16.0;
 const MARGIN_TOP: f64 = 40.0;
-const AXIS_SPACE: f64 = 48.0;
+const AXIS_SPACE: f64 = 52.0;
 const LEGEND_ROW: f64 = 20.0;
 
 /// Axis scale.
@@ -206,14 +206,26 @@ impl Chart {
     /// Render as a standalone SVG element (also valid inline in HTML).
     pub fn to_svg(&self) -> String {
         let (plot_w, plot_h) = self.plot_size;
-        let width = MARGIN_LEFT + plot_w + MARGIN_RIGHT;
-        let legend = self.legend_layout(width);
-        let legend_h = legend.last().map_or(0.0, |item| item.1 + LEGEND_ROW);
-        let height = MARGIN_TOP + plot_h + AXIS_SPACE + legend_h + 6.0;
         let (x_lo, x_hi) = self.domain(&self.x, |p| vec![p.x]);
         let (y_lo, y_hi) =
             self.domain(&self.y, |p| p.y_ci.map_or(vec![p.y], |ci| vec![p.y, ci[0], ci[1]]));
-        let xm = Mapped { scale: self.x.scale, lo: x_lo, hi: x_hi, px_lo: MARGIN_LEFT, px_hi: MARGIN_LEFT + plot_w };
+        // Margins fit the tick labels: the widest y label plus the y title band on the
+        // left, half the last x label on the right.
+        let probe = |scale, lo, hi| Mapped { scale, lo, hi, px_lo: 0.0, px_hi: 1.0 };
+        let text_w = |s: &str| s.chars().count() as f64 * CHAR_W;
+        let y_label_w = tick_labels(&probe(self.y.scale, y_lo, y_hi), self.y.ticks)
+            .iter()
+            .map(|l| text_w(&l.1))
+            .fold(0.0, f64::max);
+        let last_x_w =
+            tick_labels(&probe(self.x.scale, x_lo, x_hi), self.x.ticks).last().map_or(0.0, |l| text_w(&l.1));
+        let left = EDGE + 24.0 + y_label_w;
+        let right = (last_x_w / 2.0 + 8.0).max(16.0);
+        let width = left + plot_w + right;
+        let legend = self.legend_layout(width);
+        let legend_h = legend.last().map_or(0.0, |item| item.1 + LEGEND_ROW);
+        let height = MARGIN_TOP + plot_h + AXIS_SPACE + legend_h + 6.0;
+        let xm = Mapped { scale: self.x.scale, lo: x_lo, hi: x_hi, px_lo: left, px_hi: left + plot_w };
         let ym = Mapped { scale: self.y.scale, lo: y_lo, hi: y_hi, px_lo: MARGIN_TOP + plot_h, px_hi: MARGIN_TOP };
         let id = &self.id;
         let mut s = String::new();
@@ -229,14 +241,14 @@ impl Chart {
         let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>");
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"22\" font-size=\"14\" font-weight=\"600\" fill=\"#1a1a1a\">{}</text>",
-            r1(MARGIN_LEFT - 56.0),
+            "<text x=\"{}\" y=\"22\" font-size=\"15\" font-weight=\"600\" fill=\"#1a1a1a\">{}</text>",
+            r1(EDGE),
             esc(&self.title)
         );
         let _ = writeln!(
             s,
             "<clipPath id=\"{id}-clip\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>",
-            r1(MARGIN_LEFT - 6.0),
+            r1(left - 6.0),
             r1(MARGIN_TOP - 6.0),
             r1(plot_w + 12.0),
             r1(plot_h + 12.0)
@@ -300,7 +312,7 @@ impl Chart {
     fn draw_axes(&self, s: &mut String, xm: &Mapped, ym: &Mapped) {
         let (x0, x1, y0, y1) = (xm.px_lo, xm.px_hi, ym.px_lo, ym.px_hi);
         s.push_str("<g fill=\"#333333\">\n");
-        for v in ticks(xm) {
+        for (v, label) in tick_labels(xm, self.x.ticks) {
             let px = xm.px(v);
             let _ = writeln!(
                 s,
@@ -308,12 +320,12 @@ impl Chart {
                  <text x=\"{p}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
                 r1(y1),
                 r1(y0 + 4.0),
-                r1(y0 + 18.0),
-                esc(&tick_label(v, self.x.ticks)),
+                r1(y0 + 21.0),
+                esc(&label),
                 p = r1(px)
             );
         }
-        for v in ticks(ym) {
+        for (v, label) in tick_labels(ym, self.y.ticks) {
             let py = ym.px(v);
             let _ = writeln!(
                 s,
@@ -323,7 +335,7 @@ impl Chart {
                 r1(x1),
                 r1(x0 - 8.0),
                 r1(py + 4.0),
-                esc(&tick_label(v, self.y.ticks)),
+                esc(&label),
                 p = r1(py)
             );
         }
@@ -339,13 +351,13 @@ impl Chart {
             s,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
             r1((x0 + x1) / 2.0),
-            r1(y0 + 38.0),
+            r1(y0 + 42.0),
             esc(&self.x.label)
         );
         let _ = writeln!(
             s,
             "<text transform=\"translate({} {}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
-            r1(16.0),
+            r1(EDGE + 10.0),
             r1((y0 + y1) / 2.0),
             esc(&self.y.label)
         );
@@ -375,6 +387,7 @@ impl Chart {
             if let Some([lo, hi]) = p.y_ci {
                 if lo.is_finite() && hi.is_finite() && (self.y.scale == Scale::Linear || lo > 0.0) {
                     let (ylo, yhi) = (ym.px(lo), ym.px(hi));
+                    taken.push(Rect { x0: cx - 5.0, y0: yhi.min(ylo) - 1.0, x1: cx + 5.0, y1: yhi.max(ylo) + 1.0 });
                     let _ = writeln!(
                         s,
                         "<path class=\"ci\" d=\"M{a} {ylo}V{yhi}M{l} {ylo}H{r}M{l} {yhi}H{r}\" stroke=\"{color}\" \
@@ -462,14 +475,14 @@ impl Chart {
     /// Legend items as (x, y, series index), wrapped into rows below the plot.
     fn legend_layout(&self, width: f64) -> Vec<(f64, f64, usize)> {
         let mut out = Vec::new();
-        let (mut x, mut y) = (MARGIN_LEFT - 56.0, 0.0);
+        let (mut x, mut y) = (EDGE, 0.0);
         for (i, series) in self.series.iter().enumerate() {
             if !series.points.iter().any(|p| self.drawable(p)) {
                 continue;
             }
             let w = 30.0 + series.name.chars().count() as f64 * CHAR_W + 18.0;
-            if x + w > width - 8.0 && x > MARGIN_LEFT - 56.0 {
-                x = MARGIN_LEFT - 56.0;
+            if x + w > width - 8.0 && x > EDGE {
+                x = EDGE;
                 y += LEGEND_ROW;
             }
             out.push((x, y, i));
@@ -589,21 +602,42 @@ fn ticks(m: &Mapped) -> Vec<f64> {
     out
 }
 
-fn tick_label(v: f64, ticks: Ticks) -> String {
-    let clean = |x: f64| {
-        // Shortest decimal that round-trips 3 significant digits (0.30000000000000004 -> 0.3).
-        let s = super::fmt::sig(x, 3);
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
+/// Tick labels for an axis: log ticks are 1, 2 or 5 times a power of ten and print
+/// exactly; linear ticks get as many decimals as their step needs (0.7945, not 0.795).
+fn tick_labels(m: &Mapped, ticks: Ticks) -> Vec<(f64, String)> {
+    let values = self::ticks(m);
+    let scale = if ticks == Ticks::Percent { 100.0 } else { 1.0 };
+    let decimals = match m.scale {
+        Scale::Linear => {
+            let step = nice_step((m.hi - m.lo) / 6.0) * scale;
+            Some((-step.log10().floor()).max(0.0) as usize)
         }
+        Scale::Log => None,
     };
-    match ticks {
-        Ticks::Count if v >= 1.0 && v.fract() == 0.0 => super::fmt::count(v),
-        Ticks::Count | Ticks::Plain => clean(v),
-        Ticks::Percent => format!("{}%", clean(v * 100.0)),
-    }
+    values
+        .into_iter()
+        .map(|v| {
+            let shown = v * scale;
+            let text = match (decimals, ticks) {
+                (_, Ticks::Count) if shown >= 1.0 && shown.fract() == 0.0 => super::fmt::count(shown),
+                (Some(d), _) => format!("{shown:.d$}"),
+                (None, _) => {
+                    let s = super::fmt::sig(shown, 3);
+                    if s.contains('.') {
+                        s.trim_end_matches('0').trim_end_matches('.').to_string()
+                    } else {
+                        s
+                    }
+                }
+            };
+            let text = if text.starts_with('-') && text.trim_start_matches(['-', '0', '.']).is_empty() {
+                text[1..].to_string()
+            } else {
+                text
+            };
+            (v, if ticks == Ticks::Percent { format!("{text}%") } else { text })
+        })
+        .collect()
 }
 
 /// Round a coordinate to one decimal (keeps the SVG small; sub-pixel precision is enough).
@@ -661,10 +695,11 @@ pub(crate) mod tests {
         let m = Mapped { scale: Scale::Log, lo: 10.0, hi: 100_000.0, px_lo: 0.0, px_hi: 400.0 };
         let t = ticks(&m);
         assert_eq!(t, vec![10.0, 100.0, 1000.0, 10_000.0, 100_000.0]);
-        let labels: Vec<String> = t.iter().map(|&v| tick_label(v, Ticks::Count)).collect();
+        let labels: Vec<String> = tick_labels(&m, Ticks::Count).into_iter().map(|t| t.1).collect();
         assert_eq!(labels, ["10", "100", "1,000", "10,000", "100,000"]);
-        assert_eq!(tick_label(1e-4, Ticks::Percent), "0.01%");
-        assert_eq!(tick_label(0.3, Ticks::Percent), "30%");
+        let pct = Mapped { scale: Scale::Log, lo: 1e-5, hi: 1.0, px_lo: 0.0, px_hi: 1.0 };
+        let labels: Vec<String> = tick_labels(&pct, Ticks::Percent).into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["0.001%", "0.01%", "0.1%", "1%", "10%", "100%"]);
         // Equal log steps map to equal pixel steps.
         assert!((m.px(100.0) - m.px(10.0) - 100.0).abs() < 1e-9);
         let narrow = Mapped { scale: Scale::Log, lo: 1.0, hi: 100.0, px_lo: 0.0, px_hi: 1.0 };
@@ -676,6 +711,13 @@ pub(crate) mod tests {
         let m = Mapped { scale: Scale::Linear, lo: 0.0, hi: 60.0, px_lo: 0.0, px_hi: 1.0 };
         assert_eq!(ticks(&m), vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
         assert_eq!(nice_step(0.013), 0.02);
+        // Labels carry the decimals the step needs, so neighbours never read the same.
+        let auroc = Mapped { scale: Scale::Linear, lo: 0.794, hi: 0.7965, px_lo: 0.0, px_hi: 1.0 };
+        let labels: Vec<String> = tick_labels(&auroc, Ticks::Plain).into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["0.7940", "0.7945", "0.7950", "0.7955", "0.7960", "0.7965"]);
+        let share = Mapped { scale: Scale::Linear, lo: 0.0, hi: 0.008, px_lo: 0.0, px_hi: 1.0 };
+        let labels: Vec<String> = tick_labels(&share, Ticks::Percent).into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["0.0%", "0.2%", "0.4%", "0.6%", "0.8%"]);
         assert_eq!(nice_step(7.0), 10.0);
     }
 
