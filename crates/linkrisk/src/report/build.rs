@@ -69,7 +69,8 @@ impl Headline<'_> {
 /// Plain cosine figure of one relink: random pool 10,000, else the largest random pool,
 /// else the full database.
 fn plain_headline(r: &Relink) -> Option<Headline<'_>> {
-    let mut random: Vec<_> = r.pools.iter().filter(|p| p.kind == "random" && p.recall_at_1.is_some()).collect();
+    let mut random: Vec<_> =
+        r.pools.iter().filter(|p| p.kind == "random" && p.recall_at_1.is_some()).collect();
     random.sort_by_key(|p| (p.pool_size == HEADLINE_POOL, p.pool_size));
     if let Some(p) = random.last() {
         return Some(Headline {
@@ -162,7 +163,10 @@ fn summary(model: &ReportModel) -> Section {
     let plain: Vec<Headline> = model.relink.iter().filter_map(plain_headline).collect();
     let attacked: Vec<Headline> = model.relink.iter().filter_map(attack_headline).collect();
     let strongest = |v: &[Headline]| {
-        v.iter().enumerate().max_by(|a, b| a.1.strength().partial_cmp(&b.1.strength()).unwrap_or(std::cmp::Ordering::Equal)).map(|x| x.0)
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.strength().partial_cmp(&b.1.strength()).unwrap_or(std::cmp::Ordering::Equal))
+            .map(|x| x.0)
     };
     let head = strongest(&attacked).map(|i| &attacked[i]).or_else(|| strongest(&plain).map(|i| &plain[i]));
     if let Some(h) = head {
@@ -240,7 +244,8 @@ fn mitigation_sentence(model: &ReportModel) -> Option<Vec<Span>> {
         c.first().map(|c| (*c).clone())
     };
     let (after, before) = (pick(private.1)?, pick(baseline)?);
-    let (r_after, r_before) = (plots::recall_at(&after.relink, pool)?, plots::recall_at(&before.relink, pool)?);
+    let (r_after, r_before) =
+        (plots::recall_at(&after.relink, pool)?, plots::recall_at(&before.relink, pool)?);
     let mut spans = vec![t(format!(
         "Mitigation: differentially private projection heads at {} bring Recall@1 at N={} on the {} cohort from {} (non-private heads) to ",
         plots::epsilon_label(&private.1.epsilon),
@@ -313,7 +318,8 @@ fn caveats(model: &ReportModel, head: Option<&Headline>) -> Vec<Vec<Span>> {
     ]);
     if let Some(h) = head {
         if let Pool::Size(n) = h.pool {
-            if let Some(p) = h.relink.pools.iter().find(|p| p.pool_size == n && p.kind == "pathology_matched") {
+            if let Some(p) = h.relink.pools.iter().find(|p| p.pool_size == n && p.kind == "pathology_matched")
+            {
                 if let (Some(rec), Some(lift)) = (p.recall_at_1, p.lift_at_1) {
                     out.push(vec![
                         b("Not a disease-label shortcut."),
@@ -343,7 +349,8 @@ fn caveats(model: &ReportModel, head: Option<&Headline>) -> Vec<Vec<Span>> {
 
 fn cohort(model: &ReportModel) -> Option<Section> {
     let c = model.cohort.as_ref()?;
-    let mut table = Table::new(&[("Records", true), ("Patients", true), ("Studies", true), ("Source", false)]);
+    let mut table =
+        Table::new(&[("Records", true), ("Patients", true), ("Studies", true), ("Source", false)]);
     table.push(vec![
         opt(c.n_records, fmt::count),
         opt(c.n_patients, fmt::count),
@@ -474,8 +481,10 @@ fn relink(model: &ReportModel) -> Option<Section> {
             blocks.push(Block::Table(full.prune_empty_columns()));
         }
     }
-    let figures: Vec<Figure> =
-        [plots::recall_vs_pool(&model.relink), plots::lift_vs_pool(&model.relink)].into_iter().flatten().collect();
+    let figures: Vec<Figure> = [plots::recall_vs_pool(&model.relink), plots::lift_vs_pool(&model.relink)]
+        .into_iter()
+        .flatten()
+        .collect();
     if !figures.is_empty() {
         blocks.push(Block::Figures(figures));
     }
@@ -520,8 +529,14 @@ fn attacks(model: &ReportModel) -> Option<Section> {
         "Each attack is also run on a control set where the true link is absent; normalized risk is \
          (attack − control) / (1 − control). The headline uses the strongest attack.",
     )])];
-    let relinks = model.relink.iter().filter_map(|r| Some((format!("Re-linkage {}", r.direction()), r.attacks.as_ref()?)));
-    let reids = model.reid.iter().filter_map(|r| Some((format!("Re-identification, {}", r.view), r.attacks.as_ref()?)));
+    let relinks = model
+        .relink
+        .iter()
+        .filter_map(|r| Some((format!("Re-linkage {}", r.direction()), r.attacks.as_ref()?)));
+    let reids = model
+        .reid
+        .iter()
+        .filter_map(|r| Some((format!("Re-identification, {}", r.view), r.attacks.as_ref()?)));
     let mut any = false;
     for (title, attacks) in relinks.chain(reids) {
         if attacks.attacks.is_empty() {
@@ -579,7 +594,8 @@ fn reid(model: &ReportModel) -> Option<Section> {
         )]),
         Block::Table(table),
     ];
-    let figures: Vec<Figure> = [plots::cmc(model), plots::verification_roc(model)].into_iter().flatten().collect();
+    let figures: Vec<Figure> =
+        [plots::cmc(model), plots::verification_roc(model)].into_iter().flatten().collect();
     if !figures.is_empty() {
         blocks.push(Block::Figures(figures));
     }
@@ -651,7 +667,8 @@ fn utility(model: &ReportModel) -> Option<Section> {
         }
         let mut table = Table::new(&[("Finding", false), ("AUROC", true), ("95% CI", true)]);
         let mut findings: Vec<_> = u.per_finding.iter().collect();
-        let order = |name: &str| crate::cohort::FINDINGS.iter().position(|f| *f == name).unwrap_or(usize::MAX);
+        let order =
+            |name: &str| crate::cohort::FINDINGS.iter().position(|f| *f == name).unwrap_or(usize::MAX);
         findings.sort_by_key(|(name, _)| (order(name), name.clone()));
         for (name, fig) in findings {
             table.push(vec![name.clone(), fmt::score(fig.value), ci_score(fig.ci95)]);
@@ -698,7 +715,15 @@ fn mitigate(model: &ReportModel) -> Option<Section> {
             };
             let utility = opt(p.utility_macro_auroc.map(|f| f.value), fmt::score);
             if cohorts.is_empty() {
-                table.push(vec![eps.clone(), opt(p.delta, |d| format!("{d:e}")), MISSING.into(), MISSING.into(), MISSING.into(), MISSING.into(), utility.clone()]);
+                table.push(vec![
+                    eps.clone(),
+                    opt(p.delta, |d| format!("{d:e}")),
+                    MISSING.into(),
+                    MISSING.into(),
+                    MISSING.into(),
+                    MISSING.into(),
+                    utility.clone(),
+                ]);
             }
             for c in cohorts {
                 let recall = pool.and_then(|pool| plots::recall_at(&c.relink, pool));
@@ -718,15 +743,24 @@ fn mitigate(model: &ReportModel) -> Option<Section> {
             blocks.push(Block::Figures(vec![fig]));
         }
     }
-    Some(Section { id: "mitigate".to_string(), title: "Mitigation: privacy–utility trade-off".to_string(), blocks })
+    Some(Section {
+        id: "mitigate".to_string(),
+        title: "Mitigation: privacy–utility trade-off".to_string(),
+        blocks,
+    })
 }
 
 fn runs(model: &ReportModel) -> Option<Section> {
     if model.runs.is_empty() {
         return None;
     }
-    let mut table =
-        Table::new(&[("Audit", false), ("Command", false), ("Seed", true), ("Started", false), ("Time", true)]);
+    let mut table = Table::new(&[
+        ("Audit", false),
+        ("Command", false),
+        ("Seed", true),
+        ("Started", false),
+        ("Time", true),
+    ]);
     for r in &model.runs {
         table.push(vec![
             r.key.clone(),
@@ -740,7 +774,9 @@ fn runs(model: &ReportModel) -> Option<Section> {
         id: "runs".to_string(),
         title: "Provenance".to_string(),
         blocks: vec![
-            Block::Para(vec![t("Every audit recorded in run.json, with its command line, seed and wall time.")]),
+            Block::Para(vec![t(
+                "Every audit recorded in run.json, with its command line, seed and wall time.",
+            )]),
             Block::Table(table),
         ],
     })

@@ -47,11 +47,14 @@ impl Table {
 
     /// Drop columns in which no row has a figure, so absent keys leave no empty columns.
     pub fn prune_empty_columns(mut self) -> Table {
-        let keep: Vec<bool> =
-            (0..self.header.len()).map(|c| self.rows.iter().any(|r| r[c] != MISSING && !r[c].is_empty())).collect();
-        let filter = |v: Vec<String>| v.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| x).collect();
-        self.header = filter(self.header);
-        self.rows = self.rows.into_iter().map(filter).collect();
+        let keep: Vec<bool> = (0..self.header.len())
+            .map(|c| self.rows.iter().any(|r| r[c] != MISSING && !r[c].is_empty()))
+            .collect();
+        fn kept(v: Vec<String>, keep: &[bool]) -> Vec<String> {
+            v.into_iter().zip(keep).filter(|(_, k)| **k).map(|(x, _)| x).collect()
+        }
+        self.header = kept(self.header, &keep);
+        self.rows = self.rows.into_iter().map(|r| kept(r, &keep)).collect();
         self.numeric = self.numeric.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| x).collect();
         self
     }

@@ -44,7 +44,9 @@ impl Limit {
     /// (`--max-lift`) names the flag in errors.
     pub fn parse_pool(flag: &str, text: &str, metric: fn(Pool) -> Metric) -> Result<Limit> {
         let bad = |why: &str| {
-            Error::config(format!("{flag} {text}: {why}; expected POOL=VALUE, e.g. {flag} 10000=20 or {flag} full=50"))
+            Error::config(format!(
+                "{flag} {text}: {why}; expected POOL=VALUE, e.g. {flag} 10000=20 or {flag} full=50"
+            ))
         };
         let (pool, value) = text.split_once('=').ok_or_else(|| bad("missing `=`"))?;
         let pool = match pool.trim() {
@@ -177,7 +179,13 @@ fn scope_pool(pool: Pool) -> String {
     }
 }
 
-fn pool_checks(model: &ReportModel, run: &RunFile, limit: Limit, pool: Pool, lift: bool) -> Result<Vec<Check>> {
+fn pool_checks(
+    model: &ReportModel,
+    run: &RunFile,
+    limit: Limit,
+    pool: Pool,
+    lift: bool,
+) -> Result<Vec<Check>> {
     let flag = limit.flag();
     if model.relink.is_empty() {
         return Err(Error::config(format!(
@@ -208,7 +216,13 @@ fn pool_checks(model: &ReportModel, run: &RunFile, limit: Limit, pool: Pool, lif
                     let value = value.ok_or_else(|| {
                         Error::config(format!("{flag}: {} has no {metric} for the full database", r.name))
                     })?;
-                    checks.push(Check { audit: r.name.clone(), metric, scope: scope_pool(pool), value, limit });
+                    checks.push(Check {
+                        audit: r.name.clone(),
+                        metric,
+                        scope: scope_pool(pool),
+                        value,
+                        limit,
+                    });
                 }
             }
         }
@@ -258,7 +272,12 @@ fn attack_checks(
 /// Pool sizes any relink audit has, ascending, `full` last: `10, 100, 1,000, full`.
 fn pools_present(relinks: &[Relink]) -> String {
     let mut sizes: Vec<u64> = relinks.iter().flat_map(|r| r.pools.iter().map(|p| p.pool_size)).collect();
-    sizes.extend(relinks.iter().filter_map(|r| r.attacks.as_ref()).flat_map(|a| a.attacks.iter().filter_map(|a| a.pool_size)));
+    sizes.extend(
+        relinks
+            .iter()
+            .filter_map(|r| r.attacks.as_ref())
+            .flat_map(|a| a.attacks.iter().filter_map(|a| a.pool_size)),
+    );
     sizes.sort_unstable();
     sizes.dedup();
     let mut names: Vec<String> = sizes.iter().map(|&n| n.to_string()).collect();
@@ -343,7 +362,10 @@ mod tests {
         assert_eq!(l.flag(), "--max-lift 10000=20");
         let f = Limit::parse_pool("--max-recall-at-1", "full=0.01", Metric::RecallAt1).unwrap();
         assert_eq!(f.metric, Metric::RecallAt1(Pool::Full));
-        assert_eq!(Limit::parse_pool("--max-lift", "10,000=2", Metric::Lift).unwrap().metric, Metric::Lift(Pool::Size(10_000)));
+        assert_eq!(
+            Limit::parse_pool("--max-lift", "10,000=2", Metric::Lift).unwrap().metric,
+            Metric::Lift(Pool::Size(10_000))
+        );
         for bad in ["10000", "x=1", "1=2", "100=-1", "100=nan", "100=inf"] {
             let err = Limit::parse_pool("--max-lift", bad, Metric::Lift).unwrap_err().to_string();
             assert!(err.contains("--max-lift"), "{bad}: {err}");
@@ -369,7 +391,10 @@ mod tests {
         );
         assert!(!outcome.passed());
         let line = outcome.violations().next().unwrap().describe();
-        assert_eq!(line, "relink:image->report: lift_at_1 (random pool, N=100) = 15 > 12 [--max-lift 100=12]");
+        assert_eq!(
+            line,
+            "relink:image->report: lift_at_1 (random pool, N=100) = 15 > 12 [--max-lift 100=12]"
+        );
         // Threshold equal to the figure passes.
         let eq = Limit::parse_pool("--max-lift", "100=20", Metric::Lift).unwrap();
         assert!(evaluate(&run, &[eq]).unwrap().passed());
@@ -387,17 +412,20 @@ mod tests {
     #[test]
     fn missing_pools_and_audits_are_errors_that_list_what_exists() {
         let run1 = run(vec![relink()]);
-        let err = evaluate(&run1, &[Limit::parse_pool("--max-lift", "10000=5", Metric::Lift).unwrap()]).unwrap_err();
+        let err = evaluate(&run1, &[Limit::parse_pool("--max-lift", "10000=5", Metric::Lift).unwrap()])
+            .unwrap_err();
         assert!(err.to_string().contains("pools present: 100, full"), "{err}");
         let err = evaluate(&run1, &[Limit::reid_rank1("0.5").unwrap()]).unwrap_err().to_string();
         assert!(err.contains("no reid audit") && err.contains("relink:image->report"), "{err}");
         let run2 = run(vec![json!({"audit": "reid", "view": "image", "rank_1": 0.3})]);
-        let err = evaluate(&run2, &[Limit::parse_pool("--max-lift", "100=5", Metric::Lift).unwrap()]).unwrap_err();
+        let err =
+            evaluate(&run2, &[Limit::parse_pool("--max-lift", "100=5", Metric::Lift).unwrap()]).unwrap_err();
         assert!(err.to_string().contains("no relink audit"), "{err}");
         assert!(evaluate(&run2, &[]).is_err());
         let run3 = run(vec![json!({"audit": "relink", "query_view": "image", "gallery_view": "report",
                                    "pools": [{"pool_size": 100, "kind": "random", "recall_at_1": 0.1}]})]);
-        let err = evaluate(&run3, &[Limit::parse_pool("--max-lift", "100=5", Metric::Lift).unwrap()]).unwrap_err();
+        let err =
+            evaluate(&run3, &[Limit::parse_pool("--max-lift", "100=5", Metric::Lift).unwrap()]).unwrap_err();
         assert!(err.to_string().contains("has no lift_at_1"), "{err}");
     }
 

@@ -58,8 +58,15 @@ pub fn render(doc: &Document) -> String {
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
     );
     out.push_str("<meta name=\"generator\" content=\"linkrisk\">\n");
-    out.push_str(&format!("<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n", esc(&doc.title)));
-    out.push_str(&format!("<h1>{}</h1>\n<p class=\"subtitle\">{}</p>\n", esc(&doc.title), spans(&doc.subtitle)));
+    out.push_str(&format!(
+        "<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
+        esc(&doc.title)
+    ));
+    out.push_str(&format!(
+        "<h1>{}</h1>\n<p class=\"subtitle\">{}</p>\n",
+        esc(&doc.title),
+        spans(&doc.subtitle)
+    ));
     for section in &doc.sections {
         out.push_str(&format!("<section id=\"{}\">\n<h2>{}</h2>\n", esc(&section.id), esc(&section.title)));
         for block in &section.blocks {
@@ -162,7 +169,11 @@ mod tests {
         let doc = Document {
             title: "T".into(),
             subtitle: vec![t("s")],
-            sections: vec![Section { id: "a".into(), title: "A".into(), blocks: vec![Block::Para(vec![t("x")])] }],
+            sections: vec![Section {
+                id: "a".into(),
+                title: "A".into(),
+                blocks: vec![Block::Para(vec![t("x")])],
+            }],
         };
         let html = render(&doc);
         assert!(html.starts_with("<!DOCTYPE html>"));

@@ -73,9 +73,12 @@ fn inline(text: &str) -> String {
 }
 
 fn render_table(table: &Table) -> String {
-    let row = |cells: &[String]| format!("| {} |\n", cells.iter().map(|c| inline(c)).collect::<Vec<_>>().join(" | "));
+    let row = |cells: &[String]| {
+        format!("| {} |\n", cells.iter().map(|c| inline(c)).collect::<Vec<_>>().join(" | "))
+    };
     let mut out = row(&table.header);
-    let rule: Vec<String> = table.numeric.iter().map(|&n| if n { "---:".to_string() } else { "---".to_string() }).collect();
+    let rule: Vec<String> =
+        table.numeric.iter().map(|&n| if n { "---:".to_string() } else { "---".to_string() }).collect();
     out.push_str(&format!("| {} |\n", rule.join(" | ")));
     for r in &table.rows {
         out.push_str(&row(r));

@@ -493,7 +493,11 @@ fn roc(value: Option<&Value>) -> Vec<(f64, f64)> {
     let points: Vec<(f64, f64)> = match value {
         Value::Object(o) => {
             let get = |k: &str| o.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-            get("fpr").iter().zip(get("tpr").iter()).filter_map(|(f, t)| Some((f.as_f64()?, t.as_f64()?))).collect()
+            get("fpr")
+                .iter()
+                .zip(get("tpr").iter())
+                .filter_map(|(f, t)| Some((f.as_f64()?, t.as_f64()?)))
+                .collect()
         }
         Value::Array(items) => items
             .iter()
@@ -567,10 +571,9 @@ fn attribute_target(name: String, o: &Obj) -> AttributeTarget {
 fn attributes(audit: &Obj, name: String) -> Attributes {
     let list = audit.get("targets").or_else(|| audit.get("attributes"));
     let targets = match list {
-        Some(Value::Object(map)) => map
-            .iter()
-            .filter_map(|(k, v)| v.as_object().map(|o| attribute_target(k.clone(), o)))
-            .collect(),
+        Some(Value::Object(map)) => {
+            map.iter().filter_map(|(k, v)| v.as_object().map(|o| attribute_target(k.clone(), o))).collect()
+        }
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(Value::as_object)
@@ -600,7 +603,9 @@ fn utility(audit: &Obj, name: String) -> Utility {
 
 fn epsilon(point: &Obj) -> Epsilon {
     match point.get("epsilon") {
-        Some(Value::Number(n)) => n.as_f64().filter(|e| e.is_finite()).map_or(Epsilon::Infinite, Epsilon::Finite),
+        Some(Value::Number(n)) => {
+            n.as_f64().filter(|e| e.is_finite()).map_or(Epsilon::Infinite, Epsilon::Finite)
+        }
         _ => Epsilon::Infinite,
     }
 }
@@ -635,7 +640,12 @@ fn mitigate(audit: &Obj, name: String) -> Mitigate {
                         Some(v @ Value::Number(_)) => figure_value(v),
                         _ => None,
                     };
-                    MitigatePoint { epsilon: epsilon(p), delta: num(p, "delta"), cohorts, utility_macro_auroc }
+                    MitigatePoint {
+                        epsilon: epsilon(p),
+                        delta: num(p, "delta"),
+                        cohorts,
+                        utility_macro_auroc,
+                    }
                 })
                 .collect()
         })
@@ -645,7 +655,9 @@ fn mitigate(audit: &Obj, name: String) -> Mitigate {
 
 fn mitigate_cohort(cohort: String, r: &Obj) -> MitigateCohort {
     MitigateCohort {
-        relative_reduction: ["relative_reduction", "relative_reduction_recall_at_1"].iter().find_map(|k| num(r, k)),
+        relative_reduction: ["relative_reduction", "relative_reduction_recall_at_1"]
+            .iter()
+            .find_map(|k| num(r, k)),
         relink: relink(r, cohort.clone()),
         cohort,
     }
@@ -713,7 +725,8 @@ mod tests {
     #[test]
     fn roc_accepts_three_shapes_and_drops_out_of_range_points() {
         let a = roc(Some(&json!({"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.8, 1.0]})));
-        let b = roc(Some(&json!([{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.8}, {"fpr": 1.0, "tpr": 1.0}])));
+        let b =
+            roc(Some(&json!([{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.8}, {"fpr": 1.0, "tpr": 1.0}])));
         let c = roc(Some(&json!([[0.0, 0.0], [0.5, 0.8], [1.0, 1.0], [2.0, 0.1]])));
         assert_eq!(a, vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)]);
         assert_eq!(a, b);

@@ -62,7 +62,13 @@ pub fn recall_vs_pool(relinks: &[Relink]) -> Option<Figure> {
                 .filter_map(|p| {
                     let fig = p.recall_at_1?;
                     let n = p.pool_size as f64;
-                    let tip = format!("{pre}{}, N={}: Recall@1 {}{}", kind_name(kind), fmt::count(n), fmt::pct(fig.value), ci_text(fig.ci95));
+                    let tip = format!(
+                        "{pre}{}, N={}: Recall@1 {}{}",
+                        kind_name(kind),
+                        fmt::count(n),
+                        fmt::pct(fig.value),
+                        ci_text(fig.ci95)
+                    );
                     Some(point(n, fig.value, fig.ci95, tip))
                 })
                 .collect();
@@ -81,7 +87,12 @@ pub fn recall_vs_pool(relinks: &[Relink]) -> Option<Figure> {
         }
         if let (Some(full), Some(n)) = (&r.full, r.n_gallery) {
             if let Some(fig) = full.recall_at_1 {
-                let tip = format!("{pre}full database, N={}: Recall@1 {}{}", fmt::count(n), fmt::pct(fig.value), ci_text(fig.ci95));
+                let tip = format!(
+                    "{pre}full database, N={}: Recall@1 {}{}",
+                    fmt::count(n),
+                    fmt::pct(fig.value),
+                    ci_text(fig.ci95)
+                );
                 series.push(Series {
                     name: format!("{pre}full database"),
                     color: color.clone(),
@@ -143,7 +154,12 @@ pub fn lift_vs_pool(relinks: &[Relink]) -> Option<Figure> {
                 .filter_map(|p| {
                     let lift = p.lift_at_1?;
                     let n = p.pool_size as f64;
-                    Some(point(n, lift, None, format!("{pre}{}, N={}: lift {}", kind_name(kind), fmt::count(n), fmt::times(lift))))
+                    Some(point(
+                        n,
+                        lift,
+                        None,
+                        format!("{pre}{}, N={}: lift {}", kind_name(kind), fmt::count(n), fmt::times(lift)),
+                    ))
                 })
                 .collect();
             xs.extend(points.iter().map(|p| p.x));
@@ -162,7 +178,12 @@ pub fn lift_vs_pool(relinks: &[Relink]) -> Option<Figure> {
                 color,
                 line: Line::None,
                 marker: Marker::Diamond,
-                points: vec![point(n, lift, None, format!("{pre}full database, N={}: lift {}", fmt::count(n), fmt::times(lift)))],
+                points: vec![point(
+                    n,
+                    lift,
+                    None,
+                    format!("{pre}full database, N={}: lift {}", fmt::count(n), fmt::times(lift)),
+                )],
             });
         }
     }
@@ -173,7 +194,10 @@ pub fn lift_vs_pool(relinks: &[Relink]) -> Option<Figure> {
             color: REFERENCE.to_string(),
             line: Line::Dashed,
             marker: Marker::None,
-            points: vec![point(lo, 1.0, None, "chance: lift 1".to_string()), point(hi, 1.0, None, "chance: lift 1".to_string())],
+            points: vec![
+                point(lo, 1.0, None, "chance: lift 1".to_string()),
+                point(hi, 1.0, None, "chance: lift 1".to_string()),
+            ],
         });
     }
     let chart = Chart {
@@ -202,7 +226,15 @@ pub fn reid_names(model: &ReportModel) -> Vec<String> {
     let base: Vec<String> = model.reid.iter().map(reid_name).collect();
     base.iter()
         .zip(&model.reid)
-        .map(|(n, r)| if base.iter().filter(|m| *m == n).count() > 1 { format!("{n}: {}", r.name) } else { n.clone() })
+        .map(
+            |(n, r)| {
+                if base.iter().filter(|m| *m == n).count() > 1 {
+                    format!("{n}: {}", r.name)
+                } else {
+                    n.clone()
+                }
+            },
+        )
         .collect()
 }
 
@@ -240,8 +272,9 @@ pub fn cmc(model: &ReportModel) -> Option<Figure> {
     };
     chart.has_data().then(|| Figure {
         chart,
-        caption: "Share of queries whose k nearest other images include one of the same patient (bars: 95% CI)."
-            .to_string(),
+        caption:
+            "Share of queries whose k nearest other images include one of the same patient (bars: 95% CI)."
+                .to_string(),
     })
 }
 
@@ -263,7 +296,10 @@ fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     out
 }
 
-fn roc_chart(id: &str, title: &str, curves: Vec<(String, &[(f64, f64)], Option<f64>)>) -> Option<Figure> {
+/// A named ROC curve with its AUROC, if reported.
+type Curve<'a> = (String, &'a [(f64, f64)], Option<f64>);
+
+fn roc_chart(id: &str, title: &str, curves: Vec<Curve>) -> Option<Figure> {
     let mut series: Vec<Series> = curves
         .into_iter()
         .enumerate()
@@ -279,7 +315,9 @@ fn roc_chart(id: &str, title: &str, curves: Vec<(String, &[(f64, f64)], Option<f
                 marker: Marker::None,
                 points: thin(pts)
                     .into_iter()
-                    .map(|(f, t)| point(f, t, None, format!("{name}: FPR {}, TPR {}", fmt::score(f), fmt::score(t))))
+                    .map(|(f, t)| {
+                        point(f, t, None, format!("{name}: FPR {}, TPR {}", fmt::score(f), fmt::score(t)))
+                    })
                     .collect(),
                 name: legend,
             }
@@ -293,7 +331,10 @@ fn roc_chart(id: &str, title: &str, curves: Vec<(String, &[(f64, f64)], Option<f
         color: REFERENCE.to_string(),
         line: Line::Dashed,
         marker: Marker::None,
-        points: vec![point(0.0, 0.0, None, "chance".to_string()), point(1.0, 1.0, None, "chance".to_string())],
+        points: vec![
+            point(0.0, 0.0, None, "chance".to_string()),
+            point(1.0, 1.0, None, "chance".to_string()),
+        ],
     });
     let chart = Chart {
         id: id.to_string(),
@@ -309,8 +350,12 @@ fn roc_chart(id: &str, title: &str, curves: Vec<(String, &[(f64, f64)], Option<f
 /// Same/different-patient verification ROC, one curve per re-ID entry with points.
 pub fn verification_roc(model: &ReportModel) -> Option<Figure> {
     let names = reid_names(model);
-    let curves =
-        model.reid.iter().zip(names).map(|(r, n)| (n, r.roc.as_slice(), r.verification_auroc.map(|f| f.value))).collect();
+    let curves = model
+        .reid
+        .iter()
+        .zip(names)
+        .map(|(r, n)| (n, r.roc.as_slice(), r.verification_auroc.map(|f| f.value)))
+        .collect();
     roc_chart("reid-roc", "Re-identification: verification ROC", curves)
 }
 
@@ -355,7 +400,8 @@ pub fn frontier_pool(m: &Mitigate) -> Option<Pool> {
     if all.is_empty() {
         return None;
     }
-    let mut common: Vec<u64> = all[0].pools.iter().filter(|p| p.kind == "random").map(|p| p.pool_size).collect();
+    let mut common: Vec<u64> =
+        all[0].pools.iter().filter(|p| p.kind == "random").map(|p| p.pool_size).collect();
     common.retain(|n| all.iter().all(|r| r.random_pool(*n).is_some_and(|p| p.recall_at_1.is_some())));
     if common.contains(&HEADLINE_POOL) {
         Some(Pool::Size(HEADLINE_POOL))
@@ -446,7 +492,8 @@ pub fn frontier(m: &Mitigate, index: usize) -> Option<Figure> {
         id: format!("mitigate-frontier-{index}"),
         title: "Mitigation: privacy–utility frontier".to_string(),
         x: Axis::new("Utility: linear-probe macro AUROC (higher is better)", Scale::Linear, Ticks::Plain),
-        y: Axis::new(format!("Re-linkage Recall@1 at N={pool_text}"), Scale::Linear, Ticks::Percent).from_zero(),
+        y: Axis::new(format!("Re-linkage Recall@1 at N={pool_text}"), Scale::Linear, Ticks::Percent)
+            .from_zero(),
         series,
         plot_size: (540.0, 300.0),
     };
@@ -462,7 +509,8 @@ mod tests {
 
     #[test]
     fn thinning_keeps_ends_and_caps_points() {
-        let dense: Vec<(f64, f64)> = (0..=10_000).map(|i| (i as f64 / 10_000.0, (i as f64 / 10_000.0).sqrt())).collect();
+        let dense: Vec<(f64, f64)> =
+            (0..=10_000).map(|i| (i as f64 / 10_000.0, (i as f64 / 10_000.0).sqrt())).collect();
         let thinned = thin(&dense);
         assert!(thinned.len() <= MAX_ROC_POINTS + 2, "{}", thinned.len());
         assert_eq!(thinned[0], dense[0]);

@@ -152,8 +152,10 @@ impl CohortSummary {
             .zip(counts)
             .map(|(name, n_records)| SplitCount { name: name.clone(), n_records })
             .collect();
-        let views =
-            cohort.views().map(|v| ViewSummary { name: v.name().to_string(), n: v.n(), dim: v.dim() }).collect();
+        let views = cohort
+            .views()
+            .map(|v| ViewSummary { name: v.name().to_string(), n: v.n(), dim: v.dim() })
+            .collect();
         let mut demographics = Vec::new();
         if meta.sex.is_some() {
             demographics.push("sex".to_string());
@@ -355,9 +357,8 @@ pub fn read_run_file(dir: &Path) -> Result<RunFile> {
 
 fn upsert(runs: &mut Vec<RunEntry>, entry: RunEntry) {
     // Older files may carry stale keys: compare recomputed keys.
-    let existing = runs
-        .iter()
-        .position(|e| entry_key(&e.audit, e.label.as_deref()).is_ok_and(|k| k == entry.key));
+    let existing =
+        runs.iter().position(|e| entry_key(&e.audit, e.label.as_deref()).is_ok_and(|k| k == entry.key));
     match existing {
         Some(i) => runs[i] = entry,
         None => runs.push(entry),
@@ -437,7 +438,10 @@ mod tests {
         assert_eq!(entry_key(&reid, Some("model-a")).unwrap(), "reid:image@test+linear-metric#model-a");
         assert_eq!(entry_key(&json!({"audit": "mitigate"}), None).unwrap(), "mitigate");
         // Non-string qualifiers are not part of the key.
-        assert_eq!(entry_key(&json!({"audit": "utility", "view": "image", "split": 3}), None).unwrap(), "utility:image");
+        assert_eq!(
+            entry_key(&json!({"audit": "utility", "view": "image", "split": 3}), None).unwrap(),
+            "utility:image"
+        );
         let err = entry_key(&json!({"view": "image"}), None).unwrap_err().to_string();
         assert!(err.contains("\"audit\" field"), "{err}");
         assert!(entry_key(&json!([1, 2]), None).is_err());
@@ -453,7 +457,8 @@ mod tests {
         let b = json!({"audit": "relink", "query_view": "report", "gallery_view": "image"});
         run.record(vec!["linkrisk".into(), "relink".into()], Some(7), 1.5, a1).unwrap();
         run.record(vec!["linkrisk".into()], None, 0.5, b).unwrap();
-        let key = run.record(vec!["linkrisk".into(), "relink".into(), "again".into()], Some(8), 2.0, a2).unwrap();
+        let key =
+            run.record(vec!["linkrisk".into(), "relink".into(), "again".into()], Some(8), 2.0, a2).unwrap();
         assert_eq!(key, "relink:image->report");
         // A fresh handle sees what was written.
         let reread = RunDir::open(&dir).unwrap();
@@ -544,8 +549,10 @@ mod tests {
         let blocked = dir.join("blocked");
         std::fs::create_dir_all(blocked.join("occupied")).unwrap();
         assert!(write_run_file(&blocked, run.run_file()).is_err());
-        let mut names: Vec<_> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         assert_eq!(names, ["blocked", RUN_FILE], "left behind: {names:?}");
     }

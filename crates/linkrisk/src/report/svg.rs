@@ -207,8 +207,7 @@ impl Chart {
     pub fn to_svg(&self) -> String {
         let (plot_w, plot_h) = self.plot_size;
         let (x_lo, x_hi) = self.domain(&self.x, |p| vec![p.x]);
-        let (y_lo, y_hi) =
-            self.domain(&self.y, |p| p.y_ci.map_or(vec![p.y], |ci| vec![p.y, ci[0], ci[1]]));
+        let (y_lo, y_hi) = self.domain(&self.y, |p| p.y_ci.map_or(vec![p.y], |ci| vec![p.y, ci[0], ci[1]]));
         // Margins fit the tick labels: the widest y label plus the y title band on the
         // left, half the last x label on the right.
         let probe = |scale, lo, hi| Mapped { scale, lo, hi, px_lo: 0.0, px_hi: 1.0 };
@@ -226,14 +225,15 @@ impl Chart {
         let legend_h = legend.last().map_or(0.0, |item| item.1 + LEGEND_ROW);
         let height = MARGIN_TOP + plot_h + AXIS_SPACE + legend_h + 6.0;
         let xm = Mapped { scale: self.x.scale, lo: x_lo, hi: x_hi, px_lo: left, px_hi: left + plot_w };
-        let ym = Mapped { scale: self.y.scale, lo: y_lo, hi: y_hi, px_lo: MARGIN_TOP + plot_h, px_hi: MARGIN_TOP };
+        let ym =
+            Mapped { scale: self.y.scale, lo: y_lo, hi: y_hi, px_lo: MARGIN_TOP + plot_h, px_hi: MARGIN_TOP };
         let id = &self.id;
         let mut s = String::new();
-        let _ = write!(
+        let _ = writeln!(
             s,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"{id}\" viewBox=\"0 0 {w} {h}\" \
              width=\"{w}\" height=\"{h}\" role=\"img\" aria-labelledby=\"{id}-title\" \
-             font-family=\"{FONT}\" font-size=\"{FONT_SIZE}\">\n",
+             font-family=\"{FONT}\" font-size=\"{FONT_SIZE}\">",
             w = r1(width),
             h = r1(height)
         );
@@ -279,7 +279,8 @@ impl Chart {
             .flat_map(&values)
             .filter(|v| v.is_finite() && (axis.scale == Scale::Linear || *v > 0.0))
             .collect();
-        let (mut lo, mut hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (mut lo, mut hi) =
+            vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         if !lo.is_finite() {
             return if axis.scale == Scale::Log { (1.0, 10.0) } else { (0.0, 1.0) };
         }
@@ -387,7 +388,12 @@ impl Chart {
             if let Some([lo, hi]) = p.y_ci {
                 if lo.is_finite() && hi.is_finite() && (self.y.scale == Scale::Linear || lo > 0.0) {
                     let (ylo, yhi) = (ym.px(lo), ym.px(hi));
-                    taken.push(Rect { x0: cx - 5.0, y0: yhi.min(ylo) - 1.0, x1: cx + 5.0, y1: yhi.max(ylo) + 1.0 });
+                    taken.push(Rect {
+                        x0: cx - 5.0,
+                        y0: yhi.min(ylo) - 1.0,
+                        x1: cx + 5.0,
+                        y1: yhi.max(ylo) + 1.0,
+                    });
                     let _ = writeln!(
                         s,
                         "<path class=\"ci\" d=\"M{a} {ylo}V{yhi}M{l} {ylo}H{r}M{l} {yhi}H{r}\" stroke=\"{color}\" \
@@ -402,7 +408,9 @@ impl Chart {
             }
             let shape = match series.marker {
                 Marker::Circle => format!("<circle cx=\"{}\" cy=\"{}\" r=\"4.5\"", r1(cx), r1(cy)),
-                Marker::Square => format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(cx - 4.0), r1(cy - 4.0)),
+                Marker::Square => {
+                    format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(cx - 4.0), r1(cy - 4.0))
+                }
                 Marker::Triangle => format!(
                     "<path d=\"M{} {}L{} {}L{} {}Z\"",
                     r1(cx),
@@ -424,14 +432,21 @@ impl Chart {
                     r1(cy)
                 ),
                 // Invisible but hoverable: the point still carries its tooltip.
-                Marker::None => format!("<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill-opacity=\"0\"", r1(cx), r1(cy)),
+                Marker::None => {
+                    format!("<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill-opacity=\"0\"", r1(cx), r1(cy))
+                }
             };
             let paint = if series.marker == Marker::None {
                 format!(" fill=\"{color}\"")
             } else {
                 format!(" fill=\"{color}\" stroke=\"#ffffff\" stroke-width=\"1\"")
             };
-            let _ = writeln!(s, "{shape} class=\"pt\"{paint}><title>{}</title></{}>", esc(&p.tooltip), tag(&shape));
+            let _ = writeln!(
+                s,
+                "{shape} class=\"pt\"{paint}><title>{}</title></{}>",
+                esc(&p.tooltip),
+                tag(&shape)
+            );
             if series.marker != Marker::None {
                 taken.push(Rect { x0: cx - 6.0, y0: cy - 6.0, x1: cx + 6.0, y1: cy + 6.0 });
             }
@@ -449,15 +464,29 @@ impl Chart {
                 let (cx, cy) = (xm.px(p.x), ym.px(p.y));
                 let w = label.chars().count() as f64 * CHAR_W;
                 let h = FONT_SIZE + 2.0;
-                let candidates = [(8.0, -4.0), (8.0, 12.0), (-8.0 - w, -4.0), (-8.0 - w, 12.0), (-w / 2.0, -10.0), (-w / 2.0, 20.0), (10.0, 4.0), (-10.0 - w, 4.0)];
-                let rect_at = |(dx, dy): (f64, f64)| Rect { x0: cx + dx, y0: cy + dy - h + 3.0, x1: cx + dx + w, y1: cy + dy + 3.0 };
-                let inside = |r: &Rect| r.x0 >= bounds.x0 && r.x1 <= bounds.x1 && r.y0 >= bounds.y0 && r.y1 <= bounds.y1;
-                let clashes = |r: &Rect| taken.iter().filter(|t| t.overlaps(r)).count() + usize::from(!inside(r)) * 2;
-                let best = candidates
-                    .iter()
-                    .copied()
-                    .min_by_key(|&c| clashes(&rect_at(c)))
-                    .unwrap_or(candidates[0]);
+                let candidates = [
+                    (8.0, -4.0),
+                    (8.0, 12.0),
+                    (-8.0 - w, -4.0),
+                    (-8.0 - w, 12.0),
+                    (-w / 2.0, -10.0),
+                    (-w / 2.0, 20.0),
+                    (10.0, 4.0),
+                    (-10.0 - w, 4.0),
+                ];
+                let rect_at = |(dx, dy): (f64, f64)| Rect {
+                    x0: cx + dx,
+                    y0: cy + dy - h + 3.0,
+                    x1: cx + dx + w,
+                    y1: cy + dy + 3.0,
+                };
+                let inside = |r: &Rect| {
+                    r.x0 >= bounds.x0 && r.x1 <= bounds.x1 && r.y0 >= bounds.y0 && r.y1 <= bounds.y1
+                };
+                let clashes =
+                    |r: &Rect| taken.iter().filter(|t| t.overlaps(r)).count() + usize::from(!inside(r)) * 2;
+                let best =
+                    candidates.iter().copied().min_by_key(|&c| clashes(&rect_at(c))).unwrap_or(candidates[0]);
                 let rect = rect_at(best);
                 taken.push(rect);
                 let _ = writeln!(
@@ -513,7 +542,9 @@ impl Chart {
             let mx = x + 12.0;
             let marker = match series.marker {
                 Marker::Circle => format!("<circle cx=\"{}\" cy=\"{}\" r=\"4.5\"", r1(mx), r1(cy)),
-                Marker::Square => format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(mx - 4.0), r1(cy - 4.0)),
+                Marker::Square => {
+                    format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(mx - 4.0), r1(cy - 4.0))
+                }
                 Marker::Triangle => format!(
                     "<path d=\"M{} {}L{} {}L{} {}Z\"",
                     r1(mx),
@@ -539,7 +570,13 @@ impl Chart {
             if !marker.is_empty() {
                 let _ = writeln!(s, "{marker} fill=\"{color}\"/>");
             }
-            let _ = writeln!(s, "<text x=\"{}\" y=\"{}\">{}</text>", r1(x + 30.0), r1(cy + 4.0), esc(&series.name));
+            let _ = writeln!(
+                s,
+                "<text x=\"{}\" y=\"{}\">{}</text>",
+                r1(x + 30.0),
+                r1(cy + 4.0),
+                esc(&series.name)
+            );
         }
         s.push_str("</g>\n");
     }
@@ -683,7 +720,13 @@ pub(crate) mod tests {
                 marker: Marker::Circle,
                 points: vec![
                     Point { x: 10.0, y: 0.5, y_ci: Some([0.4, 0.6]), label: None, tooltip: "N=10".into() },
-                    Point { x: 10_000.0, y: 0.005, y_ci: None, label: Some("ε=1".into()), tooltip: "N=10,000".into() },
+                    Point {
+                        x: 10_000.0,
+                        y: 0.005,
+                        y_ci: None,
+                        label: Some("ε=1".into()),
+                        tooltip: "N=10,000".into(),
+                    },
                 ],
             }],
             plot_size: (500.0, 280.0),
@@ -758,7 +801,8 @@ pub(crate) mod tests {
             if tag.starts_with('!') || tag.starts_with('?') || tag.ends_with('/') {
                 continue;
             }
-            let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_alphanumeric()).collect();
+            let name: String =
+                tag.trim_start_matches('/').chars().take_while(|c| c.is_alphanumeric()).collect();
             if ["meta", "br", "hr", "img", "link", "input"].contains(&name.to_ascii_lowercase().as_str()) {
                 continue;
             }

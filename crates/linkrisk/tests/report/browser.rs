@@ -10,6 +10,8 @@
 //! `target/tmp/report-browser/`. A self-test first proves the error detection works: a page
 //! that logs a console error and one whose image the CSP blocks must both be caught.
 
+#![allow(clippy::unwrap_used)] // test-only helpers: a panic is the failure report
+
 use std::io::{Read, Write};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -102,7 +104,8 @@ impl Cdp {
     fn fail(&mut self, what: &str) -> ! {
         let _ = self.child.kill();
         let log = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
-        let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail: String =
+            log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
         panic!("{what}\n--- chromium stderr (tail) ---\n{tail}");
     }
 
@@ -121,7 +124,9 @@ impl Cdp {
             match self.sock.read(&mut chunk) {
                 Ok(0) => self.fail("the browser closed the DevTools pipe"),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
                     return None
                 }
                 Err(e) => self.fail(&format!("reading the DevTools pipe: {e}")),
@@ -199,7 +204,8 @@ impl Cdp {
     fn open_page(&mut self) -> String {
         let target = self.call(None, "Target.createTarget", json!({"url": "about:blank"}));
         let target_id = target["targetId"].as_str().unwrap().to_string();
-        let attached = self.call(None, "Target.attachToTarget", json!({"targetId": target_id, "flatten": true}));
+        let attached =
+            self.call(None, "Target.attachToTarget", json!({"targetId": target_id, "flatten": true}));
         let session = attached["sessionId"].as_str().unwrap().to_string();
         for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
             self.call(Some(&session), domain, json!({}));
@@ -223,7 +229,11 @@ impl Cdp {
     }
 
     fn eval(&mut self, session: &str, expression: &str) -> Value {
-        let r = self.call(Some(session), "Runtime.evaluate", json!({"expression": expression, "returnByValue": true}));
+        let r = self.call(
+            Some(session),
+            "Runtime.evaluate",
+            json!({"expression": expression, "returnByValue": true}),
+        );
         if let Some(ex) = r.get("exceptionDetails") {
             self.fail(&format!("evaluation failed: {ex}"));
         }
@@ -349,7 +359,8 @@ fn browser_renders_the_html_report() {
         eprintln!("browser test skipped: set LINKRISK_BROWSER_TEST=1 (needs chromium) to run it");
         return;
     }
-    let chromium = find_chromium().expect("LINKRISK_BROWSER_TEST=1 but no chromium on PATH (apt-get install chromium)");
+    let chromium =
+        find_chromium().expect("LINKRISK_BROWSER_TEST=1 but no chromium on PATH (apt-get install chromium)");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-browser");
     std::fs::create_dir_all(&out).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -360,10 +371,18 @@ fn browser_renders_the_html_report() {
 
     // Self-test pages: the detection must catch a console error and a CSP violation.
     let bad_console = tmp.path().join("bad-console.html");
-    std::fs::write(&bad_console, "<!DOCTYPE html><title>x</title><script>console.error('selftest-error')</script>").unwrap();
+    std::fs::write(
+        &bad_console,
+        "<!DOCTYPE html><title>x</title><script>console.error('selftest-error')</script>",
+    )
+    .unwrap();
     let bad_csp = tmp.path().join("bad-csp.html");
     let html = std::fs::read_to_string(&page).unwrap();
-    std::fs::write(&bad_csp, html.replace("<main>", "<main><img alt=\"\" src=\"http://127.0.0.1:9/blocked.png\">")).unwrap();
+    std::fs::write(
+        &bad_csp,
+        html.replace("<main>", "<main><img alt=\"\" src=\"http://127.0.0.1:9/blocked.png\">"),
+    )
+    .unwrap();
 
     let profile = tempfile::tempdir().unwrap();
     let mut cdp = Cdp::launch(&chromium, &profile.path().join("profile"));
@@ -385,8 +404,12 @@ fn browser_renders_the_html_report() {
     let errors = cdp.take_errors();
     assert!(errors.is_empty(), "the report logged errors: {errors:?}");
     let layout = cdp.eval(&session, LAYOUT_CHECK);
-    let sections: Vec<&str> = layout["sections"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert_eq!(sections, ["summary", "cohort", "relink", "attacks", "reid", "attributes", "utility", "mitigate", "runs"]);
+    let sections: Vec<&str> =
+        layout["sections"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        sections,
+        ["summary", "cohort", "relink", "attacks", "reid", "attributes", "utility", "mitigate", "runs"]
+    );
     cdp.screenshot(&session, &out, "report");
     check_layout(&layout, "screen");
 
@@ -413,7 +436,15 @@ fn browser_renders_the_html_report() {
 #[test]
 fn base64_decoder_round_trips_known_vectors() {
     // RFC 4648 section 10 test vectors.
-    for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+    for (plain, encoded) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
         assert_eq!(base64_decode(encoded), plain.as_bytes());
     }
 }

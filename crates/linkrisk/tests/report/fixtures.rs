@@ -2,16 +2,16 @@
 //! (made by `make_fixtures.py` there; paper-like figures, not measurements). Shared with the
 //! CLI tests through `#[path]`.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
 use linkrisk::report::run::{RunDir, RunEntry, RunFile};
 use serde_json::Value;
 
-/// Directory holding the fixture JSON files.
+/// Directory holding the fixture JSON files (found from either crate: they are siblings).
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crates/").join("linkrisk/tests/data/report")
 }
 
 /// One fixture file, parsed.

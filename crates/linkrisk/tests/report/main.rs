@@ -1,6 +1,8 @@
 //! Report tests: a run directory built from hand-written audit fixtures is rendered, and the
 //! numbers in the Markdown and HTML are parsed back and compared with the JSON.
 
+#![allow(clippy::unwrap_used)] // test-only helpers: a panic is the failure report
+
 mod browser;
 mod fixtures;
 
@@ -26,7 +28,8 @@ fn numbers(text: &str) -> Vec<Shown> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let starts = chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric() && chars[i - 1] != '@');
+        let starts =
+            chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric() && chars[i - 1] != '@');
         if !starts {
             i += 1;
             continue;
@@ -34,7 +37,10 @@ fn numbers(text: &str) -> Vec<Shown> {
         let negative = i > 0 && chars[i - 1] == '-' && (i == 1 || !chars[i - 2].is_alphanumeric());
         let mut j = i;
         let mut digits = String::new();
-        while j < chars.len() && (chars[j].is_ascii_digit() || (chars[j] == ',' && j + 1 < chars.len() && chars[j + 1].is_ascii_digit())) {
+        while j < chars.len()
+            && (chars[j].is_ascii_digit()
+                || (chars[j] == ',' && j + 1 < chars.len() && chars[j + 1].is_ascii_digit()))
+        {
             if chars[j] != ',' {
                 digits.push(chars[j]);
             }
@@ -118,7 +124,10 @@ impl MdTable {
     }
 
     fn col(&self, title: &str) -> usize {
-        self.header.iter().position(|h| h == title).unwrap_or_else(|| panic!("no column {title} in {:?}", self.header))
+        self.header
+            .iter()
+            .position(|h| h == title)
+            .unwrap_or_else(|| panic!("no column {title} in {:?}", self.header))
     }
 }
 
@@ -166,7 +175,11 @@ fn md_tables(md: &str) -> Vec<MdTable> {
 
 /// Decode the few entities the HTML renderer writes.
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 fn html_tables(html: &str) -> Vec<MdTable> {
@@ -182,7 +195,8 @@ fn html_tables(html: &str) -> Vec<MdTable> {
             let t = &t[..t.find("</table>").unwrap()];
             let head = &t[t.find("<thead>").unwrap() + 7..t.find("</thead>").unwrap()];
             let body = &t[t.find("<tbody>").unwrap() + 7..t.find("</tbody>").unwrap()];
-            let numeric = head.split("<th").skip(1).map(|c| c.starts_with(" scope=\"col\" class=\"num")).collect();
+            let numeric =
+                head.split("<th").skip(1).map(|c| c.starts_with(" scope=\"col\" class=\"num")).collect();
             MdTable {
                 header: cells(head, "th"),
                 numeric,
@@ -230,7 +244,8 @@ fn markdown_matches_snapshot() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &md).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).expect("snapshot missing: run with LINKRISK_UPDATE_SNAPSHOTS=1");
+    let expected =
+        std::fs::read_to_string(&path).expect("snapshot missing: run with LINKRISK_UPDATE_SNAPSHOTS=1");
     if md != expected {
         let line = md.lines().zip(expected.lines()).position(|(a, b)| a != b).unwrap_or(0);
         panic!(
@@ -316,7 +331,12 @@ fn relink_rows_equal_the_json() {
     assert_shows(&row[table.col("Lift")], &[f(&full["lift_at_1"])]);
     let ft = first_table(&tables, &["Full database", "MRR"]);
     let row = &ft.rows[0];
-    for (col, key) in [("Recall@5", "recall_at_5"), ("Recall@10", "recall_at_10"), ("MRR", "mrr"), ("Median rank", "median_rank")] {
+    for (col, key) in [
+        ("Recall@5", "recall_at_5"),
+        ("Recall@10", "recall_at_10"),
+        ("MRR", "mrr"),
+        ("Median rank", "median_rank"),
+    ] {
         assert_shows(&row[ft.col(col)], &[f(&full[key])]);
     }
     // Attack comparison.
@@ -340,7 +360,10 @@ fn reid_attribute_utility_and_mitigation_rows_equal_the_json() {
     let (_tmp, _run, md, _) = render_fixture();
     let tables = md_tables(&md);
     let reid = first_table(&tables, &["Measure", "image (nearest neighbour)", "image (linear-metric)"]);
-    for (file, column) in [("reid_image.json", "image (nearest neighbour)"), ("reid_image_linear_metric.json", "image (linear-metric)")] {
+    for (file, column) in [
+        ("reid_image.json", "image (nearest neighbour)"),
+        ("reid_image_linear_metric.json", "image (linear-metric)"),
+    ] {
         let a = fixtures::load(file);
         let c = reid.col(column);
         assert_shows(&reid.row(&["Rank-1"])[c], &[f(&a["rank_1"])]);
@@ -381,7 +404,9 @@ fn reid_attribute_utility_and_mitigation_rows_equal_the_json() {
             Some(e) => linkrisk::report::fmt::epsilon(e),
             None => "∞ (non-private)".to_string(),
         };
-        for (key, name) in [("members", "members (train)"), ("held_out", "held-out (test)"), ("external", "external")] {
+        for (key, name) in
+            [("members", "members (train)"), ("held_out", "held-out (test)"), ("external", "external")]
+        {
             let c = &p["relink"][key];
             let row = mt.find(&[("ε", &eps), ("Cohort", name)]);
             let pool = c["pools"].as_array().unwrap().iter().find(|q| q["pool_size"] == 10000).unwrap();
@@ -404,7 +429,11 @@ fn summary_states_the_strongest_attack_with_json_figures() {
     let x = lead.split("**").nth(3).unwrap();
     assert!(x.ends_with(" in 1,000"), "{x}");
     let shown = numbers(x)[0];
-    assert!(Shown { value: shown.value / 1000.0, tolerance: shown.tolerance / 1000.0 }.matches(f(&csls["recall_at_1"])), "{x}");
+    assert!(
+        Shown { value: shown.value / 1000.0, tolerance: shown.tolerance / 1000.0 }
+            .matches(f(&csls["recall_at_1"])),
+        "{x}"
+    );
     let times = lead.split("**").nth(5).unwrap();
     assert!(times.ends_with("times chance"), "{times}");
     assert!(numbers(times)[0].matches(f(&csls["lift_at_1"])), "{times}");
@@ -413,11 +442,22 @@ fn summary_states_the_strongest_attack_with_json_figures() {
     let ns = numbers(after);
     assert!(ns[1].matches(f(&ci[0])) && ns[2].matches(f(&ci[1])), "{after}");
     // Plain cosine is given beside it, and the re-ID and mitigation sentences follow.
-    let plain = audit["pools"].as_array().unwrap().iter().find(|p| p["pool_size"] == 10000 && p["kind"] == "random").unwrap();
+    let plain = audit["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pool_size"] == 10000 && p["kind"] == "random")
+        .unwrap();
     let line = md.lines().find(|l| l.starts_with("Plain cosine")).unwrap();
-    assert!(numbers(line.split("**").nth(1).unwrap())[0].value / 1000.0 - f(&plain["recall_at_1"]) < 1e-9, "{line}");
+    assert!(
+        numbers(line.split("**").nth(1).unwrap())[0].value / 1000.0 - f(&plain["recall_at_1"]) < 1e-9,
+        "{line}"
+    );
     assert!(md.contains("Re-identification: for **63.7%** of query images"), "strongest re-ID attacker");
-    assert!(md.contains("ε=0.34 bring Recall@1 at N=10,000 on the held-out (test) cohort from 0.490%"), "{md}");
+    assert!(
+        md.contains("ε=0.34 bring Recall@1 at N=10,000 on the held-out (test) cohort from 0.490%"),
+        "{md}"
+    );
     assert!(md.contains("(a 61.8% relative reduction)"));
     assert!(md.contains("utility macro AUROC moves from 0.7963 to 0.7943"));
     assert!(md.contains("**Synthetic cohort.**"));
@@ -428,7 +468,9 @@ fn summary_states_the_strongest_attack_with_json_figures() {
 #[test]
 fn chart_markers_carry_the_json_values_in_order() {
     let (_tmp, _run, _md, html) = render_fixture();
-    for id in ["relink-recall", "relink-lift", "reid-cmc", "reid-roc", "attributes-roc", "mitigate-frontier-0"] {
+    for id in
+        ["relink-recall", "relink-lift", "reid-cmc", "reid-roc", "attributes-roc", "mitigate-frontier-0"]
+    {
         assert!(html.contains(&format!("id=\"{id}\"")), "chart {id} missing");
     }
     let svg = &html[html.find("id=\"relink-recall\"").unwrap()..];
@@ -437,10 +479,7 @@ fn chart_markers_carry_the_json_values_in_order() {
     // Random-pool markers: tooltip = JSON recall; y pixel grows (lower) as recall falls.
     let mut last_y = f64::NEG_INFINITY;
     for p in audit["pools"].as_array().unwrap().iter().filter(|p| p["kind"] == "random") {
-        let tip = format!(
-            "random pools, N={}: Recall@1 ",
-            linkrisk::report::fmt::count(f(&p["pool_size"]))
-        );
+        let tip = format!("random pools, N={}: Recall@1 ", linkrisk::report::fmt::count(f(&p["pool_size"])));
         let at = svg.find(&tip).unwrap_or_else(|| panic!("no marker {tip}"));
         let shown = numbers(&svg[at + tip.len()..at + tip.len() + 12])[0];
         assert!(shown.matches(f(&p["recall_at_1"])));
@@ -477,7 +516,15 @@ fn missing_sections_are_omitted_and_unknown_audits_ignored() {
     let md = report::render_markdown(&run);
     let html = report::render_html(&run);
     assert!(md.contains("## Patient re-identification"));
-    for absent in ["## Cross-modal re-linkage", "## Attack comparison", "## Utility", "## Mitigation", "## Cohort", "Headline risk", "relink-recall"] {
+    for absent in [
+        "## Cross-modal re-linkage",
+        "## Attack comparison",
+        "## Utility",
+        "## Mitigation",
+        "## Cohort",
+        "Headline risk",
+        "relink-recall",
+    ] {
         assert!(!md.contains(absent) && !html.contains(absent), "{absent} present");
     }
     assert!(md.contains("**Cohort not recorded.**"));
@@ -523,7 +570,10 @@ fn strings_from_json_are_escaped() {
     let md = report::render_markdown(&run);
     assert!(!md.contains("<script>"));
     let tables = md_tables(&md);
-    assert!(tables.iter().all(|t| t.rows.iter().all(|r| r.len() == t.header.len())), "a | in a name broke a table");
+    assert!(
+        tables.iter().all(|t| t.rows.iter().all(|r| r.len() == t.header.len())),
+        "a | in a name broke a table"
+    );
 }
 
 #[test]
@@ -554,7 +604,10 @@ fn write_report_writes_both_formats_and_chart_files_without_leftovers() {
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     }
     assert_eq!(written.len(), 2 + md.matches("](plots/").count());
-    let names: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(names.iter().all(|n| !n.starts_with('.')), "temporary files left: {names:?}");
     assert!(!tmp.path().join("run.json.lock").exists());
     // A missing run.json is an error naming it.
