@@ -162,13 +162,11 @@ fn summary(model: &ReportModel) -> Section {
     let mut blocks = Vec::new();
     let plain: Vec<Headline> = model.relink.iter().filter_map(plain_headline).collect();
     let attacked: Vec<Headline> = model.relink.iter().filter_map(attack_headline).collect();
-    let strongest = |v: &[Headline]| {
-        v.iter()
-            .enumerate()
-            .max_by(|a, b| a.1.strength().partial_cmp(&b.1.strength()).unwrap_or(std::cmp::Ordering::Equal))
-            .map(|x| x.0)
-    };
-    let head = strongest(&attacked).map(|i| &attacked[i]).or_else(|| strongest(&plain).map(|i| &plain[i]));
+    // The headline is the strongest figure: attacks first, so a tie names the attack.
+    let head = attacked.iter().chain(plain.iter()).fold(None::<&Headline>, |best, h| match best {
+        Some(b) if b.strength() >= h.strength() => Some(b),
+        _ => Some(h),
+    });
     if let Some(h) = head {
         let mut spans = vec![b("Headline risk."), t(" ")];
         spans.extend(headline_sentence(h));
@@ -404,6 +402,10 @@ fn relink(model: &ReportModel) -> Option<Section> {
         "Each query is ranked against candidate pools by cosine similarity; Recall@1 is how often \
          its own record is ranked first. Chance is 1/N; lift is Recall@1 divided by chance.",
     )])];
+    if model.relink.len() > 1 {
+        blocks.push(Block::Heading("Comparison: Recall@1 (lift) with random pools".to_string()));
+        blocks.push(Block::Table(relink_comparison(&model.relink)));
+    }
     for r in &model.relink {
         let mut title = r.direction();
         if let Some(split) = &r.split {
@@ -489,6 +491,38 @@ fn relink(model: &ReportModel) -> Option<Section> {
         blocks.push(Block::Figures(figures));
     }
     Some(Section { id: "relink".to_string(), title: "Cross-modal re-linkage".to_string(), blocks })
+}
+
+/// One row per relink audit, one column per random pool size (and the full database):
+/// Recall@1 with its lift, to compare models (e.g. the demo's specialization levels).
+fn relink_comparison(relinks: &[Relink]) -> Table {
+    let mut sizes: Vec<u64> = relinks
+        .iter()
+        .flat_map(|r| r.pools.iter().filter(|p| p.kind == "random").map(|p| p.pool_size))
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let titles: Vec<String> = sizes.iter().map(|&n| format!("N={}", fmt::count(n as f64))).collect();
+    let mut columns: Vec<(&str, bool)> = vec![("Measurement", false)];
+    columns.extend(titles.iter().map(|t| (t.as_str(), true)));
+    columns.push(("Full database", true));
+    let mut table = Table::new(&columns);
+    let cell = |recall: Option<f64>, lift: Option<f64>| match (recall, lift) {
+        (Some(r), Some(l)) => format!("{} ({})", fmt::pct(r), fmt::times(l)),
+        (Some(r), None) => fmt::pct(r),
+        _ => MISSING.to_string(),
+    };
+    for r in relinks {
+        let mut row = vec![r.name.clone()];
+        for &n in &sizes {
+            let p = r.random_pool(n);
+            row.push(cell(p.and_then(|p| p.recall_at_1.map(|f| f.value)), p.and_then(|p| p.lift_at_1)));
+        }
+        let full = r.full.as_ref();
+        row.push(cell(full.and_then(|f| f.recall_at_1.map(|f| f.value)), full.and_then(|f| f.lift_at_1)));
+        table.push(row);
+    }
+    table.prune_empty_columns()
 }
 
 fn attack_table(attacks: &super::model::Attacks) -> Table {

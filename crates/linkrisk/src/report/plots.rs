@@ -46,6 +46,42 @@ fn kinds(r: &Relink) -> Vec<String> {
     kinds
 }
 
+/// With several relink audits, colour encodes the audit and line style the pool kind: the
+/// legend then lists each once (audits in colour, kinds in grey) instead of every pair.
+fn multi_legend(relinks: &[Relink], chance: &str) -> Option<Vec<Series>> {
+    if relinks.len() < 2 {
+        return None;
+    }
+    let entry = |name: String, color: &str, line, marker| Series {
+        name,
+        color: color.to_string(),
+        line,
+        marker,
+        points: Vec::new(),
+    };
+    let mut legend: Vec<Series> = relinks
+        .iter()
+        .enumerate()
+        .map(|(i, r)| entry(r.name.clone(), PALETTE[i % PALETTE.len()], Line::Solid, Marker::None))
+        .collect();
+    let mut all_kinds: Vec<String> = relinks.iter().flat_map(kinds).collect();
+    all_kinds.sort_by_key(|k| (k != "random", k != "pathology_matched", k.clone()));
+    all_kinds.dedup();
+    for (k, kind) in all_kinds.iter().enumerate() {
+        let (line, marker) = if k == 0 {
+            (Line::Solid, Marker::Circle)
+        } else {
+            (Line::Dashed, [Marker::Triangle, Marker::Square][(k - 1).min(1)])
+        };
+        legend.push(entry(kind_name(kind), "#333333", line, marker));
+    }
+    if relinks.iter().any(|r| r.full.is_some()) {
+        legend.push(entry("full database".to_string(), "#333333", Line::None, Marker::Diamond));
+    }
+    legend.push(entry(chance.to_string(), REFERENCE, Line::Dashed, Marker::None));
+    Some(legend)
+}
+
 /// Recall@1 (log y) vs pool size (log x): random and pathology-matched pools with their CIs,
 /// the full-database point at N = n_gallery, and the chance line from `chance_at_1`.
 pub fn recall_vs_pool(relinks: &[Relink]) -> Option<Figure> {
@@ -130,6 +166,7 @@ pub fn recall_vs_pool(relinks: &[Relink]) -> Option<Figure> {
         },
         series,
         plot_size: (540.0, 300.0),
+        legend: multi_legend(relinks, "chance (1/N)"),
     };
     chart.has_data().then(|| Figure {
         chart,
@@ -207,6 +244,7 @@ pub fn lift_vs_pool(relinks: &[Relink]) -> Option<Figure> {
         y: Axis::new("Lift (Recall@1 ÷ chance)", Scale::Linear, Ticks::Plain).from_zero(),
         series,
         plot_size: (540.0, 300.0),
+        legend: multi_legend(relinks, "chance (lift 1)"),
     };
     chart.has_data().then(|| Figure {
         chart,
@@ -269,6 +307,7 @@ pub fn cmc(model: &ReportModel) -> Option<Figure> {
         y: Axis::new("Same patient within the top k", Scale::Linear, Ticks::Percent).from_zero(),
         series,
         plot_size: (540.0, 300.0),
+        legend: None,
     };
     chart.has_data().then(|| Figure {
         chart,
@@ -343,6 +382,7 @@ fn roc_chart(id: &str, title: &str, curves: Vec<Curve>) -> Option<Figure> {
         y: Axis::new("True positive rate", Scale::Linear, Ticks::Plain).range(0.0, 1.0),
         series,
         plot_size: (300.0, 300.0),
+        legend: None,
     };
     Some(Figure { chart, caption: "ROC curve as reported by the audit; dashed: chance.".to_string() })
 }
@@ -496,6 +536,7 @@ pub fn frontier(m: &Mitigate, index: usize) -> Option<Figure> {
             .from_zero(),
         series,
         plot_size: (540.0, 300.0),
+        legend: None,
     };
     chart.has_data().then(|| Figure {
         chart,

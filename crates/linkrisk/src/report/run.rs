@@ -310,6 +310,13 @@ impl RunDir {
         })
     }
 
+    /// Record (or replace) the cohort summary from a [`CohortSummary`].
+    pub fn set_cohort(&mut self, summary: &CohortSummary) -> Result<()> {
+        let value = serde_json::to_value(summary)
+            .map_err(|e| Error::config(format!("cannot serialise the cohort summary: {e}")))?;
+        self.set_cohort_summary(value)
+    }
+
     /// Lock, re-read, change, write atomically, unlock.
     fn update(&mut self, change: impl FnOnce(&mut RunFile) -> Result<()>) -> Result<()> {
         let _lock = Lock::acquire(&self.dir)?;
@@ -496,6 +503,43 @@ mod tests {
         assert_eq!(file.runs[1].key, "utility:image#high");
         assert_eq!(file.cohort.unwrap()["n_records"], 10);
         assert!(run.set_cohort_summary(json!(3)).is_err());
+    }
+
+    #[test]
+    fn cohort_summary_counts_records_splits_and_views() {
+        use crate::cohort::{metadata::MetadataBuilder, Cohort, View};
+        let ids: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+        let builder = MetadataBuilder {
+            ids,
+            patient_ids: ["p1", "p1", "p2", "p3", "p3"].map(String::from).to_vec(),
+            splits: Some(["train", "test", "test", "external", "test"].map(String::from).to_vec()),
+            sex: Some(vec![Some("F".into()); 5]),
+            ..MetadataBuilder::default()
+        };
+        let metadata = builder.build(Path::new("metadata.csv"), 2).unwrap();
+        let view = View::from_memory("image", 5, 2, vec![1.0; 10]).unwrap();
+        let cohort = Cohort::from_parts("", metadata, vec![view]).unwrap();
+        let summary = CohortSummary::from_cohort(&cohort, true);
+        assert!(summary.synthetic);
+        assert_eq!(summary.source, None, "in-memory cohort");
+        assert_eq!((summary.n_records, summary.n_patients, summary.n_studies), (5, 3, 5));
+        let splits: Vec<(&str, usize)> =
+            summary.splits.iter().map(|s| (s.name.as_str(), s.n_records)).collect();
+        assert_eq!(splits.iter().map(|s| s.1).sum::<usize>(), 5);
+        assert!(
+            splits.contains(&("test", 3))
+                && splits.contains(&("train", 1))
+                && splits.contains(&("external", 1))
+        );
+        assert_eq!(summary.views, vec![ViewSummary { name: "image".into(), n: 5, dim: 2 }]);
+        assert_eq!(summary.demographics, ["sex"]);
+        assert!(!summary.has_findings);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = RunDir::open_or_create(tmp.path()).unwrap();
+        run.set_cohort(&summary).unwrap();
+        let stored: CohortSummary =
+            serde_json::from_value(read_run_file(tmp.path()).unwrap().cohort.unwrap()).unwrap();
+        assert_eq!(stored, summary);
     }
 
     #[test]

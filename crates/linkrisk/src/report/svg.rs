@@ -152,6 +152,9 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// Size of the plotting area in px (width, height).
     pub plot_size: (f64, f64),
+    /// Legend entries replacing the one-per-series legend (their points are ignored), e.g.
+    /// one entry per colour and one per line style when colour and style encode two things.
+    pub legend: Option<Vec<Series>>,
 }
 
 /// A fitted axis: data range mapped to pixels.
@@ -501,14 +504,19 @@ impl Chart {
         }
     }
 
-    /// Legend items as (x, y, series index), wrapped into rows below the plot.
+    /// The legend's entries: the override, or every series with something drawn.
+    fn legend_entries(&self) -> Vec<&Series> {
+        match &self.legend {
+            Some(entries) => entries.iter().collect(),
+            None => self.series.iter().filter(|s| s.points.iter().any(|p| self.drawable(p))).collect(),
+        }
+    }
+
+    /// Legend items as (x, y, entry index), wrapped into rows below the plot.
     fn legend_layout(&self, width: f64) -> Vec<(f64, f64, usize)> {
         let mut out = Vec::new();
         let (mut x, mut y) = (EDGE, 0.0);
-        for (i, series) in self.series.iter().enumerate() {
-            if !series.points.iter().any(|p| self.drawable(p)) {
-                continue;
-            }
+        for (i, series) in self.legend_entries().into_iter().enumerate() {
             let w = 30.0 + series.name.chars().count() as f64 * CHAR_W + 18.0;
             if x + w > width - 8.0 && x > EDGE {
                 x = EDGE;
@@ -524,9 +532,10 @@ impl Chart {
         if layout.is_empty() {
             return;
         }
+        let entries = self.legend_entries();
         s.push_str("<g class=\"legend\" fill=\"#1a1a1a\">\n");
         for &(x, y, i) in layout {
-            let series = &self.series[i];
+            let series = entries[i];
             let color = esc(&series.color);
             let cy = top + y + 6.0;
             if series.line != Line::None {
@@ -730,6 +739,7 @@ pub(crate) mod tests {
                 ],
             }],
             plot_size: (500.0, 280.0),
+            legend: None,
         }
     }
 

@@ -332,9 +332,9 @@ const LAYOUT_CHECK: &str = r#"(() => {
           sections: [...document.querySelectorAll('section')].map(s => s.id)};
 })()"#;
 
-fn check_layout(layout: &Value, media: &str) {
+fn check_layout(layout: &Value, media: &str, n_charts: usize) {
     let charts = layout["charts"].as_array().unwrap();
-    assert_eq!(charts.len(), 6, "{media}: expected 6 charts, got {layout}");
+    assert_eq!(charts.len(), n_charts, "{media}: expected {n_charts} charts, got {layout}");
     for c in charts {
         let id = c["id"].as_str().unwrap();
         assert!(c["width"].as_f64().unwrap() > 200.0, "{media}: {id} is {} px wide", c["width"]);
@@ -411,7 +411,7 @@ fn browser_renders_the_html_report() {
         ["summary", "cohort", "relink", "attacks", "reid", "attributes", "utility", "mitigate", "runs"]
     );
     cdp.screenshot(&session, &out, "report");
-    check_layout(&layout, "screen");
+    check_layout(&layout, "screen", 6);
 
     // Print: same checks under print media, and a PDF comes out.
     cdp.call(Some(&session), "Emulation.setEmulatedMedia", json!({"media": "print"}));
@@ -423,14 +423,83 @@ fn browser_renders_the_html_report() {
     );
     cdp.screenshot(&session, &out, "report-print");
     let layout = cdp.eval(&session, LAYOUT_CHECK);
-    check_layout(&layout, "print");
+    check_layout(&layout, "print", 6);
     let pdf = cdp.call(Some(&session), "Page.printToPDF", json!({"printBackground": false}));
     let pdf = base64_decode(pdf["data"].as_str().unwrap());
     assert!(pdf.starts_with(b"%PDF") && pdf.len() > 20_000, "PDF of {} bytes", pdf.len());
     std::fs::write(out.join("report.pdf"), pdf).unwrap();
     let errors = cdp.take_errors();
     assert!(errors.is_empty(), "errors while printing: {errors:?}");
+
+    // The demo's shape: four labelled models (specialization levels), no attacks, a
+    // two-point mitigation. Many series: the legends must still not collide.
+    let demo = tempfile::tempdir().unwrap();
+    demo_like_run(demo.path());
+    linkrisk::report::write_report(demo.path(), &[linkrisk::report::Format::Html]).unwrap();
+    cdp.call(Some(&session), "Emulation.setEmulatedMedia", json!({"media": "screen"}));
+    cdp.call(
+        Some(&session),
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    cdp.navigate(&session, &url(&demo.path().join("report.html")));
+    let errors = cdp.take_errors();
+    assert!(errors.is_empty(), "the demo-like report logged errors: {errors:?}");
+    let layout = cdp.eval(&session, LAYOUT_CHECK);
+    cdp.screenshot(&session, &out, "demo");
+    check_layout(&layout, "demo", 5);
     eprintln!("browser test: screenshots and PDF in {}", out.display());
+}
+
+/// A run like `linkrisk demo` writes: relink for four labelled models of increasing
+/// specialization (the fixture's figures scaled), re-ID, utility and a two-point mitigation.
+fn demo_like_run(dir: &Path) {
+    use linkrisk::report::run::{RunDir, RunEntry};
+    let mut run = RunDir::open_or_create(dir).unwrap();
+    let mut cohort = super::fixtures::load("cohort.json");
+    cohort["synthetic"] = json!(true);
+    run.set_cohort_summary(cohort).unwrap();
+    let base = super::fixtures::load("relink_image_report.json");
+    for (level, factor) in [("general", 0.3), ("medical", 0.6), ("radiology", 1.0), ("chest X-ray", 1.4)] {
+        let mut audit = base.clone();
+        let obj = audit.as_object_mut().unwrap();
+        obj.remove("attacks");
+        obj.remove("strongest_attack");
+        for pool in obj["pools"].as_array_mut().unwrap() {
+            let recall = pool["recall_at_1"].as_f64().unwrap() * factor;
+            let chance = pool["chance_at_1"].as_f64().unwrap();
+            pool["recall_at_1"] = json!(recall);
+            pool["lift_at_1"] = json!(recall / chance);
+            pool["ci95_recall_at_1"] = json!([recall * 0.9, recall * 1.1]);
+            if let Some(e) = pool.get("expected_recall_at_1").and_then(Value::as_f64) {
+                pool["expected_recall_at_1"] = json!(e * factor);
+            }
+        }
+        let full = &mut obj["full"];
+        let recall = full["recall_at_1"].as_f64().unwrap() * factor;
+        full["lift_at_1"] = json!(recall / full["chance_at_1"].as_f64().unwrap());
+        full["recall_at_1"] = json!(recall);
+        full["ci95_recall_at_1"] = json!([recall * 0.85, recall * 1.15]);
+        run.record_entry(RunEntry {
+            key: String::new(),
+            label: Some(format!("specialization: {level}")),
+            command: vec!["linkrisk".into(), "demo".into()],
+            seed: Some(0),
+            started_unix: 0,
+            seconds: 1.0,
+            linkrisk_version: linkrisk::VERSION.into(),
+            audit,
+        })
+        .unwrap();
+    }
+    for file in ["reid_image.json", "reid_image_linear_metric.json", "utility_image.json"] {
+        run.record(vec!["linkrisk".into(), "demo".into()], Some(0), 1.0, super::fixtures::load(file))
+            .unwrap();
+    }
+    let mut mitigate = super::fixtures::load("mitigate.json");
+    let points = mitigate["points"].as_array_mut().unwrap();
+    points.retain(|p| p["epsilon"].is_null() || p["epsilon"] == json!(0.34));
+    run.record(vec!["linkrisk".into(), "demo".into()], Some(0), 1.0, mitigate).unwrap();
 }
 
 #[test]

@@ -559,6 +559,40 @@ fn plain_cosine_headline_without_attacks_and_full_database_fallback() {
 }
 
 #[test]
+fn several_relink_audits_get_a_comparison_table_and_a_compact_legend() {
+    let base = fixtures::load("relink_image_report.json");
+    let mut run = fixtures::run_of(vec![base.clone(), base.clone()]);
+    run.runs[0].label = Some("model A".into());
+    run.runs[1].label = Some("model B".into());
+    run.runs[1].audit["pools"][3]["recall_at_1"] = json!(0.0123);
+    run.runs[1].audit["pools"][3]["lift_at_1"] = json!(123.0);
+    let md = report::render_markdown(&run);
+    let html = report::render_html(&run);
+    let tables = md_tables(&md);
+    let t = first_table(&tables, &["Measurement", "N=10", "N=10,000", "Full database"]);
+    assert_shows(&t.row(&["model A"])[t.col("N=10,000")], &[0.0049, 49.0]);
+    assert_shows(&t.row(&["model B"])[t.col("N=10,000")], &[0.0123, 123.0]);
+    assert_shows(&t.row(&["model A"])[t.col("Full database")], &[0.00131, 57.3688]);
+    // The headline is the strongest figure of all measurements (here model B's plain cosine,
+    // above every attack row) and names its measurement.
+    let lead = md.lines().find(|l| l.starts_with("**Headline risk.**")).unwrap();
+    assert!(lead.contains("An attacker with this model") && lead.contains("**12.3 in 1,000**"), "{lead}");
+    assert!(lead.ends_with("Measurement: model B."), "{lead}");
+    // Legend: each model once, each pool kind once (not every model x kind pair).
+    let svg = &html[html.find("id=\"relink-recall\"").unwrap()..];
+    let legend = &svg[svg.find("class=\"legend\"").unwrap()..svg.find("</svg>").unwrap()];
+    for entry in [
+        ">model A</text>",
+        ">model B</text>",
+        ">random pools</text>",
+        ">pathology-matched pools</text>",
+        ">full database</text>",
+    ] {
+        assert_eq!(legend.matches(entry).count(), 1, "{entry} in {legend}");
+    }
+}
+
+#[test]
 fn strings_from_json_are_escaped() {
     let run = fixtures::run_of(vec![json!({
         "audit": "relink", "query_view": "<script>alert(1)</script>", "gallery_view": "a|b",
