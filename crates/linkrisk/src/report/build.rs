@@ -203,23 +203,42 @@ fn summary(model: &ReportModel) -> Section {
 }
 
 fn reid_sentence(model: &ReportModel) -> Option<Vec<Span>> {
-    let best = model
-        .reid
-        .iter()
-        .filter_map(|r| r.rank_1.map(|f| (r, f)))
-        .max_by(|a, b| a.1.value.total_cmp(&b.1.value))?;
-    let (r, fig) = best;
+    // Candidates: each audit's Rank-1, and the strongest attack row of its attack comparison.
+    let mut candidates: Vec<(&super::model::Reid, super::model::Figure, String)> = Vec::new();
+    for r in &model.reid {
+        if let Some(f) = r.rank_1 {
+            let who = match &r.attacker {
+                Some(a) => format!("trained attacker {a}"),
+                None => "nearest neighbour".to_string(),
+            };
+            candidates.push((r, f, who));
+        }
+        if let Some(attacks) = &r.attacks {
+            let strongest = attacks.strongest.as_deref();
+            for a in attacks.attacks.iter().filter(|a| Some(a.name.as_str()) == strongest) {
+                if let Some(f) = a.recall_at_1 {
+                    candidates.push((r, f, format!("attack {}", a.name)));
+                }
+            }
+        }
+    }
+    let (r, fig, who) = candidates.into_iter().fold(
+        None,
+        |best: Option<(&super::model::Reid, super::model::Figure, String)>, c| match best {
+            Some(b) if b.1.value >= c.1.value => Some(b),
+            _ => Some(c),
+        },
+    )?;
     let mut spans = vec![t("Re-identification: for ")];
     spans.push(b(fmt::pct(fig.value)));
     let mut rest = format!(" of query {}", plural(&r.view));
     if let Some(ci) = fig.ci95 {
         rest.push_str(&format!(" (95% CI {})", fmt::pct_interval(ci)));
     }
-    rest.push_str(&format!(", the most similar other {} belongs to the same patient (Rank-1", r.view));
-    match &r.attacker {
-        Some(a) => rest.push_str(&format!(", trained attacker {a}).")),
-        None => rest.push_str(", nearest neighbour)."),
-    }
+    rest.push_str(&format!(
+        ", the most similar other {} belongs to the same patient (Rank-1, {who}).",
+        r.view
+    ));
     spans.push(t(rest));
     Some(spans)
 }

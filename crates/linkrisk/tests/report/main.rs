@@ -593,6 +593,16 @@ fn several_relink_audits_get_a_comparison_table_and_a_compact_legend() {
 }
 
 #[test]
+fn reid_sentence_takes_the_strongest_attack_row_when_it_beats_rank_1() {
+    let reid = json!({"audit": "reid", "view": "image", "rank_1": 0.259, "ci95_rank_1": [0.25, 0.27],
+                      "strongest_attack": "csls",
+                      "attacks": [{"name": "csls", "recall_at_1": 0.301, "ci95_recall_at_1": [0.29, 0.31]},
+                                  {"name": "cosine", "recall_at_1": 0.259}]});
+    let md = report::render_markdown(&fixtures::run_of(vec![reid]));
+    assert!(md.contains("Re-identification: for **30.1%** of query images (95% CI 29.0% – 31.0%), the most similar other image belongs to the same patient (Rank-1, attack csls)."), "{md}");
+}
+
+#[test]
 fn strings_from_json_are_escaped() {
     let run = fixtures::run_of(vec![json!({
         "audit": "relink", "query_view": "<script>alert(1)</script>", "gallery_view": "a|b",
