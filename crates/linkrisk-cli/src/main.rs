@@ -29,6 +29,10 @@ struct Cli {
 enum Command {
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
+    /// Render a run directory as report.html (self-contained) and report.md with SVG charts.
+    Report(cmd::report::Args),
+    /// Exit 1 when a run's risk exceeds a threshold (for CI pipelines); 0 when all hold.
+    Gate(cmd::gate::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Gate(args) => cmd::gate::run(args),
     }
 }
 

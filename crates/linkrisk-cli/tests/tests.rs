@@ -7,3 +7,4 @@ mod util;
 
 mod cohort_input;
 mod inspect;
+mod report;
