@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
+    /// Write a synthetic cohort with known ground truth (patients, studies, findings,
+    /// demographics, a model-specialization knob).
+    Synth(cmd::synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
     }
 }
 
