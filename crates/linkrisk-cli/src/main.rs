@@ -26,6 +26,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Synthesize a demo population as four embedding models of increasing clinical
+    /// specialization see it, and say where the cohorts are.
+    Demo(cmd::demo::Args),
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
     /// Write a synthetic cohort with known ground truth (patients, studies, findings,
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Synth(args) => cmd::synth::run(args),
     }

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `linkrisk` binary, one module per area.
+
+mod synth;
+mod util;
