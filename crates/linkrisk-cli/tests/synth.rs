@@ -4,7 +4,8 @@ use predicates::prelude::*;
 
 use crate::util::{linkrisk, read, temp_dir};
 
-const FILES: [&str; 5] = ["metadata.csv", "image.npy", "report.npy", "image_features.npy", "report_features.npy"];
+const FILES: [&str; 5] =
+    ["metadata.csv", "image.npy", "report.npy", "image_features.npy", "report_features.npy"];
 
 #[test]
 fn same_seed_gives_identical_files_on_any_thread_count() {
@@ -33,14 +34,27 @@ fn another_seed_gives_other_files() {
     let tmp = temp_dir();
     for (name, seed) in [("a", "1"), ("b", "2")] {
         linkrisk()
-            .args(["synth", "--patients", "200", "--external-patients", "0", "--dim", "8", "--feature-dim", "8"])
+            .args([
+                "synth",
+                "--patients",
+                "200",
+                "--external-patients",
+                "0",
+                "--dim",
+                "8",
+                "--feature-dim",
+                "8",
+            ])
             .args(["--seed", seed, "--out"])
             .arg(tmp.path().join(name))
             .assert()
             .success();
     }
     for file in FILES {
-        assert!(read(&tmp.path().join("a"), file) != read(&tmp.path().join("b"), file), "{file} did not change");
+        assert!(
+            read(&tmp.path().join("a"), file) != read(&tmp.path().join("b"), file),
+            "{file} did not change"
+        );
     }
 }
 
@@ -72,7 +86,8 @@ fn written_cohort_loads_with_the_flags_shapes_and_splits() {
 #[test]
 fn bad_flags_exit_2_naming_the_flag() {
     let tmp = temp_dir();
-    for (flag, value) in [("--specialization", "1.5"), ("--patients", "0"), ("--dim", "1"), ("--studies-per-patient", "0")]
+    for (flag, value) in
+        [("--specialization", "1.5"), ("--patients", "0"), ("--dim", "1"), ("--studies-per-patient", "0")]
     {
         linkrisk()
             .args(["synth", flag, value, "--out"])
@@ -98,7 +113,10 @@ fn demo_writes_four_cohorts_of_one_population() {
         let cohort = linkrisk::cohort::Cohort::load(&dir).unwrap();
         assert_eq!(cohort.metadata.split_names.len(), 3);
         assert_eq!(read(&dir, "metadata.csv"), read(&out.join("cohorts/general"), "metadata.csv"));
-        assert_eq!(read(&dir, "image_features.npy"), read(&out.join("cohorts/general"), "image_features.npy"));
+        assert_eq!(
+            read(&dir, "image_features.npy"),
+            read(&out.join("cohorts/general"), "image_features.npy")
+        );
         images.push(read(&dir, "image.npy"));
     }
     assert!(images.windows(2).all(|w| w[0] != w[1]), "each model embeds differently");

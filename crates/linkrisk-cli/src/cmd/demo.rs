@@ -38,7 +38,8 @@ pub struct DemoCohort {
 /// `out/cohorts/<model>/`. The patients, studies, findings and frozen-encoder features are
 /// the same in every cohort; only `image.npy` and `report.npy` differ.
 pub fn synthesize_cohorts(out: &Path, patients: usize, seed: u64) -> anyhow::Result<Vec<DemoCohort>> {
-    let config = SynthConfig { patients, seed, external_patients: patients.div_ceil(5), ..SynthConfig::default() };
+    let config =
+        SynthConfig { patients, seed, external_patients: patients.div_ceil(5), ..SynthConfig::default() };
     let population = Population::sample(&config)?;
     DEMO_MODELS
         .iter()
@@ -62,7 +63,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for cohort in &cohorts {
         let s = &cohort.summary;
         let splits: Vec<String> = s.splits.iter().map(|x| format!("{} {}", x.name, x.records)).collect();
-        let views: Vec<String> = s.views.iter().map(|v| format!("{} ({}x{})", v.name, v.rows, v.dim)).collect();
+        let views: Vec<String> =
+            s.views.iter().map(|v| format!("{} ({}x{})", v.name, v.rows, v.dim)).collect();
         println!();
         println!("model {:<15} specialization {:.2}", cohort.model, s.specialization);
         println!("  records  {} of {} patients ({})", s.records, s.patients, splits.join(", "));

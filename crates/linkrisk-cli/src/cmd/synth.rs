@@ -69,6 +69,12 @@ pub fn print_summary(summary: &SynthSummary) {
         println!("split     {:<9} {:>8} records {:>8} patients", split.name, split.records, split.patients);
     }
     for view in &summary.views {
-        println!("view      {:<16} ({}, {})  {}", view.name, view.rows, view.dim, summary.dir.join(format!("{}.npy", view.name)).display());
+        println!(
+            "view      {:<16} ({}, {})  {}",
+            view.name,
+            view.rows,
+            view.dim,
+            summary.dir.join(format!("{}.npy", view.name)).display()
+        );
     }
 }

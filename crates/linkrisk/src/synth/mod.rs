@@ -254,8 +254,10 @@ impl SynthSummary {
             .iter()
             .enumerate()
             .map(|(s, name)| {
-                let mut patients: Vec<u32> =
-                    (0..metadata.len()).filter(|&i| metadata.split[i] as usize == s).map(|i| metadata.patient[i]).collect();
+                let mut patients: Vec<u32> = (0..metadata.len())
+                    .filter(|&i| metadata.split[i] as usize == s)
+                    .map(|i| metadata.patient[i])
+                    .collect();
                 let records = patients.len();
                 patients.sort_unstable();
                 patients.dedup();

@@ -255,8 +255,7 @@ fn sample_patient(
         report_latent[report_cols::HISTORY..report_cols::HISTORY + HISTORY_DIM]
             .copy_from_slice(&anatomy[..HISTORY_DIM]);
         image_latent[image_cols::SEX] = if female { 1.0 } else { -1.0 };
-        image_latent[image_cols::AGE] =
-            ((age - super::model::AGE_CENTER) / super::model::AGE_SCALE) as f32;
+        image_latent[image_cols::AGE] = ((age - super::model::AGE_CENTER) / super::model::AGE_SCALE) as f32;
         image_latent[image_cols::RACE + race_index] = 1.0;
         let site = if origin == Origin::External { 1.0 } else { 0.0 };
         image_latent[image_cols::OFFSET] = 1.0;

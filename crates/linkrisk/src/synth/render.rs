@@ -170,8 +170,10 @@ impl Population {
         let n = self.len();
         let mut out = vec![0f32; n * dim];
         let noise_purpose = format!("synth/noise/{}", view.name());
-        out.par_chunks_mut(BLOCK_ROWS * dim).zip(latent.par_chunks(BLOCK_ROWS * latent_len)).enumerate().for_each(
-            |(block, (out_block, latent_block))| {
+        out.par_chunks_mut(BLOCK_ROWS * dim)
+            .zip(latent.par_chunks(BLOCK_ROWS * latent_len))
+            .enumerate()
+            .for_each(|(block, (out_block, latent_block))| {
                 let rows = out_block.len() / dim;
                 for (r, row) in out_block.chunks_mut(dim).enumerate() {
                     let key = self.study_keys[block * BLOCK_ROWS + r];
@@ -188,8 +190,7 @@ impl Population {
                     1.0f32,
                     Par::Seq,
                 );
-            },
-        );
+            });
         out
     }
 }

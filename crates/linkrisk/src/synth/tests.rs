@@ -15,8 +15,13 @@ use crate::cohort::{Label, FINDINGS};
 fn ground_truth_population() -> &'static Population {
     static POPULATION: OnceLock<Population> = OnceLock::new();
     POPULATION.get_or_init(|| {
-        Population::sample(&SynthConfig { patients: 2500, seed: 3, external_patients: 500, ..Default::default() })
-            .unwrap()
+        Population::sample(&SynthConfig {
+            patients: 2500,
+            seed: 3,
+            external_patients: 500,
+            ..Default::default()
+        })
+        .unwrap()
     })
 }
 
@@ -85,7 +90,10 @@ fn config_validation_names_the_flag() {
     let cases: Vec<(SynthConfig, &str)> = vec![
         (SynthConfig { patients: 0, ..ok.clone() }, "--patients"),
         (SynthConfig { studies_per_patient: 0, ..ok.clone() }, "--studies-per-patient"),
-        (SynthConfig { studies_per_patient: MAX_STUDIES_PER_PATIENT + 1, ..ok.clone() }, "--studies-per-patient"),
+        (
+            SynthConfig { studies_per_patient: MAX_STUDIES_PER_PATIENT + 1, ..ok.clone() },
+            "--studies-per-patient",
+        ),
         (SynthConfig { dim: 1, ..ok.clone() }, "--dim"),
         (SynthConfig { feature_dim: 0, ..ok.clone() }, "--feature-dim"),
         (SynthConfig { specialization: 1.5, ..ok.clone() }, "--specialization"),
@@ -106,7 +114,8 @@ fn config_validation_names_the_flag() {
 
 #[test]
 fn same_seed_is_identical_on_one_and_two_threads_and_other_seeds_differ() {
-    let config = SynthConfig { patients: 300, external_patients: 60, dim: 24, feature_dim: 40, ..Default::default() };
+    let config =
+        SynthConfig { patients: 300, external_patients: 60, dim: 24, feature_dim: 40, ..Default::default() };
     let on = |threads: usize, config: &SynthConfig| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| generate(config).unwrap())
@@ -116,7 +125,10 @@ fn same_seed_is_identical_on_one_and_two_threads_and_other_seeds_differ() {
     assert_eq!(one.metadata, two.metadata);
     for ((name, _, a), (_, _, b)) in one.views().iter().zip(two.views().iter()) {
         assert_eq!(a.len(), b.len(), "{name}");
-        assert!(a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits()), "view {name} differs by threads");
+        assert!(
+            a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "view {name} differs by threads"
+        );
     }
     let other = on(2, &SynthConfig { seed: 1, ..config.clone() });
     assert_ne!(one.metadata.findings, other.metadata.findings);
@@ -127,7 +139,8 @@ fn same_seed_is_identical_on_one_and_two_threads_and_other_seeds_differ() {
 
 #[test]
 fn streaming_write_equals_in_memory_write_and_loads_back() {
-    let config = SynthConfig { patients: 120, external_patients: 30, dim: 16, feature_dim: 24, ..Default::default() };
+    let config =
+        SynthConfig { patients: 120, external_patients: 30, dim: 16, feature_dim: 24, ..Default::default() };
     let memory = generate(&config).unwrap();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
@@ -177,8 +190,9 @@ fn splits_are_disjoint_by_patient_and_studies_follow_the_distribution() {
     // P(1 study) = 1 / (1 + 0.6 + 0.36 + 0.216 + 0.1296) = 0.4337.
     let single = studies.values().filter(|&&k| k == 1).count() as f64 / studies.len() as f64;
     assert!((single - 0.4337).abs() < 0.03, "single-study fraction {single}");
-    let one_each = Population::sample(&SynthConfig { patients: 50, studies_per_patient: 1, ..Default::default() })
-        .unwrap();
+    let one_each =
+        Population::sample(&SynthConfig { patients: 50, studies_per_patient: 1, ..Default::default() })
+            .unwrap();
     assert_eq!(one_each.len(), 50 + 800);
 }
 
@@ -221,7 +235,8 @@ fn findings_have_the_documented_prevalence_and_structure() {
     // Findings correlate: effusion is more common among studies with cardiomegaly.
     let cardiomegaly = finding_index("Cardiomegaly");
     let effusion_col = finding_index("Pleural Effusion");
-    let with: Vec<usize> = internal.iter().copied().filter(|&i| findings[i][cardiomegaly] == Label::Positive).collect();
+    let with: Vec<usize> =
+        internal.iter().copied().filter(|&i| findings[i][cardiomegaly] == Label::Positive).collect();
     assert!(prevalence(&with, effusion_col) > 1.5 * effusion, "no cardiomegaly-effusion correlation");
 }
 
@@ -234,8 +249,11 @@ fn external_split_is_shifted() {
     let rate = |rows: &[usize]| {
         rows.iter().filter(|&&i| findings[i][devices] == Label::Positive).count() as f64 / rows.len() as f64
     };
-    let (train, test, external) =
-        (meta.rows_in_split("train").unwrap(), meta.rows_in_split("test").unwrap(), meta.rows_in_split("external").unwrap());
+    let (train, test, external) = (
+        meta.rows_in_split("train").unwrap(),
+        meta.rows_in_split("test").unwrap(),
+        meta.rows_in_split("external").unwrap(),
+    );
     assert!(rate(&external) > rate(&train) + 0.08, "external {} vs train {}", rate(&external), rate(&train));
     // Domain shift in the features: the external centroid is far from train's; test's is not.
     let dim = population.config().dim;
@@ -291,7 +309,9 @@ fn pathology_matched_candidates_lower_but_do_not_remove_the_signal() {
             matched += f64::from(u8::from(group.iter().all(|&j| j == i || row[j] <= row[i])));
             let beaters = retrieval.beaters(i);
             // P(no beater among group.len() - 1 candidates drawn from the other n - 1).
-            random += (0..group.len() - 1).map(|t| (n - 1 - beaters).saturating_sub(t) as f64 / (n - 1 - t) as f64).product::<f64>();
+            random += (0..group.len() - 1)
+                .map(|t| (n - 1 - beaters).saturating_sub(t) as f64 / (n - 1 - t) as f64)
+                .product::<f64>();
             chance += 1.0 / group.len() as f64;
             queries += 1.0;
         }
@@ -342,7 +362,13 @@ fn auroc(scores: &[f64], positive: &[bool]) -> f64 {
         for (j, &b) in scores.iter().enumerate() {
             if positive[i] && !positive[j] {
                 pairs += 1.0;
-                wins += if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 };
+                wins += if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -366,7 +392,10 @@ fn sex_leaks_weakly_into_images_and_not_into_reports() {
         let n_male = train.len() as f64 - n_female;
         for (r, &i) in train.iter().enumerate() {
             let w = if female(i) { 1.0 / n_female } else { -1.0 / n_male };
-            direction.iter_mut().zip(&train_rows[r * dim..(r + 1) * dim]).for_each(|(d, &x)| *d += w * f64::from(x));
+            direction
+                .iter_mut()
+                .zip(&train_rows[r * dim..(r + 1) * dim])
+                .for_each(|(d, &x)| *d += w * f64::from(x));
         }
         let test_rows = unit_rows(&data, dim, &test);
         let scores: Vec<f64> = test_rows
@@ -386,4 +415,27 @@ fn sex_leaks_weakly_into_images_and_not_into_reports() {
 fn auroc_helper_matches_a_hand_count() {
     // 2 positives x 2 negatives: (0.9 > 0.1, 0.9 > 0.4, 0.4 = 0.4 half, 0.4 > 0.1) = 3.5 / 4.
     assert_eq!(auroc(&[0.9, 0.4, 0.4, 0.1], &[true, true, false, false]), 0.875);
+}
+
+#[test]
+fn a_larger_cohort_extends_a_smaller_one() {
+    let small =
+        Population::sample(&SynthConfig { patients: 100, external_patients: 10, ..Default::default() })
+            .unwrap();
+    let large =
+        Population::sample(&SynthConfig { patients: 160, external_patients: 10, ..Default::default() })
+            .unwrap();
+    let internal = |p: &Population| {
+        p.metadata().split.iter().filter(|&&s| p.metadata().split_names[s as usize] != "external").count()
+    };
+    let n = internal(&small);
+    let rows: Vec<usize> = (0..n).collect();
+    assert_eq!(small.metadata().select(&rows).unwrap(), large.metadata().select(&rows).unwrap());
+    assert_eq!(
+        small.image_latent[..n * super::population::image_cols::LEN],
+        large.image_latent[..n * super::population::image_cols::LEN]
+    );
+    let external = |p: &Population| p.metadata().rows_in_split("external").unwrap();
+    let (a, b) = (external(&small), external(&large));
+    assert_eq!(small.metadata().select(&a).unwrap().findings, large.metadata().select(&b).unwrap().findings);
 }
