@@ -30,7 +30,7 @@ use crate::cohort::{npy, Cohort, Metadata, View, N_FINDINGS};
 use crate::error::{Error, Result};
 
 /// Most patients (or external patients) one synthetic cohort may have.
-pub const MAX_PATIENTS: usize = 10_000_000;
+pub const MAX_PATIENTS: usize = 1_000_000;
 /// Most studies one patient may have.
 pub const MAX_STUDIES_PER_PATIENT: usize = 1000;
 /// Largest `--dim` / `--feature-dim`.
@@ -100,7 +100,7 @@ impl SynthConfig {
     }
 }
 
-fn check_specialization(specialization: f64) -> Result<()> {
+pub(crate) fn check_specialization(specialization: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&specialization) {
         return Err(Error::config(format!(
             "--specialization must be between 0 and 1 (0 = general-domain model, 1 = fully \
@@ -137,10 +137,10 @@ pub fn generate(config: &SynthConfig) -> Result<SyntheticCohort> {
     let s = config.specialization;
     Ok(SyntheticCohort {
         config: config.clone(),
-        image: population.render(SynthView::Image, s),
-        report: population.render(SynthView::Report, s),
-        image_features: population.render(SynthView::ImageFeatures, s),
-        report_features: population.render(SynthView::ReportFeatures, s),
+        image: population.render(SynthView::Image, s)?,
+        report: population.render(SynthView::Report, s)?,
+        image_features: population.render(SynthView::ImageFeatures, s)?,
+        report_features: population.render(SynthView::ReportFeatures, s)?,
         truly_positive: population.truly_positive.clone(),
         metadata: population.metadata,
     })
@@ -193,7 +193,7 @@ impl Population {
         check_specialization(specialization)?;
         write_cohort(dir, &self.metadata, &[])?;
         for view in SynthView::ALL {
-            let rows = self.render(view, specialization);
+            let rows = self.render(view, specialization)?;
             let dim = rows.len() / self.len();
             atomic(&dir.join(format!("{}.npy", view.name())), |tmp| npy::write(tmp, self.len(), dim, &rows))?;
         }

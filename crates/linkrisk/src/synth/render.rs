@@ -9,12 +9,14 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use super::check_specialization;
 use super::model::{
     image_weights, report_weights, ViewWeights, ANATOMY_DIM, HISTORY_DIM, IMAGE_FEATURE_WEIGHTS,
     INSTANCE_DIM, NUISANCE_DIM, RACES, REPORT_FEATURE_WEIGHTS,
 };
 use super::population::{image_cols, report_cols, Population};
 use crate::cohort::N_FINDINGS;
+use crate::error::Result;
 use crate::rng::stream;
 
 /// Rows per block of the latent x map product (fixed, so results do not depend on threads).
@@ -153,8 +155,10 @@ fn weighted_map(seed: u64, view: SynthView, specialization: f64, latent_len: usi
 
 impl Population {
     /// Render `view` at `specialization` (only `image` and `report` depend on it): an
-    /// n x dim row-major matrix of raw (not normalised) values.
-    pub fn render(&self, view: SynthView, specialization: f64) -> Vec<f32> {
+    /// n x dim row-major matrix of raw (not normalised) values. Errors when
+    /// `specialization` is outside [0, 1].
+    pub fn render(&self, view: SynthView, specialization: f64) -> Result<Vec<f32>> {
+        check_specialization(specialization)?;
         let (latent, latent_len) = if view.is_image() {
             (&self.image_latent, image_cols::LEN)
         } else {
@@ -191,6 +195,6 @@ impl Population {
                     Par::Seq,
                 );
             });
-        out
+        Ok(out)
     }
 }

@@ -67,8 +67,8 @@ impl Retrieval {
     fn new(population: &Population, specialization: f64) -> Retrieval {
         let rows = population.metadata().rows_in_split("test").unwrap();
         let dim = population.config().dim;
-        let image = unit_rows(&population.render(SynthView::Image, specialization), dim, &rows);
-        let report = unit_rows(&population.render(SynthView::Report, specialization), dim, &rows);
+        let image = unit_rows(&population.render(SynthView::Image, specialization).unwrap(), dim, &rows);
+        let report = unit_rows(&population.render(SynthView::Report, specialization).unwrap(), dim, &rows);
         Retrieval { n: rows.len(), sim: similarity(&image, &report, dim), rows }
     }
 
@@ -109,6 +109,8 @@ fn config_validation_names_the_flag() {
     let population = Population::sample(&SynthConfig { patients: 5, ..ok }).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let err = population.write(dir.path(), 2.0).unwrap_err().to_string();
+    assert!(err.contains("--specialization"), "{err}");
+    let err = population.render(SynthView::Image, -1.0).unwrap_err().to_string();
     assert!(err.contains("--specialization"), "{err}");
 }
 
@@ -257,7 +259,7 @@ fn external_split_is_shifted() {
     assert!(rate(&external) > rate(&train) + 0.08, "external {} vs train {}", rate(&external), rate(&train));
     // Domain shift in the features: the external centroid is far from train's; test's is not.
     let dim = population.config().dim;
-    let image = population.render(SynthView::Image, 0.5);
+    let image = population.render(SynthView::Image, 0.5).unwrap();
     let centroid = |rows: &[usize]| {
         let unit = unit_rows(&image, dim, rows);
         let mut c = vec![0f64; dim];
@@ -331,7 +333,7 @@ fn patients_are_reidentifiable_from_images_more_than_from_reports() {
     let dim = population.config().dim;
     let patient: Vec<u32> = rows.iter().map(|&i| meta.patient[i]).collect();
     let rank1 = |view: SynthView| {
-        let unit = unit_rows(&population.render(view, 0.5), dim, &rows);
+        let unit = unit_rows(&population.render(view, 0.5).unwrap(), dim, &rows);
         let sim = similarity(&unit, &unit, dim);
         let n = rows.len();
         let (mut hits, mut queries, mut chance) = (0usize, 0usize, 0.0);
@@ -385,7 +387,7 @@ fn sex_leaks_weakly_into_images_and_not_into_reports() {
     let (train, test) = (meta.rows_in_split("train").unwrap(), meta.rows_in_split("test").unwrap());
     // Probe: the difference of class means on train, scored on test.
     let probe_auroc = |view: SynthView| {
-        let data = population.render(view, 0.5);
+        let data = population.render(view, 0.5).unwrap();
         let train_rows = unit_rows(&data, dim, &train);
         let mut direction = vec![0f64; dim];
         let n_female = train.iter().filter(|&&i| female(i)).count() as f64;
