@@ -27,12 +27,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Synthesize a demo population as four embedding models of increasing clinical
+    /// specialization see it, and say where the cohorts are.
+    Demo(cmd::demo::Args),
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
     /// Render a run directory as report.html (self-contained) and report.md with SVG charts.
     Report(cmd::report::Args),
     /// Exit 1 when a run's risk exceeds a threshold (for CI pipelines); 0 when all hold.
     Gate(cmd::gate::Args),
+    /// Write a synthetic cohort with known ground truth (patients, studies, findings,
+    /// demographics, a model-specialization knob).
+    Synth(cmd::synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,9 +57,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Gate(args) => cmd::gate::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
     }
 }
 

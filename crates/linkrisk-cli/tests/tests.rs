@@ -8,3 +8,4 @@ mod util;
 mod cohort_input;
 mod inspect;
 mod report;
+mod synth;

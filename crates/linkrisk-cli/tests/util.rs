@@ -263,3 +263,8 @@ impl SmallCohort {
         dir
     }
 }
+
+/// The bytes of `dir/name`.
+pub fn read(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("read {}: {e}", dir.join(name).display()))
+}

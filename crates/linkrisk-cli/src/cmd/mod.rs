@@ -4,3 +4,5 @@
 pub mod gate;
 pub mod inspect;
 pub mod report;
+pub mod demo;
+pub mod synth;
