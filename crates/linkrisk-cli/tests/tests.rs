@@ -1,5 +1,13 @@
-//! End-to-end tests of the `linkrisk` binary, one module per area.
+//! CLI integration tests: one harness, one module per area. `util` holds the shared
+//! helpers (temporary cohorts, raw file writers, running the binary).
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
+
+mod util;
 
 mod accountant;
+mod cohort_input;
+mod inspect;
+mod report;
+mod synth;
 mod train_heads;
-mod util;

@@ -2,5 +2,9 @@
 //! validated config, calls the library and prints.
 
 pub mod accountant;
+pub mod demo;
+pub mod gate;
 pub mod inspect;
+pub mod report;
+pub mod synth;
 pub mod train_heads;
