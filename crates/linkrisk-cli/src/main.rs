@@ -39,6 +39,11 @@ enum Command {
     /// Write a synthetic cohort with known ground truth (patients, studies, findings,
     /// demographics, a model-specialization knob).
     Synth(cmd::synth::Args),
+    /// Epsilon of a DP-SGD run (RDP accountant), or the noise multiplier for a target epsilon.
+    Accountant(cmd::accountant::Args),
+    /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
+    /// projected cohort with its privacy ledger.
+    TrainHeads(cmd::train_heads::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +67,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => cmd::report::run(args),
         Command::Gate(args) => cmd::gate::run(args),
         Command::Synth(args) => cmd::synth::run(args),
+        Command::Accountant(args) => cmd::accountant::run(args),
+        Command::TrainHeads(args) => cmd::train_heads::run(args),
     }
 }
 

@@ -5,7 +5,9 @@
 
 mod util;
 
+mod accountant;
 mod cohort_input;
 mod inspect;
 mod report;
 mod synth;
+mod train_heads;

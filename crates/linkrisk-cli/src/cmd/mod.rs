@@ -1,8 +1,10 @@
 //! One file per subcommand: clap `Args` and a `run` that converts them into the library's
 //! validated config, calls the library and prints.
 
+pub mod accountant;
+pub mod demo;
 pub mod gate;
 pub mod inspect;
 pub mod report;
-pub mod demo;
 pub mod synth;
+pub mod train_heads;
