@@ -80,7 +80,12 @@ fn written_cohort_loads_with_the_flags_shapes_and_splits() {
         *per_patient.entry(p).or_default() += 1;
     }
     assert!(per_patient.values().all(|&k| (1..=3).contains(&k)));
-    linkrisk().arg("inspect").arg(&out).assert().success().stdout(predicate::str::is_match(r"(?m)^patients +190$").unwrap());
+    linkrisk()
+        .arg("inspect")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^patients +190$").unwrap());
 }
 
 #[test]
