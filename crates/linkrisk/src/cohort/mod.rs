@@ -6,6 +6,7 @@
 //! `f32` (cosine similarity is then a dot product). Bad input is an [`Error::Input`] that
 //! names the file, the row or column and the fix; nothing is dropped silently.
 
+pub mod flags;
 pub mod metadata;
 pub mod npy;
 pub mod view;

@@ -228,6 +228,92 @@ pub fn auroc_influence(scores: &[f64], labels: &[bool]) -> Result<(f64, Vec<f64>
     Ok((c.auroc, influence))
 }
 
+/// The mean of several AUROCs measured on the same records (e.g. one per finding, or one
+/// per group in one-vs-rest), with a variance that accounts for their correlation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MacroAuroc {
+    /// Mean of the task AUROCs.
+    pub auroc: f64,
+    /// Variance of the mean: influence components averaged over tasks per record, summed
+    /// within clusters, squared and summed, times G / (G - 1) for G clusters.
+    pub variance: f64,
+    /// Number of tasks averaged.
+    pub n_tasks: usize,
+    /// Number of clusters (patients, or records when no clusters are given) that carry
+    /// at least one labelled record.
+    pub n_clusters: usize,
+}
+
+/// Macro AUROC of `tasks` (each: scores and labels over the same n records, `None` =
+/// record not used by that task) with the variance of the mean from the tasks' DeLong
+/// influence components ([`auroc_influence`]). With `clusters` (e.g. the patient of each
+/// record) influences are summed within a cluster before squaring, so correlated records
+/// of one patient are not counted as independent evidence (the clustered AUROC variance of
+/// Obuchowski 1997, Biometrics 53:567-578, in its influence-function form).
+pub fn macro_auroc(tasks: &[(&[f64], &[Option<bool>])], clusters: Option<&[u32]>) -> Result<MacroAuroc> {
+    let n = match tasks.first() {
+        Some((scores, _)) => scores.len(),
+        None => return Err(Error::config("macro AUROC of zero tasks")),
+    };
+    if let Some(c) = clusters {
+        if c.len() != n {
+            return Err(Error::config(format!("macro AUROC: {} cluster ids for {n} records", c.len())));
+        }
+    }
+    let mut mean_influence = vec![0.0; n];
+    let mut used = vec![false; n];
+    let mut sum_auroc = 0.0;
+    for (scores, labels) in tasks {
+        if scores.len() != n || labels.len() != n {
+            return Err(Error::config("macro AUROC: every task must cover the same records"));
+        }
+        let rows: Vec<usize> = (0..n).filter(|&i| labels[i].is_some()).collect();
+        let s: Vec<f64> = rows.iter().map(|&i| scores[i]).collect();
+        let l: Vec<bool> = rows.iter().map(|&i| labels[i] == Some(true)).collect();
+        let (a, influence) = auroc_influence(&s, &l)?;
+        sum_auroc += a;
+        for (&i, psi) in rows.iter().zip(influence) {
+            mean_influence[i] += psi / tasks.len() as f64;
+            used[i] = true;
+        }
+    }
+    let mut per_cluster: std::collections::HashMap<u32, f64> = std::collections::HashMap::new();
+    for i in (0..n).filter(|&i| used[i]) {
+        let key = clusters.map_or(i as u32, |c| c[i]);
+        *per_cluster.entry(key).or_insert(0.0) += mean_influence[i];
+    }
+    let g = per_cluster.len() as f64;
+    let sum_sq: f64 = per_cluster.values().map(|v| v * v).sum();
+    let variance = if g > 1.0 { sum_sq * g / (g - 1.0) } else { f64::NAN };
+    Ok(MacroAuroc {
+        auroc: sum_auroc / tasks.len() as f64,
+        variance,
+        n_tasks: tasks.len(),
+        n_clusters: per_cluster.len(),
+    })
+}
+
+impl MacroAuroc {
+    /// Its interval, formed as for a single AUROC ([`auroc_ci`]); the method name gets the
+    /// suffix of the variance used.
+    pub fn ci(&self, level: f64, interval: AurocInterval) -> Estimate {
+        let as_single =
+            DelongAuroc { auroc: self.auroc, variance: self.variance, n_positive: 0, n_negative: 0 };
+        let mut e = auroc_ci(&as_single, level, interval);
+        e.method = match e.method {
+            "delong_logit" => "influence_logit",
+            "delong" => "influence",
+            _ => "influence_undefined",
+        };
+        e
+    }
+}
+
+/// The difference of two macro AUROCs on disjoint records (independent samples).
+pub fn macro_test_independent(a: &MacroAuroc, b: &MacroAuroc, level: f64) -> AurocDifference {
+    difference(a.auroc - b.auroc, a.variance + b.variance, level, "influence_independent")
+}
+
 /// Confidence interval of an AUROC from its DeLong variance at coverage `level`.
 /// When the variance is not finite (a class with one record) the interval is the
 /// uninformative [0, 1] with method `delong_undefined`; at AUROC exactly 0 or 1 the logit
@@ -458,6 +544,42 @@ mod tests {
         let got: f64 = influence.iter().map(|x| x * x).sum();
         assert!(close(got, expected, 1e-15), "{got} vs {expected}");
         assert!(got < d.variance);
+    }
+
+    #[test]
+    fn macro_variance_reduces_to_delong_and_clusters_duplicates() {
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.4, 0.4, 0.9, 0.1, 0.7, 0.2, 0.55, 0.3];
+        let truth = [false, false, true, true, true, false, true, true, false, false, true, false];
+        let labels: Vec<Option<bool>> = truth.iter().map(|&l| Some(l)).collect();
+        let single = macro_auroc(&[(&scores, &labels)], None).unwrap();
+        let d = delong(&scores, &truth).unwrap();
+        assert!(close(single.auroc, d.auroc, 1e-15));
+        // n/(n-1) * ((m-1)/m S10/m + (k-1)/k S01/k) with m = k = 6, n = 12
+        let c = components(&scores, &truth);
+        let expected = 12.0 / 11.0
+            * (5.0 / 6.0 * covariance(&c.v10, &c.v10) / 6.0 + 5.0 / 6.0 * covariance(&c.v01, &c.v01) / 6.0);
+        assert!(close(single.variance, expected, 1e-15), "{} vs {expected}", single.variance);
+        // Each record twice: unclustered variance about halves, clustered by the original
+        // record it stays at the single-copy value (up to the G/(G-1) factor).
+        let doubled: Vec<f64> = scores.iter().flat_map(|&s| [s, s]).collect();
+        let doubled_labels: Vec<Option<bool>> = labels.iter().flat_map(|&l| [l, l]).collect();
+        let ids: Vec<u32> = (0..12u32).flat_map(|i| [i, i]).collect();
+        let naive = macro_auroc(&[(&doubled, &doubled_labels)], None).unwrap();
+        let clustered = macro_auroc(&[(&doubled, &doubled_labels)], Some(&ids)).unwrap();
+        assert!(close(naive.auroc, single.auroc, 1e-15));
+        assert!(naive.variance < 0.6 * single.variance);
+        assert!(close(clustered.variance, single.variance, 1e-15), "{} vs {}", clustered.variance, single.variance);
+        // Two tasks: the mean of the AUROCs; excluded records carry no influence.
+        let other: Vec<Option<bool>> = truth.iter().enumerate().map(|(i, &l)| (i % 3 != 0).then_some(!l)).collect();
+        let both = macro_auroc(&[(&scores, &labels), (&scores, &other)], None).unwrap();
+        let kept: Vec<usize> = (0..12).filter(|i| i % 3 != 0).collect();
+        let a2 = auroc(&kept.iter().map(|&i| scores[i]).collect::<Vec<_>>(), &kept.iter().map(|&i| !truth[i]).collect::<Vec<_>>()).unwrap();
+        assert!(close(both.auroc, (d.auroc + a2) / 2.0, 1e-15));
+        assert_eq!(both.n_tasks, 2);
+        // Perfectly anti-correlated tasks (same scores, flipped labels) cancel in the mean.
+        let flipped: Vec<Option<bool>> = labels.iter().map(|l| l.map(|x| !x)).collect();
+        let cancel = macro_auroc(&[(&scores, &labels), (&scores, &flipped)], None).unwrap();
+        assert!(close(cancel.auroc, 0.5, 1e-15) && cancel.variance.abs() < 1e-15);
     }
 
     #[test]

@@ -4,5 +4,5 @@
 pub mod auroc;
 pub mod interval;
 
-pub use auroc::{auroc, auroc_ci, delong, AurocInterval, DelongAuroc};
+pub use auroc::{auroc, auroc_ci, delong, macro_auroc, AurocDifference, AurocInterval, DelongAuroc, MacroAuroc};
 pub use interval::{wilson, Estimate};

@@ -250,6 +250,12 @@ pub struct TrainedProbes {
     pub n_folds: usize,
     /// One probe per target, in input order.
     pub probes: Vec<Probe>,
+    /// Most L-BFGS iterations any model needed, per grid value (warm-started path).
+    pub iterations: Vec<usize>,
+    /// Models fitted in all (targets x (folds + 1) x grid values, less unfittable folds).
+    pub fits: usize,
+    /// Fits that stopped at `max_iter` or stalled before reaching the tolerance.
+    pub fits_not_converged: usize,
 }
 
 /// Train one probe per target on `x` with regularisation chosen by patient-grouped k-fold
@@ -302,9 +308,13 @@ pub fn train_probes(
     let mut cv_auroc = vec![vec![None; lambdas.len()]; n_targets];
     let mut folds_scored = vec![0usize; n_targets];
     let mut snapshots: Vec<Vec<Option<LogisticModel>>> = vec![vec![None; lambdas.len()]; n_targets];
+    let mut iterations = Vec::with_capacity(lambdas.len());
+    let mut not_converged = 0;
     for (g, &lambda) in lambdas.iter().enumerate() {
         batch.set_lambdas(&vec![lambda; specs.len()]);
         batch.solve();
+        iterations.push((0..specs.len()).map(|j| batch.status(j).0).max().unwrap_or(0));
+        not_converged += (0..specs.len()).filter(|&j| !batch.status(j).1).count();
         let mut sums = vec![(0.0, 0usize); n_targets];
         for (j, spec) in specs.iter().enumerate() {
             match spec.held_out {
@@ -344,7 +354,15 @@ pub fn train_probes(
             Probe { model, cv_auroc: cv_auroc[t].clone(), cv_folds_scored: folds_scored[t], chosen }
         })
         .collect();
-    Ok(TrainedProbes { lambdas, mean_feature_variance: unit, n_folds: config.n_folds, probes })
+    Ok(TrainedProbes {
+        lambdas,
+        mean_feature_variance: unit,
+        n_folds: config.n_folds,
+        probes,
+        iterations,
+        fits: specs.len() * config.lambda_grid.len(),
+        fits_not_converged: not_converged,
+    })
 }
 
 #[cfg(test)]

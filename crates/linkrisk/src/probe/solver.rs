@@ -632,20 +632,24 @@ fn line_search<T: Element>(c: &Column, zp: &[T], offset: f64, p: &[f64], dim: us
 }
 
 /// Eigendecomposition of the (subsampled) centred feature covariance, and trace / d.
+/// The sample is centred in f64 before the f32/f64 GEMM so that a large common offset
+/// (typical of embeddings) does not cancel catastrophically.
 fn preconditioner<T: Element>(x: MatRef<'_, T>) -> (Preconditioner, f64) {
     let (n, dim) = (x.nrows(), x.ncols());
     let stride = n.div_ceil(PRECONDITIONER_ROWS).max(1);
     let rows: Vec<usize> = (0..n).step_by(stride).collect();
     let m = rows.len();
-    let sample = Mat::<f64>::from_fn(m, dim, |a, r| x[(rows[a], r)].to_f64());
-    let mut gram = Mat::<f64>::zeros(dim, dim);
-    matmul(&mut gram, Accum::Replace, sample.transpose(), &sample, 1.0 / m as f64, Par::rayon(0));
-    let mean: Vec<f64> = (0..dim).map(|r| (0..m).map(|a| sample[(a, r)]).sum::<f64>() / m as f64).collect();
-    for a in 0..dim {
-        for b in 0..dim {
-            gram[(a, b)] -= mean[a] * mean[b];
+    let mut mean = vec![0.0f64; dim];
+    for &i in &rows {
+        for (r, v) in mean.iter_mut().enumerate() {
+            *v += x[(i, r)].to_f64();
         }
     }
+    mean.iter_mut().for_each(|v| *v /= m as f64);
+    let centred = Mat::<T>::from_fn(m, dim, |a, r| T::from_f64(x[(rows[a], r)].to_f64() - mean[r]));
+    let mut gram_t = Mat::<T>::zeros(dim, dim);
+    matmul(&mut gram_t, Accum::Replace, centred.transpose(), &centred, T::from_f64(1.0 / m as f64), Par::rayon(0));
+    let gram = Mat::<f64>::from_fn(dim, dim, |a, b| 0.5 * (gram_t[(a, b)].to_f64() + gram_t[(b, a)].to_f64()));
     let trace: f64 = (0..dim).map(|r| gram[(r, r)]).sum();
     match gram.self_adjoint_eigen(Side::Lower) {
         Ok(evd) => {
