@@ -3,6 +3,7 @@
 //! `attributes` (demographic inference, stratified by re-identification) and `utility`
 //! (linear-probe macro AUROC over the 14 findings).
 
+pub mod attributes;
 pub mod probing;
 #[cfg(test)]
 mod test_cohort;

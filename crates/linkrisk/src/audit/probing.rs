@@ -14,8 +14,14 @@ use crate::probe::{decision_scores, train_probes, Features, ProbeConfig, Trained
 pub const LEVEL: f64 = 0.95;
 
 /// A JSON object whose keys keep their insertion order (e.g. findings in CheXpert order).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NamedValues<T>(pub Vec<(String, T)>);
+
+impl<T> Default for NamedValues<T> {
+    fn default() -> Self {
+        NamedValues(Vec::new())
+    }
+}
 
 impl<T: Serialize> Serialize for NamedValues<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {

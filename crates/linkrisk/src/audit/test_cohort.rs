@@ -17,6 +17,18 @@ pub const NEVER_POSITIVE: usize = 11;
 /// `n_patients` patients with 2-3 records each, `dim`-dimensional `image` view, splits
 /// `train` (70% of patients) and `test`. `signal` scales every attribute/finding direction.
 pub fn cohort(n_patients: usize, dim: usize, signal: f32, seed: u64) -> Cohort {
+    cohort_with_noise(n_patients, dim, signal, seed, &|_| 1.0)
+}
+
+/// As [`cohort`], with per-record noise scaled by `noise_of_patient(p)`: noisier patients
+/// are both harder to re-identify and carry a weaker attribute signal.
+pub fn cohort_with_noise(
+    n_patients: usize,
+    dim: usize,
+    signal: f32,
+    seed: u64,
+    noise_of_patient: &dyn Fn(usize) -> f32,
+) -> Cohort {
     let mut r = rng::stream(seed, "test-cohort", 0);
     let directions: Vec<Vec<f32>> =
         (0..N_FINDINGS + 6).map(|_| (0..dim).map(|_| StandardNormal.sample(&mut r)).collect()).collect();
@@ -37,7 +49,7 @@ pub fn cohort(n_patients: usize, dim: usize, signal: f32, seed: u64) -> Cohort {
         let race = ["White", "Black", "Asian", "Other"][match r.random::<f64>() {
             u if u < 0.5 => 0,
             u if u < 0.8 => 1,
-            u if u < 0.98 => 2,
+            u if u < 0.99 => 2,
             _ => 3,
         }];
         let identity: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut r)).collect();
@@ -64,7 +76,8 @@ pub fn cohort(n_patients: usize, dim: usize, signal: f32, seed: u64) -> Cohort {
                     row.iter_mut().zip(&directions[N_FINDINGS + a]).for_each(|(v, d)| *v += signal * d);
                 }
             }
-            row.iter_mut().for_each(|v| *v += r.sample::<f32, _>(StandardNormal));
+            let noise = noise_of_patient(p);
+            row.iter_mut().for_each(|v| *v += noise * r.sample::<f32, _>(StandardNormal));
             data.extend(row);
             b.ids.push(format!("r{p}_{s}"));
             b.patient_ids.push(format!("p{p}"));
