@@ -28,6 +28,10 @@ struct Cli {
 enum Command {
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
+    /// Linear-probe macro AUROC over the 14 CheXpert findings (utility of the embedding).
+    Utility(cmd::utility::Args),
+    /// Infer sex, age group and race with linear probes; stratify by re-identification.
+    Attributes(cmd::attributes::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Utility(args) => cmd::utility::run(args),
+        Command::Attributes(args) => cmd::attributes::run(args),
     }
 }
 

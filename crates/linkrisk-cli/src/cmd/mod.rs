@@ -1,4 +1,6 @@
 //! One file per subcommand: clap `Args` and a `run` that converts them into the library's
 //! validated config, calls the library and prints.
 
+pub mod attributes;
 pub mod inspect;
+pub mod utility;
