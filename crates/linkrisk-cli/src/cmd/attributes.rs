@@ -79,6 +79,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  {name:<5} AUROC {:.4} [{:.4}, {:.4}]  {}  (missing: {} train, {} eval)",
             r.auroc, r.ci95[0], r.ci95[1], r.definition, r.n_train_missing, r.n_eval_missing
         );
+        for g in &r.excluded_groups {
+            println!("        excluded group {} ({} train / {} eval records, below --min-group)", g.group, g.n_train, g.n_eval);
+        }
         if let Some(s) = &r.stratified {
             let show = |x: &Option<linkrisk::audit::attributes::StratumResult>| match x {
                 Some(x) => format!("{:.4} [{:.4}, {:.4}] n={}", x.auroc, x.ci95[0], x.ci95[1], x.n_records),
