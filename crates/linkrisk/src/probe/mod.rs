@@ -470,4 +470,65 @@ mod tests {
             assert!(coef < 1.5e-5 && intercept < 4e-5 && prob < 1e-5 && objective < 2e-8, "target {t}: {coef:e} {intercept:e} {prob:e} {objective:e}");
         }
     }
+
+    #[test]
+    fn cross_validated_path_ends_where_a_cold_fit_does() {
+        let f = fixture();
+        let x = Features::new(&f.x, f.n, f.d).unwrap();
+        let labels: Vec<&[Option<bool>]> = f.labels.iter().map(Vec::as_slice).collect();
+        let patients: Vec<u32> = (0..f.n as u32).map(|i| i / 2).collect();
+        let mut config = ProbeConfig::default();
+        config.solver.tol = 1e-7;
+        let trained = train_probes(x, &labels, &patients, &config).unwrap();
+        assert_eq!(trained.lambdas.len(), 9);
+        assert!(trained.lambdas.windows(2).all(|w| w[0] > w[1]), "strong to weak");
+        assert_eq!(trained.fits_not_converged, 0);
+        for (t, probe) in trained.probes.iter().enumerate() {
+            // the chosen value has the best mean held-out AUROC; ties go to the stronger
+            let best = probe.cv_auroc.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
+            assert_eq!(probe.cv_auroc[probe.chosen], Some(best));
+            assert!(probe.cv_auroc[..probe.chosen].iter().flatten().all(|&a| a < best));
+            assert_eq!(probe.cv_folds_scored, 5);
+            // warm-started path (with corrected L-BFGS pairs) == cold fit at that lambda
+            let cold = fit_logistic(x, &labels[t..t + 1], &[probe.model.lambda], config.solver).unwrap();
+            let scale = cold[0].weights.iter().fold(0.0f64, |a, w| a.max(w.abs()));
+            for (a, b) in probe.model.weights.iter().zip(&cold[0].weights) {
+                assert!((a - b).abs() < 1e-5 * scale, "target {t}: {a} vs {b}");
+            }
+            assert!((probe.model.intercept - cold[0].intercept).abs() < 1e-5 * scale.max(1.0));
+        }
+    }
+
+    #[test]
+    fn unreachable_tolerance_stalls_quickly_instead_of_spinning() {
+        let f = fixture();
+        let x = Features::new(&f.x, f.n, f.d).unwrap();
+        let labels: Vec<&[Option<bool>]> = f.labels.iter().map(Vec::as_slice).collect();
+        let lambdas: Vec<f64> = f.targets.iter().map(|t| t["lambda"].as_f64().unwrap()).collect();
+        let opts = SolverOptions { tol: 1e-14, max_iter: 10_000, memory: 10 };
+        for m in fit_logistic(x, &labels, &lambdas, opts).unwrap() {
+            assert!(!m.converged && m.iterations < 200, "{} iterations", m.iterations);
+            assert!(m.gradient_max_abs < 1e-6, "still close to the optimum: {}", m.gradient_max_abs);
+        }
+    }
+
+    #[test]
+    fn bad_probe_inputs_are_rejected() {
+        let x = [0.5f32, 1.0, 0.1, 0.3];
+        let features = Features::new(&x, 2, 2).unwrap();
+        assert!(Features::new(&x, 3, 2).unwrap_err().to_string().contains("shape (3, 2)"));
+        let one_class = [Some(true), Some(true)];
+        let err = fit_logistic(features, &[&one_class], &[1.0], SolverOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("2 positive and 0 negative"), "{err}");
+        let ok = [Some(true), Some(false)];
+        assert!(fit_logistic(features, &[&ok], &[0.0], SolverOptions::default()).is_err());
+        let config = ProbeConfig { lambda_grid: vec![], ..Default::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("grid"));
+        let config = ProbeConfig { n_folds: 1, ..Default::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("--folds 1"));
+        assert!(train_probes(features, &[&ok], &[0, 1], &ProbeConfig::default())
+            .unwrap_err()
+            .to_string()
+            .contains("only 2 patients"));
+    }
 }

@@ -115,7 +115,11 @@ struct Column {
     gamma: f64,
     iterations: usize,
     converged: bool,
+    /// No progress possible (the gradient is at the rounding level of the GEMMs).
     stalled: bool,
+    /// Smallest gradient max-abs seen at this lambda, and iterations since it shrank by 10%.
+    best_grad: f64,
+    since_best: usize,
 }
 
 impl Column {
@@ -145,6 +149,8 @@ pub(crate) struct Batch<'a, T: Element> {
     opts: SolverOptions,
     /// Mean per-coordinate feature variance, trace(Cov) / d: the scale of lambda grids.
     mean_variance: f64,
+    /// Iterations since the logits were last recomputed from the weights.
+    since_refresh: usize,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -168,6 +174,9 @@ fn softplus(z: f64) -> f64 {
         z.exp().ln_1p()
     }
 }
+
+/// Iterations without a 10% smaller gradient after which a column counts as stalled.
+const STALL_ITERATIONS: usize = 20;
 
 /// Rows used by the preconditioner's covariance estimate (a strided subsample beyond this;
 /// the preconditioner only has to be close, not exact).
@@ -226,6 +235,8 @@ impl<'a, T: Element> Batch<'a, T> {
                     iterations: 0,
                     converged: false,
                     stalled: false,
+                    best_grad: f64::INFINITY,
+                    since_best: 0,
                 }
             })
             .collect();
@@ -254,7 +265,7 @@ impl<'a, T: Element> Batch<'a, T> {
             }
         }
         let (precond, mean_variance) = precond_and_var;
-        let mut batch = Batch { x: xm, n, dim, columns, precond, opts, mean_variance };
+        let mut batch = Batch { x: xm, n, dim, columns, precond, opts, mean_variance, since_refresh: 0 };
         let all: Vec<usize> = (0..k).collect();
         batch.refresh_gradients(&all);
         batch
@@ -284,13 +295,14 @@ impl<'a, T: Element> Batch<'a, T> {
             }
             c.iterations = 0;
             c.stalled = false;
+            c.best_grad = f64::INFINITY;
+            c.since_best = 0;
             c.converged = c.grad_max_abs() <= tol;
         });
     }
 
     /// Run L-BFGS until every column converges, stalls or reaches `max_iter`.
     pub fn solve(&mut self) {
-        let mut since_refresh = 0usize;
         loop {
             let active: Vec<usize> = (0..self.columns.len())
                 .filter(|&j| {
@@ -303,9 +315,9 @@ impl<'a, T: Element> Batch<'a, T> {
             }
             // Recompute logits from the weights now and then: incremental updates
             // accumulate the rounding of the GEMM's precision.
-            since_refresh += 1;
-            if since_refresh >= 25 {
-                since_refresh = 0;
+            self.since_refresh += 1;
+            if self.since_refresh >= 25 {
+                self.since_refresh = 0;
                 self.refresh_logits(&active);
                 self.refresh_gradients(&active);
             }
@@ -426,7 +438,17 @@ impl<'a, T: Element> Batch<'a, T> {
         let memory = self.opts.memory;
         for (((&j, (alpha, s)), y), my) in active.iter().zip(steps).zip(ys).zip(precond_y) {
             let c = &mut self.columns[j];
-            c.converged = c.grad_max_abs() <= tol;
+            let grad = c.grad_max_abs();
+            c.converged = grad <= tol;
+            if grad < 0.9 * c.best_grad {
+                c.best_grad = grad;
+                c.since_best = 0;
+            } else {
+                c.since_best += 1;
+                // 20 iterations without a 10% smaller gradient: rounding, not curvature,
+                // limits progress (e.g. a tolerance below what f32 GEMMs can resolve).
+                c.stalled = !c.converged && c.since_best >= STALL_ITERATIONS;
+            }
             let sy = dot(&s, &y);
             if alpha == 0.0 || !sy.is_finite() || sy <= 0.0 {
                 // No progress possible along this direction (rounding level reached).
