@@ -16,7 +16,9 @@ fn utility_writes_the_report_keys() {
         .args(["utility", cohort.to_str().unwrap(), "--json", out.to_str().unwrap()])
         .assert()
         .success()
-        .stdout(contains("macro AUROC").and(contains("Fracture")).and(contains("skipped: no positive records")));
+        .stdout(
+            contains("macro AUROC").and(contains("Fracture")).and(contains("skipped: no positive records")),
+        );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(report["audit"], "utility");
     assert_eq!(report["view"], "image");
@@ -47,13 +49,21 @@ fn utility_errors_name_the_problem() {
     let cohort = dir.path().join("cohort");
     write_probe_cohort(&cohort, 30, 4, 2);
     let path = cohort.to_str().unwrap();
-    linkrisk().args(["utility", path, "--view", "report"]).assert().code(2).stderr(contains("no view named `report`"));
+    linkrisk()
+        .args(["utility", path, "--view", "report"])
+        .assert()
+        .code(2)
+        .stderr(contains("no view named `report`"));
     linkrisk()
         .args(["utility", path, "--train-split", "training"])
         .assert()
         .code(2)
         .stderr(contains("--train-split training").and(contains("splits are: train, test")));
-    linkrisk().args(["utility", path, "--eval-split", "train"]).assert().code(2).stderr(contains("both `train`"));
+    linkrisk()
+        .args(["utility", path, "--eval-split", "train"])
+        .assert()
+        .code(2)
+        .stderr(contains("both `train`"));
     linkrisk().args(["utility", path, "--folds", "1"]).assert().code(2).stderr(contains("--folds 1"));
     // no finding columns
     let metadata = std::fs::read_to_string(cohort.join("metadata.csv")).unwrap();

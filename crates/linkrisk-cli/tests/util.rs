@@ -37,7 +37,8 @@ impl Noise {
 /// "Fracture" is never positive. Returns the record ids.
 pub fn write_probe_cohort(dir: &Path, n_patients: usize, dim: usize, seed: u64) -> Vec<String> {
     let mut noise = Noise::new(seed);
-    let directions: Vec<Vec<f32>> = (0..N_FINDINGS + 1).map(|_| (0..dim).map(|_| noise.normal()).collect()).collect();
+    let directions: Vec<Vec<f32>> =
+        (0..N_FINDINGS + 1).map(|_| (0..dim).map(|_| noise.normal()).collect()).collect();
     let mut b = MetadataBuilder {
         study_ids: Some(Vec::new()),
         splits: Some(Vec::new()),
@@ -73,15 +74,15 @@ pub fn write_probe_cohort(dir: &Path, n_patients: usize, dim: usize, seed: u64) 
             data.extend(row);
             b.ids.push(format!("r{p}_{s}"));
             b.patient_ids.push(format!("p{p}"));
-            b.study_ids.as_mut().unwrap().push(format!("s{s}"));
-            b.splits.as_mut().unwrap().push(if p % 10 < 7 { "train" } else { "test" }.into());
-            b.findings.as_mut().unwrap().push(labels);
-            b.sex.as_mut().unwrap().push(Some(if female { "F" } else { "M" }.into()));
-            b.age.as_mut().unwrap().push((p % 5 != 0).then(|| 30.0 + (p * 7 % 60) as f64));
+            b.study_ids.as_mut().expect("column present").push(format!("s{s}"));
+            b.splits.as_mut().expect("column present").push(if p % 10 < 7 { "train" } else { "test" }.into());
+            b.findings.as_mut().expect("column present").push(labels);
+            b.sex.as_mut().expect("column present").push(Some(if female { "F" } else { "M" }.into()));
+            b.age.as_mut().expect("column present").push((p % 5 != 0).then(|| 30.0 + (p * 7 % 60) as f64));
         }
     }
     let ids = b.ids.clone();
-    let metadata = b.build(Path::new("metadata.csv"), 2).unwrap();
-    write_cohort(dir, &metadata, &[("image", dim, &data)]).unwrap();
+    let metadata = b.build(Path::new("metadata.csv"), 2).expect("valid metadata");
+    write_cohort(dir, &metadata, &[("image", dim, &data)]).expect("cohort written");
     ids
 }

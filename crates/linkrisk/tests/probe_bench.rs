@@ -103,7 +103,13 @@ fn probe_training_40k_x_512_x_14() {
         config.n_folds,
         config.lambda_grid.len()
     );
-    eprintln!("chosen lambda index per target {:?}", trained.probes.iter().map(|p| p.chosen).collect::<Vec<_>>());
-    eprintln!("test AUROC per target {:?}", aurocs.iter().map(|a| (a * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    eprintln!(
+        "chosen lambda index per target {:?}",
+        trained.probes.iter().map(|p| p.chosen).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "test AUROC per target {:?}",
+        aurocs.iter().map(|a| (a * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+    );
     assert!(aurocs.iter().all(|&a| a > 0.6));
 }

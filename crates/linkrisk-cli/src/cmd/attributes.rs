@@ -80,7 +80,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             r.auroc, r.ci95[0], r.ci95[1], r.definition, r.n_train_missing, r.n_eval_missing
         );
         for g in &r.excluded_groups {
-            println!("        excluded group {} ({} train / {} eval records, below --min-group)", g.group, g.n_train, g.n_eval);
+            println!(
+                "        excluded group {} ({} train / {} eval records, below --min-group)",
+                g.group, g.n_train, g.n_eval
+            );
         }
         if let Some(s) = &r.stratified {
             let show = |x: &Option<linkrisk::audit::attributes::StratumResult>| match x {

@@ -53,7 +53,9 @@ impl FromStr for Attribute {
             "sex" => Ok(Attribute::Sex),
             "age" => Ok(Attribute::Age),
             "race" => Ok(Attribute::Race),
-            other => Err(Error::config(format!("--targets: unknown attribute `{other}`; use sex, age and/or race"))),
+            other => Err(Error::config(format!(
+                "--targets: unknown attribute `{other}`; use sex, age and/or race"
+            ))),
         }
     }
 }
@@ -77,7 +79,9 @@ impl FromStr for AgeThreshold {
         }
         match s.trim().parse::<f64>() {
             Ok(v) if v.is_finite() && v > 0.0 => Ok(AgeThreshold::Years(v)),
-            _ => Err(Error::config(format!("--age-threshold {s}: use a positive number of years or `median`"))),
+            _ => {
+                Err(Error::config(format!("--age-threshold {s}: use a positive number of years or `median`")))
+            }
         }
     }
 }
@@ -134,7 +138,9 @@ impl AttributesConfig {
         }
         if let AgeThreshold::Years(y) = self.age_threshold {
             if !(y.is_finite() && y > 0.0) {
-                return Err(Error::config(format!("--age-threshold {y}: must be a positive number of years")));
+                return Err(Error::config(format!(
+                    "--age-threshold {y}: must be a positive number of years"
+                )));
             }
         }
         self.probe.validate()
@@ -294,10 +300,13 @@ fn plan_categorical(
     }
     let (kept, small): (Vec<_>, Vec<_>) = counts.iter().partition(|(_, (t, e))| *t >= min && *e >= min);
     let kept: Vec<String> = kept.iter().map(|(g, _)| g.to_string()).collect(); // alphabetical
-    let excluded_groups: Vec<ExcludedGroup> =
-        small.iter().map(|(g, &(t, e))| ExcludedGroup { group: g.to_string(), n_train: t, n_eval: e }).collect();
+    let excluded_groups: Vec<ExcludedGroup> = small
+        .iter()
+        .map(|(g, &(t, e))| ExcludedGroup { group: g.to_string(), n_train: t, n_eval: e })
+        .collect();
     if kept.len() < 2 {
-        let all: Vec<String> = counts.iter().map(|(g, (t, e))| format!("{g}: {t} train / {e} eval")).collect();
+        let all: Vec<String> =
+            counts.iter().map(|(g, (t, e))| format!("{g}: {t} train / {e} eval")).collect();
         return Err(format!(
             "fewer than two groups with at least {min} records in both splits ({}); lower --min-group to include smaller groups",
             if all.is_empty() { "no values".to_string() } else { all.join(", ") }
@@ -305,7 +314,8 @@ fn plan_categorical(
     }
     let missing = (train.iter().filter(|v| v.is_none()).count(), eval.iter().filter(|v| v.is_none()).count());
     let is_small = |v: &Option<String>| v.as_ref().is_some_and(|g| !kept.contains(g));
-    let small_counts = (train.iter().filter(|v| is_small(v)).count(), eval.iter().filter(|v| is_small(v)).count());
+    let small_counts =
+        (train.iter().filter(|v| is_small(v)).count(), eval.iter().filter(|v| is_small(v)).count());
     let label = |v: &Option<String>, g: &str| match v {
         Some(x) if kept.contains(x) => Some(x == g),
         _ => None,
@@ -342,7 +352,11 @@ fn plan_categorical(
     })
 }
 
-fn plan_age(train: &[Option<f64>], eval: &[Option<f64>], threshold: AgeThreshold) -> std::result::Result<Plan, String> {
+fn plan_age(
+    train: &[Option<f64>],
+    eval: &[Option<f64>],
+    threshold: AgeThreshold,
+) -> std::result::Result<Plan, String> {
     let years = match threshold {
         AgeThreshold::Years(y) => y,
         AgeThreshold::TrainMedian => {
@@ -365,7 +379,10 @@ fn plan_age(train: &[Option<f64>], eval: &[Option<f64>], threshold: AgeThreshold
         kind: "binary",
         definition: format!("age >= {years} years"),
         group_names: vec![format!(">= {years}")],
-        tasks: vec![BinaryTask { train: train.iter().map(cut).collect(), eval: eval.iter().map(cut).collect() }],
+        tasks: vec![BinaryTask {
+            train: train.iter().map(cut).collect(),
+            eval: eval.iter().map(cut).collect(),
+        }],
         missing: (train.iter().filter(|v| v.is_none()).count(), eval.iter().filter(|v| v.is_none()).count()),
         small: (0, 0),
         excluded_groups: Vec::new(),
@@ -430,7 +447,9 @@ pub fn attributes(
             match plan.tasks.iter().zip(&plan.group_names).find_map(|(t, g)| {
                 unprobeable(t, &config.train_split, &config.eval_split).map(|r| (g.clone(), r))
             }) {
-                Some((group, reason)) if plan.kind == "one_vs_rest" => Err(format!("group {group}: {reason}")),
+                Some((group, reason)) if plan.kind == "one_vs_rest" => {
+                    Err(format!("group {group}: {reason}"))
+                }
                 Some((_, reason)) => Err(reason),
                 None => Ok(plan),
             }
@@ -463,7 +482,8 @@ pub fn attributes(
             next = range.end;
             let scores = &evaluated.scores[range.clone()];
             let task_results = &evaluated.results[range];
-            let result = summarise(plan, scores, task_results, &eval, eval_flags.as_deref(), config.interval)?;
+            let result =
+                summarise(plan, scores, task_results, &eval, eval_flags.as_deref(), config.interval)?;
             results.0.push((plan.attribute.name().to_string(), result));
         }
     }
@@ -509,7 +529,13 @@ fn stratum_auroc(
         let d = delong(&s, &l)?;
         let e = auroc_ci(&d, LEVEL, interval);
         Ok(Some((
-            StratumResult { auroc: d.auroc, ci95: e.ci(), ci_method: e.method, variance: d.variance, n_records },
+            StratumResult {
+                auroc: d.auroc,
+                ci95: e.ci(),
+                ci_method: e.method,
+                variance: d.variance,
+                n_records,
+            },
             d.variance,
         )))
     } else {
@@ -518,7 +544,13 @@ fn stratum_auroc(
         let m = macro_auroc(&pairs, Some(&eval.patients))?;
         let e = m.ci(LEVEL, interval);
         Ok(Some((
-            StratumResult { auroc: m.auroc, ci95: e.ci(), ci_method: e.method, variance: m.variance, n_records },
+            StratumResult {
+                auroc: m.auroc,
+                ci95: e.ci(),
+                ci_method: e.method,
+                variance: m.variance,
+                n_records,
+            },
             m.variance,
         )))
     }
@@ -556,15 +588,29 @@ fn summarise(
                     };
                     delong_test_independent(&da, &db, LEVEL)
                 } else {
-                    let ma = crate::metrics::MacroAuroc { auroc: a.auroc, variance: a.variance, n_tasks: 0, n_clusters: 0 };
-                    let mb = crate::metrics::MacroAuroc { auroc: b.auroc, variance: b.variance, n_tasks: 0, n_clusters: 0 };
+                    let ma = crate::metrics::MacroAuroc {
+                        auroc: a.auroc,
+                        variance: a.variance,
+                        n_tasks: 0,
+                        n_clusters: 0,
+                    };
+                    let mb = crate::metrics::MacroAuroc {
+                        auroc: b.auroc,
+                        variance: b.variance,
+                        n_tasks: 0,
+                        n_clusters: 0,
+                    };
                     macro_test_independent(&ma, &mb, LEVEL)
                 }),
                 _ => None,
             };
             let note = match (&re, &not) {
-                (None, _) => Some("the re-identified eval records lack a class of this attribute".to_string()),
-                (_, None) => Some("the not re-identified eval records lack a class of this attribute".to_string()),
+                (None, _) => {
+                    Some("the re-identified eval records lack a class of this attribute".to_string())
+                }
+                (_, None) => {
+                    Some("the not re-identified eval records lack a class of this attribute".to_string())
+                }
                 _ => None,
             };
             Some(Stratified {
@@ -578,7 +624,10 @@ fn summarise(
     let (probe, groups) = if plan.kind == "binary" {
         (Some(task_results[0].clone()), None)
     } else {
-        (None, Some(NamedValues(plan.group_names.iter().cloned().zip(task_results.iter().cloned()).collect())))
+        (
+            None,
+            Some(NamedValues(plan.group_names.iter().cloned().zip(task_results.iter().cloned()).collect())),
+        )
     };
     Ok(AttributeResult {
         kind: plan.kind,
@@ -640,7 +689,12 @@ mod tests {
         let s = sex.1.stratified.as_ref().unwrap();
         let (re, not) = (s.reidentified.as_ref().unwrap(), s.not_reidentified.as_ref().unwrap());
         let d = s.difference.unwrap();
-        eprintln!("sex AUROC re-identified {:.3} vs not {:.3}, p = {:.2e}; counts {counts:?}", re.auroc, not.auroc, s.difference.unwrap().p_value);
+        eprintln!(
+            "sex AUROC re-identified {:.3} vs not {:.3}, p = {:.2e}; counts {counts:?}",
+            re.auroc,
+            not.auroc,
+            s.difference.unwrap().p_value
+        );
         assert!(re.auroc > not.auroc + 0.05, "{re:?} {not:?}");
         assert!((d.difference - (re.auroc - not.auroc)).abs() < 1e-15);
         assert!(d.p_value < 0.05 && d.method == "delong_independent", "{d:?}");
@@ -694,7 +748,11 @@ mod tests {
         assert_eq!(report.skipped[0].attribute, "race");
         assert!(report.skipped[0].reason.contains("no `race` column"));
         // all groups too small
-        let config = AttributesConfig { targets: vec![Attribute::Sex], min_group_records: 10_000, ..Default::default() };
+        let config = AttributesConfig {
+            targets: vec![Attribute::Sex],
+            min_group_records: 10_000,
+            ..Default::default()
+        };
         let report = attributes(&c, &config, None).unwrap();
         assert!(report.attributes.0.is_empty() && report.probe.is_none());
         assert!(report.skipped[0].reason.contains("fewer than two groups"), "{:?}", report.skipped);

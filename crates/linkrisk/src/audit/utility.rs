@@ -271,7 +271,11 @@ mod tests {
         assert!(lo < macro_auroc && macro_auroc < hi && hi - lo < 0.2, "{lo} {hi}");
         assert_eq!(report.skipped.len(), 1);
         assert_eq!(report.skipped[0].finding, FINDINGS[NEVER_POSITIVE]);
-        assert!(report.skipped[0].reason.contains("no positive records in the train split"), "{:?}", report.skipped);
+        assert!(
+            report.skipped[0].reason.contains("no positive records in the train split"),
+            "{:?}",
+            report.skipped
+        );
         assert_eq!(report.per_finding.0.len(), 13);
         assert_eq!(report.per_finding.0[0].0, "No Finding", "CheXpert order");
         let mean: f64 = report.per_finding.0.iter().map(|(_, a)| a).sum::<f64>() / 13.0;
@@ -282,8 +286,10 @@ mod tests {
             assert!(r.n_eval_positive > 0 && r.n_eval_negative > 0 && r.converged);
             // uncertain labels are excluded by default, and only they
             assert!(r.n_train_excluded > 0 && r.n_eval_excluded > 0 || f.finding == "No Finding");
-            assert!((r.sklearn_c - 1.0 / (r.lambda * (r.n_train_positive + r.n_train_negative) as f64)).abs()
-                < 1e-9 * r.sklearn_c);
+            assert!(
+                (r.sklearn_c - 1.0 / (r.lambda * (r.n_train_positive + r.n_train_negative) as f64)).abs()
+                    < 1e-9 * r.sklearn_c
+            );
         }
         assert_eq!(report.n_train_records + report.n_eval_records, c.len());
         // JSON interface keys
@@ -315,7 +321,10 @@ mod tests {
         // U-Ones moves the excluded uncertain records to positive; blanks leave the negatives
         assert_eq!(b.n_train_positive, a.n_train_positive + a.n_train_excluded);
         assert!(b.n_train_negative < a.n_train_negative);
-        assert_eq!(b.n_train_positive + b.n_train_negative + b.n_train_excluded, a.n_train_positive + a.n_train_negative + a.n_train_excluded);
+        assert_eq!(
+            b.n_train_positive + b.n_train_negative + b.n_train_excluded,
+            a.n_train_positive + a.n_train_negative + a.n_train_excluded
+        );
     }
 
     #[test]

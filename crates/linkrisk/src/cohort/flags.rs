@@ -23,12 +23,19 @@ fn parse_flag(cell: &str) -> Option<bool> {
 pub fn read_flags(path: &Path, column: &str, metadata: &Metadata) -> Result<Vec<Option<bool>>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
-    let headers = reader.headers().map_err(|e| Error::input(path, format!("cannot read the header line: {e}")))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::input(path, format!("cannot read the header line: {e}")))?
+        .clone();
     let find = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let id_col = find("id").ok_or_else(|| Error::input(path, format!("missing column `id`; the header must be `id,{column}`")))?;
-    let flag_col = find(column)
-        .ok_or_else(|| Error::input(path, format!("missing column `{column}`; the header must be `id,{column}`")))?;
-    let row_of: HashMap<&str, usize> = metadata.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let id_col = find("id").ok_or_else(|| {
+        Error::input(path, format!("missing column `id`; the header must be `id,{column}`"))
+    })?;
+    let flag_col = find(column).ok_or_else(|| {
+        Error::input(path, format!("missing column `{column}`; the header must be `id,{column}`"))
+    })?;
+    let row_of: HashMap<&str, usize> =
+        metadata.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     let mut flags = vec![None; metadata.len()];
     let mut record = csv::StringRecord::new();
     let mut line = 1usize;
@@ -48,7 +55,10 @@ pub fn read_flags(path: &Path, column: &str, metadata: &Metadata) -> Result<Vec<
             )
         })?;
         let value = parse_flag(cell).ok_or_else(|| {
-            Error::input(path, format!("row {line}, column `{column}`: cannot parse `{cell}`; use true/false or 1/0"))
+            Error::input(
+                path,
+                format!("row {line}, column `{column}`: cannot parse `{cell}`; use true/false or 1/0"),
+            )
         })?;
         if flags[row].replace(value).is_some() {
             return Err(Error::input(path, format!("row {line}: id `{id}` is listed twice")));
@@ -77,7 +87,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flags.csv");
         std::fs::write(&path, "id,reidentified\nc,true\na,0\n").unwrap();
-        assert_eq!(read_flags(&path, "reidentified", &metadata()).unwrap(), vec![Some(false), None, Some(true)]);
+        assert_eq!(
+            read_flags(&path, "reidentified", &metadata()).unwrap(),
+            vec![Some(false), None, Some(true)]
+        );
         std::fs::write(&path, "id,reidentified\nz,1\n").unwrap();
         let err = read_flags(&path, "reidentified", &metadata()).unwrap_err().to_string();
         assert!(err.contains("row 2") && err.contains("`z`"), "{err}");
@@ -86,6 +99,9 @@ mod tests {
         std::fs::write(&path, "id,reidentified\na,1\na,1\n").unwrap();
         assert!(read_flags(&path, "reidentified", &metadata()).unwrap_err().to_string().contains("twice"));
         std::fs::write(&path, "id,flag\na,1\n").unwrap();
-        assert!(read_flags(&path, "reidentified", &metadata()).unwrap_err().to_string().contains("missing column `reidentified`"));
+        assert!(read_flags(&path, "reidentified", &metadata())
+            .unwrap_err()
+            .to_string()
+            .contains("missing column `reidentified`"));
     }
 }

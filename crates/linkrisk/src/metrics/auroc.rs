@@ -195,7 +195,8 @@ pub fn delong_covariance(scores: &[&[f64]], labels: &[bool]) -> Result<(Vec<f64>
     let mut cov = vec![0.0; k * k];
     for a in 0..k {
         for b in a..k {
-            let value = covariance(&parts[a].v10, &parts[b].v10) / m + covariance(&parts[a].v01, &parts[b].v01) / n;
+            let value =
+                covariance(&parts[a].v10, &parts[b].v10) / m + covariance(&parts[a].v01, &parts[b].v01) / n;
             cov[a * k + b] = value;
             cov[b * k + a] = value;
         }
@@ -491,7 +492,10 @@ mod tests {
             assert_eq!(curve.fpr.len(), fpr.len(), "{name}: ROC point count");
             assert!(curve.thresholds[0].is_infinite());
             for j in 0..fpr.len() {
-                assert!(close(curve.fpr[j], fpr[j], 1e-15) && close(curve.tpr[j], tpr[j], 1e-15), "{name} point {j}");
+                assert!(
+                    close(curve.fpr[j], fpr[j], 1e-15) && close(curve.tpr[j], tpr[j], 1e-15),
+                    "{name} point {j}"
+                );
             }
             assert_eq!(&curve.thresholds[1..], &thr[..], "{name} thresholds");
         }
@@ -540,7 +544,8 @@ mod tests {
         // sum psi^2 = (m-1)/m * S10/m + (n-1)/n * S01/n; recompute both parts from components
         let c = components(&scores, &labels);
         let (m, n) = (5.0, 5.0);
-        let expected = (m - 1.0) / m * covariance(&c.v10, &c.v10) / m + (n - 1.0) / n * covariance(&c.v01, &c.v01) / n;
+        let expected =
+            (m - 1.0) / m * covariance(&c.v10, &c.v10) / m + (n - 1.0) / n * covariance(&c.v01, &c.v01) / n;
         let got: f64 = influence.iter().map(|x| x * x).sum();
         assert!(close(got, expected, 1e-15), "{got} vs {expected}");
         assert!(got < d.variance);
@@ -568,12 +573,22 @@ mod tests {
         let clustered = macro_auroc(&[(&doubled, &doubled_labels)], Some(&ids)).unwrap();
         assert!(close(naive.auroc, single.auroc, 1e-15));
         assert!(naive.variance < 0.6 * single.variance);
-        assert!(close(clustered.variance, single.variance, 1e-15), "{} vs {}", clustered.variance, single.variance);
+        assert!(
+            close(clustered.variance, single.variance, 1e-15),
+            "{} vs {}",
+            clustered.variance,
+            single.variance
+        );
         // Two tasks: the mean of the AUROCs; excluded records carry no influence.
-        let other: Vec<Option<bool>> = truth.iter().enumerate().map(|(i, &l)| (i % 3 != 0).then_some(!l)).collect();
+        let other: Vec<Option<bool>> =
+            truth.iter().enumerate().map(|(i, &l)| (i % 3 != 0).then_some(!l)).collect();
         let both = macro_auroc(&[(&scores, &labels), (&scores, &other)], None).unwrap();
         let kept: Vec<usize> = (0..12).filter(|i| i % 3 != 0).collect();
-        let a2 = auroc(&kept.iter().map(|&i| scores[i]).collect::<Vec<_>>(), &kept.iter().map(|&i| !truth[i]).collect::<Vec<_>>()).unwrap();
+        let a2 = auroc(
+            &kept.iter().map(|&i| scores[i]).collect::<Vec<_>>(),
+            &kept.iter().map(|&i| !truth[i]).collect::<Vec<_>>(),
+        )
+        .unwrap();
         assert!(close(both.auroc, (d.auroc + a2) / 2.0, 1e-15));
         assert_eq!(both.n_tasks, 2);
         // Perfectly anti-correlated tasks (same scores, flipped labels) cancel in the mean.

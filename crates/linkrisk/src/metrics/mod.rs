@@ -4,5 +4,7 @@
 pub mod auroc;
 pub mod interval;
 
-pub use auroc::{auroc, auroc_ci, delong, macro_auroc, AurocDifference, AurocInterval, DelongAuroc, MacroAuroc};
+pub use auroc::{
+    auroc, auroc_ci, delong, macro_auroc, AurocDifference, AurocInterval, DelongAuroc, MacroAuroc,
+};
 pub use interval::{wilson, Estimate};

@@ -114,7 +114,10 @@ pub fn decision_scores(models: &[&LogisticModel], x: Features<'_, f32>) -> Resul
         1.0,
         Par::rayon(0),
     );
-    Ok(z.chunks(n).zip(models).map(|(col, m)| col.iter().map(|&v| f64::from(v) + m.intercept).collect()).collect())
+    Ok(z.chunks(n)
+        .zip(models)
+        .map(|(col, m)| col.iter().map(|&v| f64::from(v) + m.intercept).collect())
+        .collect())
 }
 
 fn check_labels(n: usize, labels: &[&[Option<bool>]], rows_allowed: Option<&[bool]>) -> Result<()> {
@@ -148,7 +151,8 @@ pub fn fit_logistic<T: Element>(
         return Err(Error::config("fit_logistic: one finite lambda > 0 per target"));
     }
     validate_solver(&opts)?;
-    let specs: Vec<ColumnSpec> = (0..labels.len()).map(|t| ColumnSpec { target: t, held_out: None }).collect();
+    let specs: Vec<ColumnSpec> =
+        (0..labels.len()).map(|t| ColumnSpec { target: t, held_out: None }).collect();
     let mut batch = Batch::new(x, labels, None, &specs, &vec![0.0; specs.len()], opts);
     batch.set_lambdas(lambdas);
     batch.solve();
@@ -321,7 +325,8 @@ pub fn train_probes(
                 None => snapshots[spec.target][g] = Some(model_of(&batch, j)),
                 Some(f) => {
                     let t = spec.target;
-                    let rows: Vec<usize> = (0..n).filter(|&i| folds[i] == f && labels[t][i].is_some()).collect();
+                    let rows: Vec<usize> =
+                        (0..n).filter(|&i| folds[i] == f && labels[t][i].is_some()).collect();
                     let scores: Vec<f64> = rows.iter().map(|&i| batch.logits(j)[i]).collect();
                     let truth: Vec<bool> = rows.iter().map(|&i| labels[t][i] == Some(true)).collect();
                     let a = auroc(&scores, &truth)?;
@@ -382,7 +387,8 @@ mod tests {
 
     fn fixture() -> Fixture {
         let r: Value = serde_json::from_str(REFERENCE).unwrap();
-        let x: Vec<f32> = r["features"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let x: Vec<f32> =
+            r["features"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
         let labels = r["labels"]
             .as_array()
             .unwrap()
@@ -426,15 +432,19 @@ mod tests {
                 assert!(m.converged, "{m:?}");
                 assert_eq!(m.n_train as u64, t["n_train"].as_u64().unwrap());
                 assert!((m.sklearn_c() - t["sklearn_C"].as_f64().unwrap()).abs() < 1e-9 * m.sklearn_c());
-                let coef: Vec<f64> = t["coef"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                let coef: Vec<f64> =
+                    t["coef"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
                 let scale = coef.iter().fold(0.0f64, |a, c| a.max(c.abs()));
-                let coef_dev = m.weights.iter().zip(&coef).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
+                let coef_dev =
+                    m.weights.iter().zip(&coef).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
                 let intercept_dev = (m.intercept - t["intercept"].as_f64().unwrap()).abs();
-                let prob: Vec<f64> = t["probability"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                let prob: Vec<f64> =
+                    t["probability"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
                 let prob_dev = (0..f.n)
                     .map(|i| {
-                        let z: f64 = (0..f.d).map(|r| f64::from(f.x[i * f.d + r]) * m.weights[r]).sum::<f64>()
-                            + m.intercept;
+                        let z: f64 =
+                            (0..f.d).map(|r| f64::from(f.x[i * f.d + r]) * m.weights[r]).sum::<f64>()
+                                + m.intercept;
                         (sigmoid(z) - prob[i]).abs()
                     })
                     .fold(0.0, f64::max);
@@ -453,7 +463,10 @@ mod tests {
         {
             // Measured: coef <= 1.1e-10, intercept <= 4.5e-10, probability <= 1.9e-10,
             // objective <= 3e-16 (both solvers stop at |grad| ~ 1e-11..1e-12).
-            assert!(coef < 1e-9 && intercept < 5e-9 && prob < 1e-9 && objective < 1e-14, "target {t}: {coef:e} {intercept:e} {prob:e} {objective:e}");
+            assert!(
+                coef < 1e-9 && intercept < 5e-9 && prob < 1e-9 && objective < 1e-14,
+                "target {t}: {coef:e} {intercept:e} {prob:e} {objective:e}"
+            );
         }
     }
 
@@ -467,7 +480,10 @@ mod tests {
             // amplified by the inverse Hessian (smallest eigenvalue ~ lambda = 3e-4..1e-2).
             // Measured: coef <= 2.5e-6 (relative), intercept <= 6.6e-6, probability
             // <= 1.7e-6, objective <= 3.7e-9. Tolerances leave a factor of ~5.
-            assert!(coef < 1.5e-5 && intercept < 4e-5 && prob < 1e-5 && objective < 2e-8, "target {t}: {coef:e} {intercept:e} {prob:e} {objective:e}");
+            assert!(
+                coef < 1.5e-5 && intercept < 4e-5 && prob < 1e-5 && objective < 2e-8,
+                "target {t}: {coef:e} {intercept:e} {prob:e} {objective:e}"
+            );
         }
     }
 

@@ -365,8 +365,9 @@ impl<'a, T: Element> Batch<'a, T> {
         });
         // A non-descent direction (possible only through rounding) restarts the column
         // with the preconditioned gradient.
-        let restart: Vec<usize> =
-            (0..active.len()).filter(|&a| dot(&directions[a], &self.columns[active[a]].grad) >= 0.0).collect();
+        let restart: Vec<usize> = (0..active.len())
+            .filter(|&a| dot(&directions[a], &self.columns[active[a]].grad) >= 0.0)
+            .collect();
         if !restart.is_empty() {
             let cols: Vec<usize> = restart.iter().map(|&a| active[a]).collect();
             let grads: Vec<&[f64]> = cols.iter().map(|&j| self.columns[j].grad.as_slice()).collect();
@@ -403,7 +404,8 @@ impl<'a, T: Element> Batch<'a, T> {
 
         // Exact line search and update, per column.
         let mut columns: Vec<Option<&mut Column>> = self.columns.iter_mut().map(Some).collect();
-        let mut selected: Vec<&mut Column> = active.iter().map(|&j| columns[j].take().expect("distinct")).collect();
+        let mut selected: Vec<&mut Column> =
+            active.iter().map(|&j| columns[j].take().expect("distinct")).collect();
         let steps: Vec<(f64, Vec<f64>)> = selected
             .par_iter_mut()
             .zip(zp.par_chunks(n.max(1)))
@@ -670,8 +672,16 @@ fn preconditioner<T: Element>(x: MatRef<'_, T>) -> (Preconditioner, f64) {
     mean.iter_mut().for_each(|v| *v /= m as f64);
     let centred = Mat::<T>::from_fn(m, dim, |a, r| T::from_f64(x[(rows[a], r)].to_f64() - mean[r]));
     let mut gram_t = Mat::<T>::zeros(dim, dim);
-    matmul(&mut gram_t, Accum::Replace, centred.transpose(), &centred, T::from_f64(1.0 / m as f64), Par::rayon(0));
-    let gram = Mat::<f64>::from_fn(dim, dim, |a, b| 0.5 * (gram_t[(a, b)].to_f64() + gram_t[(b, a)].to_f64()));
+    matmul(
+        &mut gram_t,
+        Accum::Replace,
+        centred.transpose(),
+        &centred,
+        T::from_f64(1.0 / m as f64),
+        Par::rayon(0),
+    );
+    let gram =
+        Mat::<f64>::from_fn(dim, dim, |a, b| 0.5 * (gram_t[(a, b)].to_f64() + gram_t[(b, a)].to_f64()));
     let trace: f64 = (0..dim).map(|r| gram[(r, r)]).sum();
     match gram.self_adjoint_eigen(Side::Lower) {
         Ok(evd) => {
@@ -680,10 +690,7 @@ fn preconditioner<T: Element>(x: MatRef<'_, T>) -> (Preconditioner, f64) {
         }
         // Fall back to the identity scaled by the mean variance (never seen in practice).
         Err(_) => (
-            Preconditioner {
-                vectors: Mat::<f64>::identity(dim, dim),
-                values: vec![trace / dim as f64; dim],
-            },
+            Preconditioner { vectors: Mat::<f64>::identity(dim, dim), values: vec![trace / dim as f64; dim] },
             trace / dim as f64,
         ),
     }
