@@ -17,6 +17,16 @@ use linkrisk::rng;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+/// CPU seconds (user + system) this process has used: on a shared machine wall time
+/// depends on the other load, CPU time much less.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    // after the command name: state is field 0, utime 11, stime 12 (clock ticks, 100 Hz)
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 const N: usize = 40_000;
 const DIM: usize = 512;
 const TARGETS: usize = 14;
@@ -77,18 +87,20 @@ fn probe_training_40k_x_512_x_14() {
     // One fit of all targets at a fixed lambda, on all 40,000 rows.
     let all = Features::new(&x, N, DIM).unwrap();
     let all_labels: Vec<&[Option<bool>]> = labels.iter().map(Vec::as_slice).collect();
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), cpu_seconds());
     let models = fit_logistic(all, &all_labels, &[1e-5; TARGETS], SolverOptions::default()).unwrap();
     let single = t0.elapsed().as_secs_f64();
+    let single_cpu = cpu_seconds() - c0;
     let iters: Vec<usize> = models.iter().map(|m| m.iterations).collect();
-    eprintln!("single fit 40000 x 512 x 14 at lambda 1e-5: {single:.2} s, iterations {iters:?}");
+    eprintln!("single fit 40000 x 512 x 14 at lambda 1e-5: {single:.2} s wall, {single_cpu:.2} s CPU, iterations {iters:?}");
     assert!(models.iter().all(|m| m.converged));
 
     // Cross-validated training on the 32,000-record train part.
     let config = ProbeConfig::default();
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), cpu_seconds());
     let trained = train_probes(train, &train_labels, &patients[..split], &config).unwrap();
     let cv = t0.elapsed().as_secs_f64();
+    let cv_cpu = cpu_seconds() - c0;
     let models: Vec<_> = trained.probes.iter().map(|p| &p.model).collect();
     let scores = linkrisk::probe::decision_scores(&models, test).unwrap();
     let mut aurocs = Vec::new();
@@ -99,9 +111,14 @@ fn probe_training_40k_x_512_x_14() {
         aurocs.push(auroc(&sc, &truth).unwrap());
     }
     eprintln!(
-        "cross-validated training (32000 x 512 x 14, {} folds x {} lambdas): {cv:.2} s",
+        "cross-validated training (32000 x 512 x 14, {} folds x {} lambdas, {} fits): {cv:.2} s wall, {cv_cpu:.2} s CPU",
         config.n_folds,
-        config.lambda_grid.len()
+        config.lambda_grid.len(),
+        trained.fits
+    );
+    eprintln!(
+        "max iterations per lambda {:?}, fits not converged {}",
+        trained.iterations, trained.fits_not_converged
     );
     eprintln!(
         "chosen lambda index per target {:?}",

@@ -14,10 +14,10 @@
 //! ([`LogisticModel::sklearn_c`]).
 
 pub mod folds;
+mod gemm;
 mod solver;
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{MatMut, MatRef};
 use serde::Serialize;
 
 pub use folds::patient_folds;
@@ -106,13 +106,10 @@ pub fn decision_scores(models: &[&LogisticModel], x: Features<'_, f32>) -> Resul
     }
     let w: Vec<f32> = models.iter().flat_map(|m| m.weights.iter().map(|&v| v as f32)).collect();
     let mut z = vec![0f32; n * k];
-    matmul(
+    gemm::x_times(
         MatMut::from_column_major_slice_mut(&mut z, n, k),
-        Accum::Replace,
         x.mat(),
         MatRef::from_column_major_slice(&w, dim, k),
-        1.0,
-        Par::rayon(0),
     );
     Ok(z.chunks(n)
         .zip(models)
@@ -327,7 +324,7 @@ pub fn train_probes(
                     let t = spec.target;
                     let rows: Vec<usize> =
                         (0..n).filter(|&i| folds[i] == f && labels[t][i].is_some()).collect();
-                    let scores: Vec<f64> = rows.iter().map(|&i| batch.logits(j)[i]).collect();
+                    let scores: Vec<f64> = rows.iter().map(|&i| batch.logits(j)[i].to_f64()).collect();
                     let truth: Vec<bool> = rows.iter().map(|&i| labels[t][i] == Some(true)).collect();
                     let a = auroc(&scores, &truth)?;
                     sums[t].0 += a;
@@ -476,10 +473,11 @@ mod tests {
         for (t, (coef, intercept, prob, objective)) in
             deviations(&f, Features::new(&f.x, f.n, f.d).unwrap(), 1e-7).into_iter().enumerate()
         {
-            // The GEMMs run in f32 (unit roundoff 6e-8): gradients carry errors of ~1e-8,
-            // amplified by the inverse Hessian (smallest eigenvalue ~ lambda = 3e-4..1e-2).
-            // Measured: coef <= 2.5e-6 (relative), intercept <= 6.6e-6, probability
-            // <= 1.7e-6, objective <= 3.7e-9. Tolerances leave a factor of ~5.
+            // The GEMMs and the per-row logistic arithmetic run in f32 (unit roundoff 6e-8):
+            // gradients carry errors of ~1e-8, amplified by the inverse Hessian (smallest
+            // eigenvalue ~ lambda = 3e-4..1e-2); the objective is summed from f32 logits.
+            // Measured: coef <= 2.4e-6 (relative), intercept <= 5.5e-6, probability
+            // <= 1.6e-6, objective <= 5.8e-9. Tolerances leave a factor of 3 or more.
             assert!(
                 coef < 1.5e-5 && intercept < 4e-5 && prob < 1e-5 && objective < 2e-8,
                 "target {t}: {coef:e} {intercept:e} {prob:e} {objective:e}"
@@ -505,13 +503,27 @@ mod tests {
             assert_eq!(probe.cv_auroc[probe.chosen], Some(best));
             assert!(probe.cv_auroc[..probe.chosen].iter().flatten().all(|&a| a < best));
             assert_eq!(probe.cv_folds_scored, 5);
-            // warm-started path (with corrected L-BFGS pairs) == cold fit at that lambda
+            // Warm-started path (with corrected L-BFGS pairs) == cold fit at that lambda, to
+            // what f32 allows: the objective is evaluated from f32 logits (rounding ~1e-8),
+            // and |grad| <= 1e-7 bounds the weight gap by ~|grad| / lambda (lambda here is
+            // down to 1e-4 of the feature variance, so weights may differ in the 5th digit).
             let cold = fit_logistic(x, &labels[t..t + 1], &[probe.model.lambda], config.solver).unwrap();
+            assert!(
+                (probe.model.objective - cold[0].objective).abs() < 2e-8,
+                "target {t}: {} vs {} (lambda {}, grads {} {})",
+                probe.model.objective,
+                cold[0].objective,
+                probe.model.lambda,
+                probe.model.gradient_max_abs,
+                cold[0].gradient_max_abs
+            );
             let scale = cold[0].weights.iter().fold(0.0f64, |a, w| a.max(w.abs()));
             for (a, b) in probe.model.weights.iter().zip(&cold[0].weights) {
-                assert!((a - b).abs() < 1e-5 * scale, "target {t}: {a} vs {b}");
+                assert!((a - b).abs() < 1e-3 * scale, "target {t}: {a} vs {b}");
             }
-            assert!((probe.model.intercept - cold[0].intercept).abs() < 1e-5 * scale.max(1.0));
+            let scores = decision_scores(&[&probe.model, &cold[0]], x).unwrap();
+            let gap = scores[0].iter().zip(&scores[1]).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(gap < 1e-3, "target {t}: logits differ by {gap}");
         }
     }
 

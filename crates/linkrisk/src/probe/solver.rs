@@ -25,23 +25,41 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rayon::prelude::*;
 
+use super::gemm::{x_times, x_transpose_times};
 use super::Features;
 
-/// Element type of the design matrix: the GEMMs run in this precision, everything else in
-/// f64. `f32` is what cohorts hold; `f64` exists for reference comparisons.
+/// Element type of the design matrix: the GEMMs and the per-row logistic arithmetic run
+/// in this precision; parameters, gradients and sums are f64. `f32` is what cohorts hold;
+/// `f64` exists for reference comparisons.
 pub trait Element: faer::traits::RealField + Copy + Send + Sync + 'static {
     /// Convert from f64 (rounding).
     fn from_f64(value: f64) -> Self;
     /// Convert to f64 (exact).
     fn to_f64(self) -> f64;
+    /// The logistic function 1 / (1 + exp(-x)) to this type's precision, branch-free so
+    /// that loops over rows vectorise.
+    fn sigmoid(self) -> Self;
 }
 
+// Not `clamp` in `sigmoid`: its NaN checks keep row loops from vectorising (no NaN here).
+#[allow(clippy::manual_clamp)]
 impl Element for f32 {
     fn from_f64(value: f64) -> Self {
         value as f32
     }
     fn to_f64(self) -> f64 {
         f64::from(self)
+    }
+    fn sigmoid(self) -> Self {
+        // |x| <= 80 keeps exp finite; sigmoid(80) = 1 - 1.8e-35 in f32 is 1 anyway.
+        let x = if self < -80.0 {
+            -80.0
+        } else if self > 80.0 {
+            80.0
+        } else {
+            self
+        };
+        1.0 / (1.0 + exp_f32(-x))
     }
 }
 
@@ -52,12 +70,30 @@ impl Element for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+    fn sigmoid(self) -> Self {
+        sigmoid(self)
+    }
 }
 
-/// Per-row label code of a column: positive, negative, or not part of this column's fit.
-const POSITIVE: i8 = 1;
-const NEGATIVE: i8 = 0;
-const INACTIVE: i8 = -1;
+/// exp(x) for |x| <= 88 in f32 without a libm call (Cephes `expf`: x = k ln 2 + r,
+/// degree-6 polynomial for e^r, exponent bits for 2^k; relative error ~1e-7), written with
+/// arithmetic only so that the compiler vectorises loops that use it.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting rounds to an integer
+    let k = (x * LOG2E + ROUND) - ROUND;
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    let two_k = f32::from_bits(((k as i32 + 127) << 23) as u32);
+    e_r * two_k
+}
 
 /// Which model a column fits: target index and the fold it leaves out (None = all rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,15 +129,17 @@ struct Pair {
 }
 
 #[derive(Debug, Clone)]
-struct Column {
+struct Column<T> {
     lambda: f64,
     /// 1 / number of active rows.
     inv_n: f64,
     n_active: usize,
     /// pi (1 - pi): curvature of the loss at constant probability.
     curvature: f64,
-    /// Label code per row (POSITIVE, NEGATIVE, INACTIVE).
-    code: Vec<i8>,
+    /// 1 for the rows this column is fitted on, 0 for the others.
+    weight: Vec<T>,
+    /// 1 for positive rows, 0 otherwise.
+    target: Vec<T>,
     /// Mean feature vector over the active rows.
     mu: Vec<f64>,
     /// Weights and the centred intercept b' at index d.
@@ -109,7 +147,7 @@ struct Column {
     /// Gradient of f at theta (d + 1).
     grad: Vec<f64>,
     /// Logits x_i.w + b for every row (active or not).
-    logits: Vec<f64>,
+    logits: Vec<T>,
     memory: VecDeque<Pair>,
     /// Scale of the initial inverse Hessian (gamma) from the newest pair.
     gamma: f64,
@@ -122,7 +160,7 @@ struct Column {
     since_best: usize,
 }
 
-impl Column {
+impl<T> Column<T> {
     fn intercept(&self, dim: usize) -> f64 {
         self.theta[dim] - dot(&self.mu, &self.theta[..dim])
     }
@@ -144,7 +182,7 @@ pub(crate) struct Batch<'a, T: Element> {
     x: MatRef<'a, T>,
     n: usize,
     dim: usize,
-    columns: Vec<Column>,
+    columns: Vec<Column<T>>,
     precond: Preconditioner,
     opts: SolverOptions,
     /// Mean per-coordinate feature variance, trace(Cov) / d: the scale of lambda grids.
@@ -196,26 +234,23 @@ impl<'a, T: Element> Batch<'a, T> {
         let (n, dim) = (x.n(), x.dim());
         let xm = x.mat();
         let precond_and_var = preconditioner(xm);
-        let mut columns: Vec<Column> = specs
+        let mut columns: Vec<Column<T>> = specs
             .iter()
             .zip(lambdas)
             .map(|(&spec, &lambda)| {
-                let code: Vec<i8> = (0..n)
-                    .map(|i| {
-                        let held_out = match (folds, spec.held_out) {
-                            (Some(f), Some(h)) => f[i] == h,
-                            _ => false,
-                        };
-                        match labels[spec.target][i] {
-                            _ if held_out => INACTIVE,
-                            Some(true) => POSITIVE,
-                            Some(false) => NEGATIVE,
-                            None => INACTIVE,
-                        }
+                // Some(label) for the rows this column is fitted on.
+                let used: Vec<Option<bool>> = (0..n)
+                    .map(|i| match (folds, spec.held_out) {
+                        (Some(f), Some(h)) if f[i] == h => None,
+                        _ => labels[spec.target][i],
                     })
                     .collect();
-                let n_active = code.iter().filter(|&&c| c != INACTIVE).count();
-                let n_pos = code.iter().filter(|&&c| c == POSITIVE).count();
+                let weight: Vec<T> =
+                    used.iter().map(|u| T::from_f64(if u.is_some() { 1.0 } else { 0.0 })).collect();
+                let target: Vec<T> =
+                    used.iter().map(|u| T::from_f64(if *u == Some(true) { 1.0 } else { 0.0 })).collect();
+                let n_active = used.iter().filter(|u| u.is_some()).count();
+                let n_pos = used.iter().filter(|u| **u == Some(true)).count();
                 assert!(n_pos > 0 && n_pos < n_active, "solver column needs both classes");
                 let prevalence = n_pos as f64 / n_active as f64;
                 let mut theta = vec![0.0; dim + 1];
@@ -225,9 +260,10 @@ impl<'a, T: Element> Batch<'a, T> {
                     inv_n: 1.0 / n_active as f64,
                     n_active,
                     curvature: prevalence * (1.0 - prevalence),
-                    code,
+                    weight,
+                    target,
                     mu: vec![0.0; dim],
-                    logits: vec![theta[dim]; n],
+                    logits: vec![T::from_f64(theta[dim]); n],
                     theta,
                     grad: vec![0.0; dim + 1],
                     memory: VecDeque::new(),
@@ -244,21 +280,13 @@ impl<'a, T: Element> Batch<'a, T> {
         let k = columns.len();
         let mut masks = vec![T::from_f64(0.0); n * k];
         masks.par_chunks_mut(n.max(1)).zip(&columns).for_each(|(m, c)| {
-            for (v, &code) in m.iter_mut().zip(&c.code) {
-                if code != INACTIVE {
-                    *v = T::from_f64(c.inv_n);
-                }
+            let inv_n = T::from_f64(c.inv_n);
+            for (v, &w) in m.iter_mut().zip(&c.weight) {
+                *v = w * inv_n;
             }
         });
         let mut means = Mat::<T>::zeros(dim, k);
-        matmul(
-            &mut means,
-            Accum::Replace,
-            xm.transpose(),
-            MatRef::from_column_major_slice(&masks, n, k),
-            T::from_f64(1.0),
-            Par::rayon(0),
-        );
+        x_transpose_times(means.as_mut(), xm, MatRef::from_column_major_slice(&masks, n, k));
         for (j, c) in columns.iter_mut().enumerate() {
             for r in 0..dim {
                 c.mu[r] = means[(r, j)].to_f64();
@@ -393,40 +421,41 @@ impl<'a, T: Element> Batch<'a, T> {
             }
         }
         let mut zp = vec![T::from_f64(0.0); n * k];
-        matmul(
+        x_times(
             MatMut::from_column_major_slice_mut(&mut zp, n, k),
-            Accum::Replace,
             self.x,
             MatRef::from_column_major_slice(&p_w, dim, k),
-            T::from_f64(1.0),
-            Par::rayon(0),
         );
 
         // Exact line search and update, per column.
-        let mut columns: Vec<Option<&mut Column>> = self.columns.iter_mut().map(Some).collect();
-        let mut selected: Vec<&mut Column> =
+        let mut columns: Vec<Option<&mut Column<T>>> = self.columns.iter_mut().map(Some).collect();
+        let mut selected: Vec<&mut Column<T>> =
             active.iter().map(|&j| columns[j].take().expect("distinct")).collect();
-        let steps: Vec<(f64, Vec<f64>)> = selected
+        let mut residuals = vec![T::from_f64(0.0); n * k];
+        let steps: Vec<(f64, Vec<f64>, f64)> = selected
             .par_iter_mut()
             .zip(zp.par_chunks(n.max(1)))
+            .zip(residuals.par_chunks_mut(n.max(1)))
             .zip(directions.into_par_iter())
-            .map(|((c, zp_col), p)| {
+            .map(|(((c, zp_col), residual), p)| {
                 let offset = p[dim] - dot(&c.mu, &p[..dim]);
-                let alpha = line_search(c, zp_col, offset, &p, dim);
+                let (alpha, sum) = line_search(c, zp_col, offset, &p, dim, residual);
+                let (a, off) = (T::from_f64(alpha), T::from_f64(offset));
                 for (z, &d) in c.logits.iter_mut().zip(zp_col) {
-                    *z += alpha * (d.to_f64() + offset);
+                    *z += a * (d + off);
                 }
                 let step: Vec<f64> = p.iter().map(|v| alpha * v).collect();
                 for (t, s) in c.theta.iter_mut().zip(&step) {
                     *t += s;
                 }
                 c.iterations += 1;
-                (alpha, step)
+                (alpha, step, sum)
             })
             .collect();
         drop(selected);
         let old_grads: Vec<Vec<f64>> = active.iter().map(|&j| self.columns[j].grad.clone()).collect();
-        self.refresh_gradients(active);
+        let sums: Vec<f64> = steps.iter().map(|s| s.2).collect();
+        self.gradients_from_residuals(active, &residuals, &sums);
 
         // New curvature pairs, and gamma = s.y / (y. M^{-1} y).
         let ys: Vec<Vec<f64>> = active
@@ -438,7 +467,7 @@ impl<'a, T: Element> Batch<'a, T> {
         let precond_y = self.apply_inverse_preconditioner(active, &y_refs);
         let tol = self.opts.tol;
         let memory = self.opts.memory;
-        for (((&j, (alpha, s)), y), my) in active.iter().zip(steps).zip(ys).zip(precond_y) {
+        for (((&j, (alpha, s, _)), y), my) in active.iter().zip(steps).zip(ys).zip(precond_y) {
             let c = &mut self.columns[j];
             let grad = c.grad_max_abs();
             c.converged = grad <= tol;
@@ -497,32 +526,25 @@ impl<'a, T: Element> Batch<'a, T> {
     /// Recompute the gradient of the listed columns from their logits: residuals per row,
     /// then one GEMM X^T R.
     fn refresh_gradients(&mut self, cols: &[usize]) {
-        let (n, dim, k) = (self.n, self.dim, cols.len());
+        let (n, k) = (self.n, cols.len());
         let mut residuals = vec![T::from_f64(0.0); n * k];
         let sums: Vec<f64> = residuals
             .par_chunks_mut(n.max(1))
             .zip(cols)
-            .map(|(r, &j)| {
-                let c = &self.columns[j];
-                let mut sum = 0.0;
-                for ((rv, &code), &z) in r.iter_mut().zip(&c.code).zip(&c.logits) {
-                    if code != INACTIVE {
-                        let value = (sigmoid(z) - f64::from(code)) * c.inv_n;
-                        sum += value;
-                        *rv = T::from_f64(value);
-                    }
-                }
-                sum
-            })
+            .map(|(r, &j)| residuals_at(&self.columns[j], r))
             .collect();
+        self.gradients_from_residuals(cols, &residuals, &sums);
+    }
+
+    /// Gradients of the listed columns from their residuals (n x k, column-major) and the
+    /// residuals' sums: one GEMM X^T R plus the centring and penalty terms.
+    fn gradients_from_residuals(&mut self, cols: &[usize], residuals: &[T], sums: &[f64]) {
+        let (n, dim, k) = (self.n, self.dim, cols.len());
         let mut g = vec![T::from_f64(0.0); dim * k];
-        matmul(
+        x_transpose_times(
             MatMut::from_column_major_slice_mut(&mut g, dim, k),
-            Accum::Replace,
-            self.x.transpose(),
-            MatRef::from_column_major_slice(&residuals, n, k),
-            T::from_f64(1.0),
-            Par::rayon(0),
+            self.x,
+            MatRef::from_column_major_slice(residuals, n, k),
         );
         for (a, &j) in cols.iter().enumerate() {
             let c = &mut self.columns[j];
@@ -544,20 +566,19 @@ impl<'a, T: Element> Batch<'a, T> {
             }
         }
         let mut z = vec![T::from_f64(0.0); n * k];
-        matmul(
+        x_times(
             MatMut::from_column_major_slice_mut(&mut z, n, k),
-            Accum::Replace,
             self.x,
             MatRef::from_column_major_slice(&w, dim, k),
-            T::from_f64(1.0),
-            Par::rayon(0),
         );
         let intercepts: Vec<f64> = cols.iter().map(|&j| self.columns[j].intercept(dim)).collect();
-        let mut columns: Vec<Option<&mut Column>> = self.columns.iter_mut().map(Some).collect();
-        let selected: Vec<&mut Column> = cols.iter().map(|&j| columns[j].take().expect("distinct")).collect();
+        let mut columns: Vec<Option<&mut Column<T>>> = self.columns.iter_mut().map(Some).collect();
+        let selected: Vec<&mut Column<T>> =
+            cols.iter().map(|&j| columns[j].take().expect("distinct")).collect();
         selected.into_par_iter().zip(z.par_chunks(n.max(1))).zip(intercepts).for_each(|((c, zc), b)| {
+            let b = T::from_f64(b);
             for (l, &v) in c.logits.iter_mut().zip(zc) {
-                *l = v.to_f64() + b;
+                *l = v + b;
             }
         });
     }
@@ -573,7 +594,7 @@ impl<'a, T: Element> Batch<'a, T> {
     }
 
     /// Logits of column j on every row of the design matrix (held-out rows included).
-    pub fn logits(&self, j: usize) -> &[f64] {
+    pub fn logits(&self, j: usize) -> &[T] {
         &self.columns[j].logits
     }
 
@@ -597,46 +618,127 @@ impl<'a, T: Element> Batch<'a, T> {
     pub fn objective(&self, j: usize) -> f64 {
         let c = &self.columns[j];
         let loss: f64 = c
-            .code
+            .weight
             .iter()
+            .zip(&c.target)
             .zip(&c.logits)
-            .filter(|(&code, _)| code != INACTIVE)
-            .map(|(&code, &z)| softplus(z) - f64::from(code) * z)
+            .map(|((&w, &y), &z)| {
+                let (z, y) = (z.to_f64(), y.to_f64());
+                w.to_f64() * (softplus(z) - y * z)
+            })
             .sum();
         let w = &c.theta[..self.dim];
         loss * c.inv_n + 0.5 * c.lambda * dot(w, w)
     }
 }
 
+/// Rows per block of the per-row loops: the elementwise loop over a block vectorises
+/// (no branches, no libm call for f32), its sums are then added in f64.
+const BLOCK: usize = 256;
+
+/// Residuals `(sigmoid(z) - y) w / n` of column `c` at its logits into `out`; returns
+/// their sum.
+fn residuals_at<T: Element>(c: &Column<T>, out: &mut [T]) -> f64 {
+    let inv_n = T::from_f64(c.inv_n);
+    let mut sum = 0.0;
+    for (((z, w), y), r) in c
+        .logits
+        .chunks(BLOCK)
+        .zip(c.weight.chunks(BLOCK))
+        .zip(c.target.chunks(BLOCK))
+        .zip(out.chunks_mut(BLOCK))
+    {
+        for i in 0..z.len() {
+            r[i] = (z[i].sigmoid() - y[i]) * w[i] * inv_n;
+        }
+        sum += sum_lanes(r);
+    }
+    sum
+}
+
+/// Sum of `values` with eight independent partial sums (so the loop vectorises), in f64.
+fn sum_lanes<T: Element>(values: &[T]) -> f64 {
+    let mut lanes = [T::from_f64(0.0); 8];
+    let mut blocks = values.chunks_exact(8);
+    for block in &mut blocks {
+        for l in 0..8 {
+            lanes[l] += block[l];
+        }
+    }
+    let mut total: f64 = lanes.iter().map(|v| v.to_f64()).sum();
+    for v in blocks.remainder() {
+        total += v.to_f64();
+    }
+    total
+}
+
+/// phi'(alpha) and phi''(alpha) of the line search, writing the residuals
+/// `(sigmoid(z + alpha dz) - y) w / n` into `residual` (the gradient's input if this alpha
+/// is accepted) and returning their sum too.
+fn evaluate<T: Element>(
+    c: &Column<T>,
+    zp: &[T],
+    offset: f64,
+    alpha: f64,
+    penalty: (f64, f64),
+    residual: &mut [T],
+) -> (f64, f64, f64) {
+    let (w_dot_p, p_dot_p) = penalty;
+    let zero = T::from_f64(0.0);
+    let (one, off, a, inv_n) =
+        (T::from_f64(1.0), T::from_f64(offset), T::from_f64(alpha), T::from_f64(c.inv_n));
+    let (mut d1, mut d2, mut sum) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut slope, mut curvature, mut diffs) = ([zero; BLOCK], [zero; BLOCK], [zero; BLOCK]);
+    for ((((z, w), y), d), r) in c
+        .logits
+        .chunks(BLOCK)
+        .zip(c.weight.chunks(BLOCK))
+        .zip(c.target.chunks(BLOCK))
+        .zip(zp.chunks(BLOCK))
+        .zip(residual.chunks_mut(BLOCK))
+    {
+        let m = z.len();
+        for i in 0..m {
+            let dz = d[i] + off;
+            let s = (z[i] + a * dz).sigmoid();
+            let diff = (s - y[i]) * w[i];
+            r[i] = diff * inv_n;
+            diffs[i] = diff;
+            slope[i] = diff * dz;
+            curvature[i] = w[i] * s * (one - s) * dz * dz;
+        }
+        d1 += sum_lanes(&slope[..m]);
+        d2 += sum_lanes(&curvature[..m]);
+        sum += sum_lanes(&diffs[..m]);
+    }
+    (d1 * c.inv_n + c.lambda * (w_dot_p + alpha * p_dot_p), d2 * c.inv_n + c.lambda * p_dot_p, sum * c.inv_n)
+}
+
 /// Exact line search on phi(alpha) = f(theta + alpha p), convex in alpha: safeguarded
 /// Newton on phi' from alpha = 1 until |phi'(alpha)| <= 0.1 |phi'(0)| (strong Wolfe
 /// curvature condition with c2 = 0.1; for a convex phi this also gives a decrease).
-fn line_search<T: Element>(c: &Column, zp: &[T], offset: f64, p: &[f64], dim: usize) -> f64 {
-    let w_dot_p = dot(&c.theta[..dim], &p[..dim]);
-    let p_dot_p = dot(&p[..dim], &p[..dim]);
-    let derivatives = |alpha: f64| -> (f64, f64) {
-        let (mut d1, mut d2) = (0.0, 0.0);
-        for ((&code, &z), &d) in c.code.iter().zip(&c.logits).zip(zp) {
-            if code != INACTIVE {
-                let dz = d.to_f64() + offset;
-                let s = sigmoid(z + alpha * dz);
-                d1 += (s - f64::from(code)) * dz;
-                d2 += s * (1.0 - s) * dz * dz;
-            }
-        }
-        (d1 * c.inv_n + c.lambda * (w_dot_p + alpha * p_dot_p), d2 * c.inv_n + c.lambda * p_dot_p)
-    };
+/// Returns alpha and the sum of the residuals written into `residual` at that alpha.
+fn line_search<T: Element>(
+    c: &Column<T>,
+    zp: &[T],
+    offset: f64,
+    p: &[f64],
+    dim: usize,
+    residual: &mut [T],
+) -> (f64, f64) {
+    let penalty = (dot(&c.theta[..dim], &p[..dim]), dot(&p[..dim], &p[..dim]));
     let slope0 = dot(&c.grad, p);
     if slope0 >= 0.0 {
-        return 0.0;
+        let (_, _, sum) = evaluate(c, zp, offset, 0.0, penalty, residual);
+        return (0.0, sum);
     }
     let target = 0.1 * slope0.abs();
     let (mut lo, mut hi) = (0.0f64, f64::INFINITY);
     let mut alpha = 1.0;
     for _ in 0..30 {
-        let (d1, d2) = derivatives(alpha);
+        let (d1, d2, sum) = evaluate(c, zp, offset, alpha, penalty, residual);
         if d1.abs() <= target || !d1.is_finite() {
-            break;
+            return (alpha, sum);
         }
         if d1 < 0.0 {
             lo = alpha;
@@ -652,7 +754,8 @@ fn line_search<T: Element>(c: &Column, zp: &[T], offset: f64, p: &[f64], dim: us
             0.5 * (lo + hi)
         };
     }
-    alpha
+    let (_, _, sum) = evaluate(c, zp, offset, alpha, penalty, residual);
+    (alpha, sum)
 }
 
 /// Eigendecomposition of the (subsampled) centred feature covariance, and trace / d.
@@ -693,5 +796,36 @@ fn preconditioner<T: Element>(x: MatRef<'_, T>) -> (Preconditioner, f64) {
             Preconditioner { vectors: Mat::<f64>::identity(dim, dim), values: vec![trace / dim as f64; dim] },
             trace / dim as f64,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_f32_exp_and_sigmoid_are_accurate() {
+        let mut worst_exp = 0.0f64;
+        let mut worst_sigmoid = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 + 175.0 * i as f64 / 200_000.0;
+            let exact = x.exp();
+            worst_exp = worst_exp.max(((exp_f32(x as f32) as f64) - exact).abs() / exact);
+            let s = (x as f32).sigmoid() as f64;
+            worst_sigmoid = worst_sigmoid.max((s - sigmoid(x)).abs());
+        }
+        // f32 has 6e-8 unit roundoff; the input itself is rounded to f32 (relative error
+        // up to 6e-8 * |x| in exp), so compare on inputs exact in f32 as well:
+        assert!(worst_sigmoid < 1.5e-7, "{worst_sigmoid:e}");
+        let mut worst_exact_input = 0.0f64;
+        for i in 0..=200_000 {
+            let x = (-87.0 + 175.0 * i as f64 / 200_000.0) as f32;
+            let exact = f64::from(x).exp();
+            worst_exact_input = worst_exact_input.max((f64::from(exp_f32(x)) - exact).abs() / exact);
+        }
+        assert!(worst_exact_input < 3e-7, "{worst_exact_input:e}");
+        assert!(worst_exp.is_finite());
+        assert_eq!(80f32.sigmoid(), 1.0);
+        assert!((-1000f32).sigmoid() >= 0.0 && (-1000f32).sigmoid() < 1e-34);
     }
 }
