@@ -18,6 +18,7 @@ mod gemm;
 mod solver;
 
 use faer::{MatMut, MatRef};
+use rayon::prelude::*;
 use serde::Serialize;
 
 pub use folds::patient_folds;
@@ -316,20 +317,25 @@ pub fn train_probes(
         batch.solve();
         iterations.push((0..specs.len()).map(|j| batch.status(j).0).max().unwrap_or(0));
         not_converged += (0..specs.len()).filter(|&j| !batch.status(j).1).count();
+        let held_out_aurocs: Vec<(usize, f64)> = specs
+            .par_iter()
+            .enumerate()
+            .filter_map(|(j, spec)| spec.held_out.map(|f| (j, spec.target, f)))
+            .map(|(j, t, f)| {
+                let rows: Vec<usize> = (0..n).filter(|&i| folds[i] == f && labels[t][i].is_some()).collect();
+                let scores: Vec<f64> = rows.iter().map(|&i| batch.logits(j)[i].to_f64()).collect();
+                let truth: Vec<bool> = rows.iter().map(|&i| labels[t][i] == Some(true)).collect();
+                auroc(&scores, &truth).map(|a| (t, a))
+            })
+            .collect::<Result<_>>()?;
         let mut sums = vec![(0.0, 0usize); n_targets];
+        for (t, a) in held_out_aurocs {
+            sums[t].0 += a;
+            sums[t].1 += 1;
+        }
         for (j, spec) in specs.iter().enumerate() {
-            match spec.held_out {
-                None => snapshots[spec.target][g] = Some(model_of(&batch, j)),
-                Some(f) => {
-                    let t = spec.target;
-                    let rows: Vec<usize> =
-                        (0..n).filter(|&i| folds[i] == f && labels[t][i].is_some()).collect();
-                    let scores: Vec<f64> = rows.iter().map(|&i| batch.logits(j)[i].to_f64()).collect();
-                    let truth: Vec<bool> = rows.iter().map(|&i| labels[t][i] == Some(true)).collect();
-                    let a = auroc(&scores, &truth)?;
-                    sums[t].0 += a;
-                    sums[t].1 += 1;
-                }
+            if spec.held_out.is_none() {
+                snapshots[spec.target][g] = Some(model_of(&batch, j));
             }
         }
         for t in 0..n_targets {
