@@ -604,13 +604,16 @@ fn summarise(
                 }),
                 _ => None,
             };
+            let count = |flag: bool| (0..eval.rows.len()).filter(|&i| flags[i] == Some(flag)).count();
             let note = match (&re, &not) {
-                (None, _) => {
-                    Some("the re-identified eval records lack a class of this attribute".to_string())
-                }
-                (_, None) => {
-                    Some("the not re-identified eval records lack a class of this attribute".to_string())
-                }
+                (None, _) => Some(format!(
+                    "the {} re-identified eval records do not contain both classes of this attribute",
+                    count(true)
+                )),
+                (_, None) => Some(format!(
+                    "the {} not re-identified eval records do not contain both classes of this attribute",
+                    count(false)
+                )),
                 _ => None,
             };
             Some(Stratified {
