@@ -44,6 +44,10 @@ enum Command {
     /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
     /// projected cohort with its privacy ledger.
     TrainHeads(cmd::train_heads::Args),
+    /// Linear-probe macro AUROC over the 14 CheXpert findings (utility of the embedding).
+    Utility(cmd::utility::Args),
+    /// Infer sex, age group and race with linear probes; stratify by re-identification.
+    Attributes(cmd::attributes::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(args) => cmd::synth::run(args),
         Command::Accountant(args) => cmd::accountant::run(args),
         Command::TrainHeads(args) => cmd::train_heads::run(args),
+        Command::Utility(args) => cmd::utility::run(args),
+        Command::Attributes(args) => cmd::attributes::run(args),
     }
 }
 

@@ -8,6 +8,7 @@ mod util;
 mod accountant;
 mod cohort_input;
 mod inspect;
+mod probes;
 mod report;
 mod synth;
 mod train_heads;

@@ -2,9 +2,11 @@
 //! validated config, calls the library and prints.
 
 pub mod accountant;
+pub mod attributes;
 pub mod demo;
 pub mod gate;
 pub mod inspect;
 pub mod report;
 pub mod synth;
 pub mod train_heads;
+pub mod utility;

@@ -2,3 +2,9 @@
 //! `relink` (paper 1, cross-modal re-linkage), `reid` (paper 2, patient re-identification),
 //! `attributes` (demographic inference, stratified by re-identification) and `utility`
 //! (linear-probe macro AUROC over the 14 findings).
+
+pub mod attributes;
+pub mod probing;
+#[cfg(test)]
+mod test_cohort;
+pub mod utility;

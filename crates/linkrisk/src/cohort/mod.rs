@@ -9,6 +9,7 @@
 
 pub mod columns;
 pub mod container;
+pub mod flags;
 pub mod manifest;
 pub mod metadata;
 pub mod npy;

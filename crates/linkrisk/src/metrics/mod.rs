@@ -1,6 +1,10 @@
 //! Statistics, each with its interval: retrieval metrics (Recall@k, MRR, median rank,
 //! chance, lift), Wilson and patient-bootstrap intervals, AUROC with DeLong variance.
 
+pub mod auroc;
 pub mod interval;
 
+pub use auroc::{
+    auroc, auroc_ci, delong, macro_auroc, AurocDifference, AurocInterval, DelongAuroc, MacroAuroc,
+};
 pub use interval::{wilson, Estimate};
