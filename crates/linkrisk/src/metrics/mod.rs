@@ -1,6 +1,8 @@
 //! Statistics, each with its interval: retrieval metrics (Recall@k, MRR, median rank,
 //! chance, lift), Wilson and patient-bootstrap intervals, AUROC with DeLong variance.
 
+pub mod bootstrap;
 pub mod interval;
+pub mod retrieval;
 
 pub use interval::{wilson, Estimate};

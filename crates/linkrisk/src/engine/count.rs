@@ -1,0 +1,109 @@
+//! Counting reductions over one query's scores in one chunk: how many gallery items score
+//! strictly above and exactly at each threshold (the positives' scores). These loops run
+//! over every element of the similarity matrix, so they are written to vectorise: branch-
+//! free comparisons summed into narrow integer accumulators.
+
+/// Elements per inner run; u32 accumulators cannot overflow within one run.
+const RUN: usize = 1 << 16;
+/// Above this many distinct thresholds, counting switches from one pass per threshold to
+/// one binary search per element.
+const MAX_PASSES: usize = 8;
+
+/// Add to `greater[j]` / `tied[j]` the number of scores in `scores` strictly above / equal
+/// to `thresholds[j]`, each score counted `weights[i]` times (once when `weights` is None).
+/// `thresholds` must be sorted ascending without repeats.
+pub(crate) fn count_against(
+    scores: &[f32],
+    weights: Option<&[u32]>,
+    thresholds: &[f32],
+    greater: &mut [u64],
+    tied: &mut [u64],
+) {
+    debug_assert!(thresholds.windows(2).all(|w| w[0] < w[1]));
+    if thresholds.len() <= MAX_PASSES {
+        for (j, &t) in thresholds.iter().enumerate() {
+            let (g, e) = match weights {
+                None => count_one(scores, t),
+                Some(w) => count_one_weighted(scores, w, t),
+            };
+            greater[j] += g;
+            tied[j] += e;
+        }
+        return;
+    }
+    // Bucket each score by the number of thresholds strictly below it; a score with p
+    // thresholds below it is greater than thresholds 0..p.
+    let m = thresholds.len();
+    let lowest = thresholds[0];
+    let mut above_exactly = vec![0u64; m + 1];
+    for (i, &x) in scores.iter().enumerate() {
+        if x < lowest {
+            continue;
+        }
+        let w = weights.map_or(1, |w| u64::from(w[i]));
+        let p = thresholds.partition_point(|&t| t < x);
+        above_exactly[p] += w;
+        if p < m && thresholds[p] == x {
+            tied[p] += w;
+        }
+    }
+    let mut running = 0u64;
+    for j in (0..m).rev() {
+        running += above_exactly[j + 1];
+        greater[j] += running;
+    }
+}
+
+fn count_one(scores: &[f32], t: f32) -> (u64, u64) {
+    let (mut greater, mut tied) = (0u64, 0u64);
+    for run in scores.chunks(RUN) {
+        let (mut g, mut e) = (0u32, 0u32);
+        for &x in run {
+            g += u32::from(x > t);
+            e += u32::from(x == t);
+        }
+        greater += u64::from(g);
+        tied += u64::from(e);
+    }
+    (greater, tied)
+}
+
+fn count_one_weighted(scores: &[f32], weights: &[u32], t: f32) -> (u64, u64) {
+    let (mut greater, mut tied) = (0u64, 0u64);
+    for (x, w) in scores.iter().zip(weights) {
+        greater += u64::from(u32::from(*x > t) * w);
+        tied += u64::from(u32::from(*x == t) * w);
+    }
+    (greater, tied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute(scores: &[f32], weights: Option<&[u32]>, thresholds: &[f32]) -> (Vec<u64>, Vec<u64>) {
+        let w = |i: usize| weights.map_or(1, |w| u64::from(w[i]));
+        thresholds
+            .iter()
+            .map(|&t| {
+                let g: u64 = (0..scores.len()).filter(|&i| scores[i] > t).map(w).sum();
+                let e: u64 = (0..scores.len()).filter(|&i| scores[i] == t).map(w).sum();
+                (g, e)
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn counts_match_brute_force_for_few_and_many_thresholds() {
+        let scores: Vec<f32> = (0..500).map(|i| ((i * 37) % 23) as f32 / 4.0).collect();
+        let weights: Vec<u32> = (0..500).map(|i| (i % 4) as u32).collect();
+        for m in [1usize, 3, 8, 9, 20] {
+            let thresholds: Vec<f32> = (0..m).map(|j| j as f32 * 0.75 - 0.5).collect();
+            for weights in [None, Some(&weights[..])] {
+                let (mut g, mut e) = (vec![0; m], vec![0; m]);
+                count_against(&scores, weights, &thresholds, &mut g, &mut e);
+                assert_eq!((g, e), brute(&scores, weights, &thresholds), "m={m}");
+            }
+        }
+    }
+}

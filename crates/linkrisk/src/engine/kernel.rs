@@ -1,0 +1,334 @@
+//! The blocked similarity kernel: a block of queries times the gallery's representatives,
+//! computed chunk by chunk with faer's GEMM into one block buffer (block_rows x n_unique).
+//!
+//! Memory is O(block_rows x n_unique); no n x n matrix ever exists. Chunks run in parallel
+//! on rayon (each chunk a sequential GEMM), so the buffer is shared, not one per thread.
+//!
+//! Bitwise stability: faer 0.24's GEMM gives every element the same bits whatever the
+//! block's shape or the element's position, *except* in its matrix-vector paths (a block
+//! of one row or a chunk of one column). The kernel never calls those: a one-row block is
+//! padded to two rows and the chunk grid never ends in a one-column chunk. So a query's
+//! scores do not depend on which block, shard or thread computed them, and sharded runs
+//! merge exactly (tested in `rank`'s tests).
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use super::gallery::Gallery;
+use super::rows::Rows;
+use crate::error::{Error, Result};
+
+/// Sizes of the kernel's work units. The defaults were chosen by measurement
+/// (docs/PERFORMANCE.md, "Ranking engine").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSizes {
+    /// Queries per block; 0 picks `min(1024, memory_budget_bytes / (4 n_unique))`.
+    pub block_rows: usize,
+    /// Gallery representatives per GEMM chunk; 0 picks 2048.
+    pub chunk_cols: usize,
+    /// Upper bound on the block's score buffer in bytes when `block_rows` is 0.
+    pub memory_budget_bytes: usize,
+}
+
+impl Default for BlockSizes {
+    fn default() -> Self {
+        BlockSizes { block_rows: 0, chunk_cols: 0, memory_budget_bytes: 256 << 20 }
+    }
+}
+
+/// Largest automatic block; more rows do not make the GEMM faster.
+const MAX_AUTO_BLOCK_ROWS: usize = 1024;
+/// Default chunk width (columns of the block buffer per GEMM call).
+const DEFAULT_CHUNK_COLS: usize = 2048;
+
+impl BlockSizes {
+    /// Check the sizes (a chunk or block of one is allowed; the kernel pads).
+    pub fn validate(&self) -> Result<()> {
+        if self.block_rows == 0 && self.memory_budget_bytes == 0 {
+            return Err(Error::config("memory budget for the similarity block must be positive"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn resolve(&self, n_unique: usize) -> (usize, usize) {
+        let rows = if self.block_rows > 0 {
+            self.block_rows
+        } else {
+            (self.memory_budget_bytes / (4 * n_unique.max(1))).clamp(2, MAX_AUTO_BLOCK_ROWS)
+        };
+        let cols = if self.chunk_cols > 0 { self.chunk_cols } else { DEFAULT_CHUNK_COLS };
+        (rows, cols)
+    }
+}
+
+/// Progress reporting for long passes: called with the number of queries just finished.
+/// The library never prints; the CLI implements this with a progress bar.
+pub trait Progress: Sync {
+    /// `queries` more queries are done.
+    fn advance(&self, queries: u64);
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn advance(&self, _queries: u64) {}
+}
+
+/// The column ranges of the chunk grid over `n_unique` representatives. The last chunk is
+/// never one column wide unless the whole gallery is.
+pub(crate) fn chunk_grid(n_unique: usize, chunk_cols: usize) -> Vec<(usize, usize)> {
+    let width = chunk_cols.max(2);
+    let mut chunks: Vec<(usize, usize)> =
+        (0..n_unique).step_by(width).map(|c0| (c0, (c0 + width).min(n_unique))).collect();
+    if chunks.len() > 1 && chunks.last().is_some_and(|(a, b)| b - a == 1) {
+        chunks.pop();
+        if let Some(last) = chunks.last_mut() {
+            last.1 = n_unique;
+        }
+    }
+    chunks
+}
+
+/// A raw pointer to the block buffer that chunk tasks share; each task touches only its
+/// own columns.
+#[derive(Clone, Copy)]
+pub(crate) struct BufferPtr {
+    ptr: *mut f32,
+    row_stride: usize,
+    rows: usize,
+}
+
+// SAFETY: tasks sharing a BufferPtr write disjoint column ranges (see `compute_chunk`).
+unsafe impl Send for BufferPtr {}
+unsafe impl Sync for BufferPtr {}
+
+impl BufferPtr {
+    pub(crate) fn new(buffer: &mut [f32], rows: usize, row_stride: usize) -> Self {
+        assert!(buffer.len() >= rows * row_stride);
+        BufferPtr { ptr: buffer.as_mut_ptr(), row_stride, rows }
+    }
+
+    /// Row `r`, columns `c0..c1`, mutable.
+    ///
+    /// # Safety
+    /// No other live reference may overlap these elements.
+    pub(crate) unsafe fn segment_mut<'b>(&self, r: usize, c0: usize, c1: usize) -> &'b mut [f32] {
+        debug_assert!(r < self.rows && c0 <= c1 && c1 <= self.row_stride);
+        // SAFETY: in bounds (asserted at construction); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.row_stride + c0), c1 - c0) }
+    }
+}
+
+/// Score block rows `queries` against representatives `c0..c1` into the buffer's columns
+/// `c0..c1` (cosine by GEMM, then the representatives' offsets added).
+///
+/// # Safety
+/// No other task may access columns `c0..c1` of the buffer's first `queries.n()` rows
+/// while this runs.
+pub(crate) unsafe fn compute_chunk(
+    buffer: BufferPtr,
+    queries: Rows<'_>,
+    gallery: &Gallery<'_>,
+    c0: usize,
+    c1: usize,
+    par: Par,
+) {
+    let reps = gallery.unique_rows();
+    let dim = reps.dim();
+    let width = c1 - c0;
+    let rhs = MatRef::from_row_major_slice(&reps.data()[c0 * dim..c1 * dim], width, dim);
+    if queries.n() == 1 {
+        // Pad to two rows so the GEMM never takes its matrix-vector path.
+        let mut lhs = Vec::with_capacity(2 * dim);
+        lhs.extend_from_slice(queries.row(0));
+        lhs.extend_from_slice(queries.row(0));
+        let mut out = vec![0f32; 2 * width];
+        let dst = MatMut::from_row_major_slice_mut(&mut out, 2, width);
+        matmul(dst, Accum::Replace, MatRef::from_row_major_slice(&lhs, 2, dim), rhs.transpose(), 1.0, par);
+        // SAFETY: the caller owns these columns.
+        unsafe { buffer.segment_mut(0, c0, c1) }.copy_from_slice(&out[..width]);
+    } else {
+        // SAFETY: the view covers rows 0..n, columns c0..c1 of the buffer, which the caller
+        // owns; row stride = buffer row stride, column stride 1. (faer 0.24's
+        // `from_row_major_slice_with_stride_mut` swaps its strides, so it is not used.)
+        let dst = unsafe {
+            MatMut::<f32>::from_raw_parts_mut(
+                buffer.ptr.add(c0),
+                queries.n(),
+                width,
+                buffer.row_stride as isize,
+                1,
+            )
+        };
+        let lhs = MatRef::from_row_major_slice(queries.data(), queries.n(), dim);
+        matmul(dst, Accum::Replace, lhs, rhs.transpose(), 1.0, par);
+    }
+    if let Some(offsets) = gallery.unique_offsets() {
+        let offsets = &offsets[c0..c1];
+        for r in 0..queries.n() {
+            // SAFETY: as above.
+            let seg = unsafe { buffer.segment_mut(r, c0, c1) };
+            for (s, o) in seg.iter_mut().zip(offsets) {
+                *s += o;
+            }
+        }
+    }
+}
+
+/// Compute the listed chunks of a block in parallel. With fewer chunks than threads, each
+/// GEMM is itself parallel so no core idles.
+pub(crate) fn compute_chunks(
+    buffer: &mut [f32],
+    queries: Rows<'_>,
+    gallery: &Gallery<'_>,
+    chunks: &[(usize, usize)],
+) {
+    let ptr = BufferPtr::new(buffer, queries.n(), gallery.n_unique());
+    let threads = rayon::current_num_threads();
+    if chunks.len() < threads {
+        for &(c0, c1) in chunks {
+            // SAFETY: one chunk at a time.
+            unsafe { compute_chunk(ptr, queries, gallery, c0, c1, Par::rayon(0)) };
+        }
+    } else {
+        chunks.par_iter().for_each(|&(c0, c1)| {
+            // SAFETY: chunks are disjoint column ranges.
+            unsafe { compute_chunk(ptr, queries, gallery, c0, c1, Par::Seq) };
+        });
+    }
+}
+
+/// One query's scores against the gallery, as the kernel computed them: cosine similarity
+/// plus the gallery item's offset.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreRow<'a> {
+    scores: &'a [f32],
+    gallery: &'a Gallery<'a>,
+}
+
+impl<'a> ScoreRow<'a> {
+    pub(crate) fn new(scores: &'a [f32], gallery: &'a Gallery<'a>) -> Self {
+        ScoreRow { scores, gallery }
+    }
+
+    /// Score of gallery item `g`.
+    #[inline]
+    pub fn score(&self, g: usize) -> f32 {
+        self.scores[self.gallery.unique_of(g)]
+    }
+
+    /// Scores of the gallery's representatives (see [`Gallery::members`]).
+    pub fn unique_scores(&self) -> &'a [f32] {
+        self.scores
+    }
+
+    /// The gallery these scores refer to.
+    pub fn gallery(&self) -> &'a Gallery<'a> {
+        self.gallery
+    }
+}
+
+/// A block of queries with their scores against the whole gallery.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreBlock<'a> {
+    /// Index of the block's first query (in the query matrix passed to the kernel).
+    pub query_start: usize,
+    rows: usize,
+    scores: &'a [f32],
+    gallery: &'a Gallery<'a>,
+}
+
+impl<'a> ScoreBlock<'a> {
+    /// Number of queries in the block.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether the block holds no queries (never, for blocks the kernel hands out).
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Scores of the block's `i`-th query (query index `query_start + i`).
+    pub fn row(&self, i: usize) -> ScoreRow<'a> {
+        let n = self.gallery.n_unique();
+        ScoreRow::new(&self.scores[i * n..(i + 1) * n], self.gallery)
+    }
+}
+
+/// The block-visitor core: score `queries[range]` against `gallery` block by block and hand
+/// each block to `visit` (blocks in order; `visit` may parallelise inside). For statistics
+/// the ranking reducers do not cover, e.g. CSLS's mean top-k similarity per gallery item.
+pub fn for_each_block(
+    queries: Rows<'_>,
+    gallery: &Gallery<'_>,
+    range: std::ops::Range<usize>,
+    sizes: &BlockSizes,
+    progress: &dyn Progress,
+    mut visit: impl FnMut(&ScoreBlock<'_>) -> Result<()>,
+) -> Result<()> {
+    check_shapes(queries, gallery, &range)?;
+    sizes.validate()?;
+    let n_unique = gallery.n_unique();
+    let (block_rows, chunk_cols) = sizes.resolve(n_unique);
+    let chunks = chunk_grid(n_unique, chunk_cols);
+    let mut buffer = vec![0f32; block_rows.min(range.len()) * n_unique];
+    let mut b0 = range.start;
+    while b0 < range.end {
+        let b1 = (b0 + block_rows).min(range.end);
+        let block = queries.slice(b0, b1);
+        compute_chunks(&mut buffer, block, gallery, &chunks);
+        let rows = b1 - b0;
+        visit(&ScoreBlock { query_start: b0, rows, scores: &buffer[..rows * n_unique], gallery })?;
+        progress.advance(rows as u64);
+        b0 = b1;
+    }
+    Ok(())
+}
+
+pub(crate) fn check_shapes(queries: Rows<'_>, gallery: &Gallery<'_>, range: &std::ops::Range<usize>) -> Result<()> {
+    if queries.dim() != gallery.dim() {
+        return Err(Error::config(format!(
+            "queries have {} dimensions but the gallery has {}; both views must come from the same embedding space",
+            queries.dim(),
+            gallery.dim()
+        )));
+    }
+    if gallery.is_empty() {
+        return Err(Error::config("the gallery is empty"));
+    }
+    if range.start > range.end || range.end > queries.n() {
+        return Err(Error::config(format!(
+            "query range {}..{} is outside the {} queries",
+            range.start,
+            range.end,
+            queries.n()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_grid_covers_without_one_column_tail() {
+        for n in 1..40 {
+            for w in 1..12 {
+                let g = chunk_grid(n, w);
+                assert_eq!(g[0].0, 0);
+                assert_eq!(g.last().unwrap().1, n);
+                for pair in g.windows(2) {
+                    assert_eq!(pair[0].1, pair[1].0);
+                }
+                if n > 1 {
+                    assert!(g.iter().all(|(a, b)| b - a >= 2), "n={n} w={w} {g:?}");
+                }
+            }
+        }
+    }
+}
