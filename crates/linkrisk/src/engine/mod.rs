@@ -32,3 +32,6 @@ pub use rank::{rank, rank_with, FirstPositive, PositiveRank, QueryRanking, Query
 pub use rows::{gather, Rows};
 pub use targets::{Targets, TargetsBuilder};
 pub use topk::Neighbor;
+
+#[cfg(test)]
+mod tests;
