@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
+    /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
+    /// of another view (image -> report) by cosine similarity?
+    Relink(cmd::relink::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Relink(args) => cmd::relink::run(args),
     }
 }
 

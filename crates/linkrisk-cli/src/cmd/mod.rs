@@ -2,3 +2,4 @@
 //! validated config, calls the library and prints.
 
 pub mod inspect;
+pub mod relink;

@@ -2,3 +2,7 @@
 //! `relink` (paper 1, cross-modal re-linkage), `reid` (paper 2, patient re-identification),
 //! `attributes` (demographic inference, stratified by re-identification) and `utility`
 //! (linear-probe macro AUROC over the 14 findings).
+
+pub mod relink;
+
+pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};

@@ -65,6 +65,8 @@ impl BlockSizes {
 /// Progress reporting for long passes: called with the number of queries just finished.
 /// The library never prints; the CLI implements this with a progress bar.
 pub trait Progress: Sync {
+    /// A pass over `total` queries, described by `what`, begins.
+    fn begin(&self, _total: u64, _what: &str) {}
     /// `queries` more queries are done.
     fn advance(&self, queries: u64);
 }

@@ -365,3 +365,19 @@ impl Pass<'_, '_> {
         QueryRanking { query: q, n_negatives: self.targets.n_negatives(q) as u64, positives, anchor, top }
     }
 }
+
+/// Two reducers run on the same row (e.g. random and label-matched pools).
+impl<A: QueryReducer, B: QueryReducer> QueryReducer for (A, B) {
+    type Output = (A::Output, B::Output);
+    fn reduce(&self, query: usize, row: ScoreRow<'_>, ranking: &QueryRanking) -> Self::Output {
+        (self.0.reduce(query, row, ranking), self.1.reduce(query, row, ranking))
+    }
+}
+
+/// An optional reducer: `None` produces `None` for every query.
+impl<A: QueryReducer> QueryReducer for Option<A> {
+    type Output = Option<A::Output>;
+    fn reduce(&self, query: usize, row: ScoreRow<'_>, ranking: &QueryRanking) -> Self::Output {
+        self.as_ref().map(|r| r.reduce(query, row, ranking))
+    }
+}

@@ -1,0 +1,4 @@
+//! CLI integration tests: one harness, one module per area.
+
+mod relink;
+mod util;

@@ -1,0 +1,71 @@
+//! Times the engine's full-rank pass (Recall counts against the true match + top-10) on
+//! two .npy matrices, for bench/ranking_bench.py. Not a test.
+//!
+//! Usage: rank_bench QUERIES.npy GALLERY.npy [--block-rows N] [--chunk-cols N] [--sgemm]
+//! Prints one JSON object on stdout.
+
+use std::time::Instant;
+
+use linkrisk::cohort::npy;
+use linkrisk::engine::{rank, BlockSizes, Gallery, NoProgress, RankOptions, Rows, Targets};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].parse::<usize>()).transpose();
+    let block_rows = flag("--block-rows")?.unwrap_or(0);
+    let chunk_cols = flag("--chunk-cols")?.unwrap_or(0);
+    let queries = npy::read(std::path::Path::new(&args[1]))?;
+    let gallery = npy::read(std::path::Path::new(&args[2]))?;
+    let (n_q, n_g, dim) = (queries.rows, gallery.rows, queries.cols);
+    let sgemm = if args.iter().any(|a| a == "--sgemm") { Some(sgemm_gflops()) } else { None };
+    let q = Rows::new(&queries.data, n_q, dim)?;
+    let t_prep = Instant::now();
+    let g = Gallery::new(Rows::new(&gallery.data, n_g, dim)?);
+    let prep_s = t_prep.elapsed().as_secs_f64();
+    let options = RankOptions { top_k: 10, sizes: BlockSizes { block_rows, chunk_cols, ..BlockSizes::default() } };
+    let start = Instant::now();
+    let ranked = rank(q, &g, &Targets::identity(n_q), 0..n_q, &options, &NoProgress)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let hits = ranked.iter().filter(|r| r.positives[0].greater == 0).count();
+    let flops = 2.0 * n_q as f64 * g.n_unique() as f64 * dim as f64;
+    println!(
+        "{{\"n_queries\": {n_q}, \"n_gallery\": {n_g}, \"dim\": {dim}, \"threads\": {}, \"block_rows\": {block_rows}, \"chunk_cols\": {chunk_cols}, \"seconds\": {seconds:.4}, \"dedup_seconds\": {prep_s:.4}, \"gflops\": {:.2}, \"sgemm_gflops\": {}, \"peak_rss_mib\": {:.1}, \"top1_hits\": {hits}}}",
+        rayon::current_num_threads(),
+        flops / seconds / 1e9,
+        sgemm.map_or("null".to_string(), |s| format!("{s:.2}")),
+        peak_rss_mib()
+    );
+    Ok(())
+}
+
+/// faer sgemm rate on C (4096 x 4096) = A (4096 x 512) B^T, best of 5.
+fn sgemm_gflops() -> f64 {
+    use faer::linalg::matmul::matmul;
+    use faer::{Accum, MatMut, MatRef, Par};
+    let (m, n, k) = (4096, 4096, 512);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    let b: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0).collect();
+    let mut c = vec![0f32; m * n];
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        matmul(
+            MatMut::from_row_major_slice_mut(&mut c, m, n),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&a, m, k),
+            MatRef::from_row_major_slice(&b, n, k).transpose(),
+            1.0f32,
+            Par::rayon(0),
+        );
+        best = best.max(2.0 * (m * n * k) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
