@@ -23,23 +23,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let g = Gallery::new(Rows::new(&gallery.data, n_g, dim)?);
     let prep_s = t_prep.elapsed().as_secs_f64();
     let options = RankOptions { top_k: 10, sizes: BlockSizes { block_rows, chunk_cols, ..BlockSizes::default() } };
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
-    let ranked = rank(q, &g, &Targets::identity(n_q), 0..n_q, &options, &NoProgress)?;
+    let ranked = if args.iter().any(|a| a == "--gemm-only") {
+        linkrisk::engine::for_each_block(q, &g, 0..n_q, &options.sizes, &NoProgress, |_| Ok(()))?;
+        Vec::new()
+    } else {
+        let top_k = if args.iter().any(|a| a == "--no-topk") { 0 } else { 10 };
+        rank(q, &g, &Targets::identity(n_q), 0..n_q, &RankOptions { top_k, ..options }, &NoProgress)?
+    };
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
     let hits = ranked.iter().filter(|r| r.positives[0].greater == 0).count();
+    // --gemm-only: the kernel alone (scores computed, nothing reduced); --no-topk: counts only.
     let flops = 2.0 * n_q as f64 * g.n_unique() as f64 * dim as f64;
     println!(
-        "{{\"n_queries\": {n_q}, \"n_gallery\": {n_g}, \"dim\": {dim}, \"threads\": {}, \"block_rows\": {block_rows}, \"chunk_cols\": {chunk_cols}, \"seconds\": {seconds:.4}, \"dedup_seconds\": {prep_s:.4}, \"gflops\": {:.2}, \"sgemm_gflops\": {}, \"peak_rss_mib\": {:.1}, \"top1_hits\": {hits}}}",
+        "{{\"n_queries\": {n_q}, \"n_gallery\": {n_g}, \"dim\": {dim}, \"threads\": {}, \"block_rows\": {block_rows}, \"chunk_cols\": {chunk_cols}, \"seconds\": {seconds:.4}, \"dedup_seconds\": {prep_s:.4}, \"gflops\": {:.2}, \"cpu_seconds\": {cpu:.2}, \"gflop_per_cpu_second\": {:.2}, \"sgemm_gflops\": {}, \"sgemm_gflop_per_cpu_second\": {}, \"peak_rss_mib\": {:.1}, \"top1_hits\": {hits}}}",
         rayon::current_num_threads(),
         flops / seconds / 1e9,
-        sgemm.map_or("null".to_string(), |s| format!("{s:.2}")),
+        flops / cpu / 1e9,
+        sgemm.map_or("null".to_string(), |s| format!("{:.2}", s.0)),
+        sgemm.map_or("null".to_string(), |s| format!("{:.2}", s.1)),
         peak_rss_mib()
     );
     Ok(())
 }
 
-/// faer sgemm rate on C (4096 x 4096) = A (4096 x 512) B^T, best of 5.
-fn sgemm_gflops() -> f64 {
+/// faer sgemm rate on C (4096 x 4096) = A (4096 x 512) B^T: best wall-clock rate of 10
+/// runs, and GFLOP per CPU-second over all 10 (less sensitive to other load on the machine).
+fn sgemm_gflops() -> (f64, f64) {
     use faer::linalg::matmul::matmul;
     use faer::{Accum, MatMut, MatRef, Par};
     let (m, n, k) = (4096, 4096, 512);
@@ -47,7 +59,8 @@ fn sgemm_gflops() -> f64 {
     let b: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0).collect();
     let mut c = vec![0f32; m * n];
     let mut best = 0.0f64;
-    for _ in 0..5 {
+    let cpu0 = cpu_seconds();
+    for _ in 0..10 {
         let t = Instant::now();
         matmul(
             MatMut::from_row_major_slice_mut(&mut c, m, n),
@@ -59,7 +72,19 @@ fn sgemm_gflops() -> f64 {
         );
         best = best.max(2.0 * (m * n * k) as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
-    best
+    let cpu = cpu_seconds() - cpu0;
+    (best, 10.0 * 2.0 * (m * n * k) as f64 / cpu / 1e9)
+}
+
+/// CPU time (user + system, all threads) of this process so far, from /proc/self/stat
+/// (clock ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn peak_rss_mib() -> f64 {

@@ -1,7 +1,10 @@
 //! Counting reductions over one query's scores in one chunk: how many gallery items score
 //! strictly above and exactly at each threshold (the positives' scores). These loops run
 //! over every element of the similarity matrix, so they are written to vectorise: branch-
-//! free comparisons summed into narrow integer accumulators.
+//! free comparisons summed into narrow integer accumulators, compiled per CPU feature level
+//! (see `simd`).
+
+use super::simd::multiversion;
 
 /// Elements per inner run; u32 accumulators cannot overflow within one run.
 const RUN: usize = 1 << 16;
@@ -54,27 +57,116 @@ pub(crate) fn count_against(
     }
 }
 
-fn count_one(scores: &[f32], t: f32) -> (u64, u64) {
-    let (mut greater, mut tied) = (0u64, 0u64);
-    for run in scores.chunks(RUN) {
-        let (mut g, mut e) = (0u32, 0u32);
-        for &x in run {
-            g += u32::from(x > t);
-            e += u32::from(x == t);
+multiversion! {
+    /// Scores strictly above and exactly at `t`.
+    fn count_one(scores: &[f32], t: f32) -> (u64, u64) {
+        let (mut greater, mut tied) = (0u64, 0u64);
+        for run in scores.chunks(RUN) {
+            let (mut g, mut e) = (0u32, 0u32);
+            for &x in run {
+                g += u32::from(x > t);
+                e += u32::from(x == t);
+            }
+            greater += u64::from(g);
+            tied += u64::from(e);
         }
-        greater += u64::from(g);
-        tied += u64::from(e);
+        (greater, tied)
     }
-    (greater, tied)
 }
 
-fn count_one_weighted(scores: &[f32], weights: &[u32], t: f32) -> (u64, u64) {
-    let (mut greater, mut tied) = (0u64, 0u64);
-    for (x, w) in scores.iter().zip(weights) {
-        greater += u64::from(u32::from(*x > t) * w);
-        tied += u64::from(u32::from(*x == t) * w);
+multiversion! {
+    /// Weighted counts of scores strictly above and exactly at `t`.
+    fn count_one_weighted(scores: &[f32], weights: &[u32], t: f32) -> (u64, u64) {
+        let (mut greater, mut tied) = (0u64, 0u64);
+        for (x, w) in scores.iter().zip(weights) {
+            greater += u64::from(*x > t) * u64::from(*w);
+            tied += u64::from(*x == t) * u64::from(*w);
+        }
+        (greater, tied)
     }
-    (greater, tied)
+}
+
+/// Lanes per flagged group in the top-k scan (one AVX-512 vector of f32).
+pub(crate) const LANES: usize = 16;
+
+multiversion! {
+    /// Scores strictly above / exactly at `t`, and the start of every 16-element group
+    /// holding a score at or above `floor` (candidates for the top-k) pushed to `flagged`.
+    pub(crate) fn count_one_and_flag(scores: &[f32], t: f32, floor: f32, flagged: &mut Vec<u32>) -> (u64, u64) {
+        let (mut greater, mut tied) = (0u64, 0u64);
+        for (r, run) in scores.chunks(RUN).enumerate() {
+            let (mut g, mut e) = ([0u32; LANES], [0u32; LANES]);
+            let mut groups = run.chunks_exact(LANES);
+            for (i, group) in (&mut groups).enumerate() {
+                let mut any = false;
+                for ((x, g), e) in group.iter().zip(&mut g).zip(&mut e) {
+                    *g += u32::from(*x > t);
+                    *e += u32::from(*x == t);
+                    any |= *x >= floor;
+                }
+                if any {
+                    flagged.push((r * RUN + i * LANES) as u32);
+                }
+            }
+            let rest = groups.remainder();
+            if rest.iter().any(|&x| x >= floor) {
+                flagged.push((r * RUN + run.len() - rest.len()) as u32);
+            }
+            for &x in rest {
+                g[0] += u32::from(x > t);
+                e[0] += u32::from(x == t);
+            }
+            greater += g.iter().map(|&v| u64::from(v)).sum::<u64>();
+            tied += e.iter().map(|&v| u64::from(v)).sum::<u64>();
+        }
+        (greater, tied)
+    }
+}
+
+multiversion! {
+    /// Push the start of every 16-element group of `scores` holding a score at or above
+    /// `floor` to `flagged`.
+    pub(crate) fn flag_groups(scores: &[f32], floor: f32, flagged: &mut Vec<u32>) -> () {
+        for (i, group) in scores.chunks(LANES).enumerate() {
+            let mut any = false;
+            for &x in group {
+                any |= x >= floor;
+            }
+            if any {
+                flagged.push((i * LANES) as u32);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The maximum of each of `parts` contiguous, nearly equal ranges of `scores`
+    /// (`parts` <= `scores.len()`).
+    pub(crate) fn range_maxima(scores: &[f32], parts: usize) -> Vec<f32> {
+        let len = scores.len();
+        (0..parts)
+            .map(|p| {
+                let range = &scores[p * len / parts..(p + 1) * len / parts];
+                let mut lanes = [f32::NEG_INFINITY; LANES];
+                let mut groups = range.chunks_exact(LANES);
+                for group in &mut groups {
+                    for (m, &x) in lanes.iter_mut().zip(group) {
+                        *m = if x > *m { x } else { *m };
+                    }
+                }
+                lanes.iter().chain(groups.remainder()).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+            })
+            .collect()
+    }
+}
+
+multiversion! {
+    /// Add `offsets` to `scores` element-wise.
+    pub(crate) fn add_offsets(scores: &mut [f32], offsets: &[f32]) -> () {
+        for (s, o) in scores.iter_mut().zip(offsets) {
+            *s += o;
+        }
+    }
 }
 
 #[cfg(test)]

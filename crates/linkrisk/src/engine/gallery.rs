@@ -156,7 +156,7 @@ impl<'a> Gallery<'a> {
 
     /// The representative rows (n_unique x dim), the matrix the kernel multiplies.
     pub fn unique_rows(&self) -> Rows<'_> {
-        Rows::new(&self.unique_rows, self.n_unique, self.dim).expect("gallery rows were validated")
+        Rows::trusted(&self.unique_rows, self.n_unique, self.dim)
     }
 
     /// Additive score offsets per representative, if the gallery has any.

@@ -23,6 +23,7 @@ pub mod kernel;
 pub mod pools;
 pub mod rank;
 pub mod rows;
+mod simd;
 pub mod targets;
 mod topk;
 

@@ -16,7 +16,7 @@ use std::ops::Range;
 use faer::Par;
 use rayon::prelude::*;
 
-use super::count::count_against;
+use super::count::{count_against, count_one_and_flag, flag_groups, range_maxima, LANES};
 use super::gallery::Gallery;
 use super::kernel::{check_shapes, chunk_grid, compute_chunk, compute_chunks, BlockSizes, BufferPtr, Progress, ScoreRow};
 use super::rows::Rows;
@@ -179,6 +179,11 @@ struct Plan {
     thresholds: Vec<f32>,
     /// Offset of this query's thresholds in a chunk's flat count arrays.
     count_start: usize,
+    /// Top-k within the phase-A chunks; its k-th score bounds the top-k from below, so the
+    /// other chunks only look at scores at or above it.
+    seed_top: Vec<Neighbor>,
+    /// The bound (−inf while the seed list is not full).
+    seed_threshold: f32,
 }
 
 /// One chunk's reduction for every query of the block.
@@ -211,12 +216,16 @@ impl Pass<'_, '_> {
                 special_chunk[self.chunk_of(self.gallery.unique_of(g as usize))] = true;
             }
         }
+        if self.top_k > 0 && !special_chunk.contains(&true) {
+            // Top-k-only pass: the first chunk seeds the top-k bound.
+            special_chunk[0] = true;
+        }
         let first: Vec<(usize, usize)> =
             self.chunks.iter().zip(&special_chunk).filter(|(_, &s)| s).map(|(&c, _)| c).collect();
         compute_chunks(buffer, block, self.gallery, &first);
 
-        let mut count_len = 0;
-        let plans: Vec<Plan> = (b0..b1)
+        let mut plans: Vec<Plan> = (b0..b1)
+            .into_par_iter()
             .map(|q| {
                 let row = &buffer[(q - b0) * n_unique..(q - b0 + 1) * n_unique];
                 let (items, positive) = self.targets.special(q);
@@ -226,11 +235,24 @@ impl Pass<'_, '_> {
                     special_scores.iter().zip(positive).filter(|(_, &p)| p).map(|(&s, _)| s).collect();
                 thresholds.sort_by(f32::total_cmp);
                 thresholds.dedup();
-                let plan = Plan { special_scores, count_start: count_len, thresholds };
-                count_len += plan.thresholds.len();
-                plan
+                let mut seed_top = Vec::new();
+                if self.top_k > 0 {
+                    for &(c0, c1) in &first {
+                        seed_top.extend(self.chunk_top(q, &row[c0..c1], c0, f32::NEG_INFINITY));
+                    }
+                    sort_neighbors(&mut seed_top);
+                    seed_top.truncate(self.top_k);
+                }
+                let seed_threshold =
+                    if seed_top.len() == self.top_k { seed_top.last().map_or(f32::NEG_INFINITY, |n| n.score) } else { f32::NEG_INFINITY };
+                Plan { special_scores, count_start: 0, thresholds, seed_top, seed_threshold }
             })
             .collect();
+        let mut count_len = 0;
+        for plan in &mut plans {
+            plan.count_start = count_len;
+            count_len += plan.thresholds.len();
+        }
 
         // Phase B: score the remaining chunks and reduce every chunk.
         let ptr = BufferPtr::new(buffer, rows, n_unique);
@@ -244,7 +266,7 @@ impl Pass<'_, '_> {
                     unsafe { compute_chunk(ptr, block, self.gallery, c0, c1, Par::Seq) };
                 }
                 // SAFETY: this task alone touches columns c0..c1 during phase B.
-                self.reduce_chunk(b0, c0, c1, &plans, count_len, |r| unsafe { &*ptr.segment_mut(r, c0, c1) })
+                self.reduce_chunk(b0, c0, c1, done, &plans, count_len, |r| unsafe { &*ptr.segment_mut(r, c0, c1) })
             })
             .collect();
 
@@ -267,6 +289,7 @@ impl Pass<'_, '_> {
         b0: usize,
         c0: usize,
         c1: usize,
+        seeded: bool,
         plans: &[Plan],
         count_len: usize,
         segment: impl Fn(usize) -> &'b [f32],
@@ -275,46 +298,73 @@ impl Pass<'_, '_> {
         let mut tied = vec![0u64; count_len];
         let mut top = Vec::with_capacity(if self.top_k > 0 { plans.len() } else { 0 });
         let weights = self.weights.as_ref().map(|w| &w[c0..c1]);
+        let mut flagged = Vec::new();
         for (r, plan) in plans.iter().enumerate() {
+            let q = b0 + r;
             let scores = segment(r);
             let m = plan.thresholds.len();
+            let span = plan.count_start..plan.count_start + m;
+            // Phase-A chunks are already in the seed list.
+            let want_top = self.top_k > 0 && !seeded;
+            if want_top && m == 1 && weights.is_none() && plan.seed_threshold > f32::NEG_INFINITY {
+                // The common case in one pass: counts and top-k candidate groups together.
+                flagged.clear();
+                let (g, e) = count_one_and_flag(scores, plan.thresholds[0], plan.seed_threshold, &mut flagged);
+                greater[span.start] += g;
+                tied[span.start] += e;
+                top.push(self.top_of_groups(q, scores, c0, plan.seed_threshold, &flagged));
+                continue;
+            }
             if m > 0 {
-                let span = plan.count_start..plan.count_start + m;
                 count_against(scores, weights, &plan.thresholds, &mut greater[span.clone()], &mut tied[span]);
             }
             if self.top_k > 0 {
-                top.push(self.chunk_top(b0 + r, scores, c0));
+                top.push(if want_top { self.chunk_top(q, scores, c0, plan.seed_threshold) } else { Vec::new() });
             }
         }
         ChunkCounts { greater, tied, top }
     }
 
-    /// Top-k of one query within one chunk; pieces whose maximum cannot enter are skipped.
-    fn chunk_top(&self, q: usize, scores: &[f32], c0: usize) -> Vec<Neighbor> {
-        const PIECE: usize = 64;
+    /// A floor for one query's top-k within `scores`: split them into k + e ranges
+    /// (e = the query's exclusions); each range's maximum is a distinct item, so at least k
+    /// eligible items score at or above the smallest of those maxima.
+    fn top_floor(&self, q: usize, scores: &[f32]) -> f32 {
+        let parts = self.top_k + self.targets.n_exclusions(q);
+        if parts == 0 || parts > scores.len() {
+            return f32::NEG_INFINITY;
+        }
+        range_maxima(scores, parts).into_iter().fold(f32::INFINITY, f32::min)
+    }
+
+    /// Offer the flagged 16-element groups of one query's chunk to a top-k, keeping scores
+    /// at or above `floor`.
+    fn top_of_groups(&self, q: usize, scores: &[f32], c0: usize, floor: f32, flagged: &[u32]) -> Vec<Neighbor> {
         let mut top = TopK::new(self.top_k);
-        let mut threshold = top.threshold();
-        for (p, piece) in scores.chunks(PIECE).enumerate() {
-            let mut max = f32::NEG_INFINITY;
-            for &x in piece {
-                max = if x > max { x } else { max };
-            }
-            if max < threshold {
-                continue;
-            }
-            for (j, &x) in piece.iter().enumerate() {
+        let mut threshold = floor;
+        for &start in flagged {
+            let start = start as usize;
+            for (j, &x) in scores[start..(start + LANES).min(scores.len())].iter().enumerate() {
                 if x < threshold {
                     continue;
                 }
-                for &g in self.gallery.members(c0 + p * PIECE + j) {
+                for &g in self.gallery.members(c0 + start + j) {
                     if !self.targets.is_excluded(q, g) {
                         top.offer(Neighbor { gallery: g, score: x });
                     }
                 }
-                threshold = top.threshold();
+                threshold = top.threshold().max(floor);
             }
         }
         top.into_vec()
+    }
+
+    /// Top-k of one query within one chunk among scores at or above `floor` (computing a
+    /// floor of its own when `floor` is −inf).
+    fn chunk_top(&self, q: usize, scores: &[f32], c0: usize, floor: f32) -> Vec<Neighbor> {
+        let floor = if floor == f32::NEG_INFINITY { self.top_floor(q, scores) } else { floor };
+        let mut flagged = Vec::new();
+        flag_groups(scores, floor, &mut flagged);
+        self.top_of_groups(q, scores, c0, floor, &flagged)
     }
 
     fn finish_query(&self, q: usize, plan: &Plan, partials: &[ChunkCounts], r: usize) -> QueryRanking {
@@ -355,8 +405,9 @@ impl Pass<'_, '_> {
             positives.push(PositiveRank { gallery: g, score, greater: greater[j], tied: tied[j] });
         }
         let top = if self.top_k > 0 {
-            let mut all: Vec<Neighbor> = partials.iter().flat_map(|p| p.top[r].iter().copied()).collect();
-            all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.gallery.cmp(&b.gallery)));
+            let mut all: Vec<Neighbor> = plan.seed_top.clone();
+            all.extend(partials.iter().flat_map(|p| p.top[r].iter().copied()));
+            sort_neighbors(&mut all);
             all.truncate(self.top_k);
             all
         } else {
@@ -364,6 +415,11 @@ impl Pass<'_, '_> {
         };
         QueryRanking { query: q, n_negatives: self.targets.n_negatives(q) as u64, positives, anchor, top }
     }
+}
+
+/// Best first; equal scores by ascending gallery index.
+fn sort_neighbors(list: &mut [Neighbor]) {
+    list.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.gallery.cmp(&b.gallery)));
 }
 
 /// Two reducers run on the same row (e.g. random and label-matched pools).

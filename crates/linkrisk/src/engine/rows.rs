@@ -37,6 +37,12 @@ impl<'a> Rows<'a> {
         Ok(Rows { data, n, dim })
     }
 
+    /// Wrap data already known to be finite and of the right shape (no O(n d) scan).
+    pub(crate) fn trusted(data: &'a [f32], n: usize, dim: usize) -> Self {
+        debug_assert_eq!(data.len(), n * dim);
+        Rows { data, n, dim }
+    }
+
     /// All rows of a validated view (finite, unit-norm by construction).
     pub fn from_view(view: &'a View) -> Self {
         Rows { data: view.rows(), n: view.n(), dim: view.dim() }

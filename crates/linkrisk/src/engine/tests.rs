@@ -50,15 +50,32 @@ struct Case {
 
 /// A random adversarial case: grid vectors drawn from a small palette (many duplicates and
 /// ties), random positives and exclusions, optional offsets.
-fn adversarial_case(seed: u64) -> Case {
+fn adversarial_case(seed: u64, mode: u8) -> Case {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let dim = rng.random_range(4..9);
+    // Dimension 8 and up has over a thousand distinct grid vectors (mode 2 needs 120).
+    let dim = if mode == 2 { rng.random_range(8..11) } else { rng.random_range(4..9) };
     let n_queries = rng.random_range(1..14);
-    let n_gallery = rng.random_range(1..30);
-    let palette: Vec<Vec<f32>> = (0..rng.random_range(1..12)).map(|_| grid_vector(&mut rng, dim)).collect();
-    let pick = |rng: &mut ChaCha8Rng| palette[rng.random_range(0..palette.len())].clone();
+    let n_gallery = if mode == 0 { rng.random_range(1..30) } else { rng.random_range(30..120) };
+    // Mode 0: a small palette, many exact duplicates. Mode 1: a large palette, some
+    // duplicates. Mode 2: distinct gallery rows whose scores still tie exactly.
+    let palette_size = match mode {
+        0 => rng.random_range(1..12),
+        1 => rng.random_range(20..400),
+        _ => 0,
+    };
+    let palette: Vec<Vec<f32>> = (0..palette_size).map(|_| grid_vector(&mut rng, dim)).collect();
+    let mut pick = |rng: &mut ChaCha8Rng| {
+        if palette.is_empty() { grid_vector(rng, dim) } else { palette[rng.random_range(0..palette.len())].clone() }
+    };
     let queries: Vec<f32> = (0..n_queries).flat_map(|_| pick(&mut rng)).collect();
-    let gallery: Vec<f32> = (0..n_gallery).flat_map(|_| pick(&mut rng)).collect();
+    let mut gallery: Vec<f32> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while gallery.len() < n_gallery * dim {
+        let v = pick(&mut rng);
+        if mode < 2 || seen.insert(v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()) {
+            gallery.extend(v);
+        }
+    }
     let offsets = rng
         .random_bool(0.3)
         .then(|| (0..n_gallery).map(|_| [0.0f32, 0.25, -0.5][rng.random_range(0..3)]).collect());
@@ -117,8 +134,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
-    fn ranks_and_top_k_equal_brute_force(seed in any::<u64>(), block_rows in 1usize..6, chunk_cols in 1usize..8, top_k in 0usize..6) {
-        let case = adversarial_case(seed);
+    fn ranks_and_top_k_equal_brute_force(
+        seed in any::<u64>(),
+        mode in 0u8..3,
+        block_rows in 1usize..6,
+        chunk_cols in 1usize..40,
+        top_k in 0usize..12,
+    ) {
+        let case = adversarial_case(seed, mode);
         let options = RankOptions {
             top_k,
             sizes: BlockSizes { block_rows, chunk_cols, memory_budget_bytes: 0 },

@@ -29,7 +29,7 @@ pub(crate) struct TopK {
 
 impl TopK {
     pub(crate) fn new(k: usize) -> Self {
-        TopK { k, items: Vec::with_capacity(k) }
+        TopK { k, items: Vec::new() }
     }
 
     /// Scores below this cannot enter (`-inf` while the list has room).
