@@ -56,7 +56,9 @@ fn json_keys_and_exact_values() {
         .arg(&out)
         .assert()
         .success()
-        .stdout(contains("image -> report").and(contains("full database")).and(contains("skipped: pool 100")));
+        .stdout(
+            contains("image -> report").and(contains("full database")).and(contains("skipped: pool 100")),
+        );
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(json["audit"], "relink");
     assert_eq!(json["query_view"], "image");
@@ -78,9 +80,16 @@ fn json_keys_and_exact_values() {
     assert!(ci[0].as_f64().unwrap() < 19.0 / 36.0 && ci[1].as_f64().unwrap() > 19.0 / 36.0);
     let pools = json["pools"].as_array().unwrap();
     assert_eq!(pools.len(), 2, "pool 100 is skipped, not evaluated");
-    for key in
-        ["pool_size", "kind", "trials", "recall_at_1", "ci95_recall_at_1", "chance_at_1", "lift_at_1", "expected_recall_at_1"]
-    {
+    for key in [
+        "pool_size",
+        "kind",
+        "trials",
+        "recall_at_1",
+        "ci95_recall_at_1",
+        "chance_at_1",
+        "lift_at_1",
+        "expected_recall_at_1",
+    ] {
         assert!(pools[0].get(key).is_some(), "pools[] lacks `{key}`");
     }
     assert_eq!(pools[0]["pool_size"], 2);
@@ -93,7 +102,11 @@ fn json_keys_and_exact_values() {
     let skipped = json["skipped_pools"].as_array().unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0]["pool_size"], 100);
-    assert!(json["subgroups"].as_array().unwrap().iter().any(|s| s["attribute"] == "sex" && s["n_queries"] == 3));
+    assert!(json["subgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["attribute"] == "sex" && s["n_queries"] == 3));
     assert!(json["reverse"].is_null());
 }
 
@@ -122,7 +135,13 @@ fn bad_flags_and_inputs_exit_2_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     cohort(tmp.path());
     let fails = |args: &[&str], message: &str| {
-        linkrisk().arg("relink").arg(tmp.path()).args(args).assert().code(2).stderr(contains(message.to_string()));
+        linkrisk()
+            .arg("relink")
+            .arg(tmp.path())
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(contains(message.to_string()));
     };
     fails(&["--gallery", "image"], "--query and --gallery");
     fails(&["--pools", "ten"], "--pools");

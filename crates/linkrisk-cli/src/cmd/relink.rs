@@ -81,9 +81,9 @@ fn parse_pools(items: &[String]) -> anyhow::Result<Vec<usize>> {
         if item.eq_ignore_ascii_case("full") {
             continue;
         }
-        let size: usize = item
-            .parse()
-            .with_context(|| format!("--pools: `{item}` is neither a pool size nor `full` (e.g. --pools 10,100,full)"))?;
+        let size: usize = item.parse().with_context(|| {
+            format!("--pools: `{item}` is neither a pool size nor `full` (e.g. --pools 10,100,full)")
+        })?;
         if size < 2 {
             bail!("--pools: pool size {size} is too small; a pool holds the true match and at least one negative");
         }
@@ -192,7 +192,10 @@ fn print_direction(d: &DirectionReport) {
         print_pool(p);
     }
     println!();
-    println!("  median rank {} (mean {:.1}); queries tied with a negative {}", f.median_rank, f.mean_rank, f.queries_with_ties);
+    println!(
+        "  median rank {} (mean {:.1}); queries tied with a negative {}",
+        f.median_rank, f.mean_rank, f.queries_with_ties
+    );
     if let Some(ci) = f.bootstrap_ci95_recall_at_1 {
         println!("  patient-bootstrap 95% CI of full-database Recall@1 {}", interval(ci));
     }
@@ -201,7 +204,10 @@ fn print_direction(d: &DirectionReport) {
     }
     if !d.subgroups.is_empty() {
         println!();
-        println!("  {:<24} {:>8} {:>9} {:>20} {:>9}", "subgroup (full database)", "queries", "Recall@1", "95% CI", "lift@1");
+        println!(
+            "  {:<24} {:>8} {:>9} {:>20} {:>9}",
+            "subgroup (full database)", "queries", "Recall@1", "95% CI", "lift@1"
+        );
         for s in &d.subgroups {
             println!(
                 "  {:<24} {:>8} {:>9.5} {:>20} {:>9.2}",

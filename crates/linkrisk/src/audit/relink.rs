@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use crate::cohort::{Cohort, Label, Metadata};
 use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
-use crate::engine::{gather, rank_with, BlockSizes, Gallery, Progress, QueryRanking, RankOptions, Rows, Targets};
+use crate::engine::{
+    gather, rank_with, BlockSizes, Gallery, Progress, QueryRanking, RankOptions, Rows, Targets,
+};
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::cluster_bootstrap_means;
 use crate::metrics::retrieval::{
@@ -344,11 +346,17 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
             records.len()
         )));
     }
-    let forward = audit_direction(cohort, &records, &config.query_view, &config.gallery_view, config, progress)?;
+    let forward =
+        audit_direction(cohort, &records, &config.query_view, &config.gallery_view, config, progress)?;
     let reverse = match config.direction {
-        Direction::Both => {
-            Some(audit_direction(cohort, &records, &config.gallery_view, &config.query_view, config, progress)?)
-        }
+        Direction::Both => Some(audit_direction(
+            cohort,
+            &records,
+            &config.gallery_view,
+            &config.query_view,
+            config,
+            progress,
+        )?),
         Direction::QueryToGallery => None,
     };
     Ok(RelinkReport {
@@ -597,19 +605,24 @@ fn pool_report(
             / trials as f64
     };
     let per_query_r1: Vec<f64> = evaluated.iter().map(|(_, o)| mean_hit(o, 1)).collect();
-    let mean = |v: &mut dyn Iterator<Item = f64>| if n_q > 0 { v.sum::<f64>() / n_q as f64 } else { f64::NAN };
+    let mean =
+        |v: &mut dyn Iterator<Item = f64>| if n_q > 0 { v.sum::<f64>() / n_q as f64 } else { f64::NAN };
     let recall_at_1 = mean(&mut per_query_r1.iter().copied());
     let recall_at_5 = mean(&mut evaluated.iter().map(|(_, o)| mean_hit(o, 5)));
     let recall_at_10 = mean(&mut evaluated.iter().map(|(_, o)| mean_hit(o, 10)));
-    let expected_recall_at_1 = mean(&mut evaluated.iter().map(|(_, o)| expected_pool_hit_probability(&o.draw, 1)));
-    let expected_recall_at_5 = mean(&mut evaluated.iter().map(|(_, o)| expected_pool_hit_probability(&o.draw, 5)));
+    let expected_recall_at_1 =
+        mean(&mut evaluated.iter().map(|(_, o)| expected_pool_hit_probability(&o.draw, 1)));
+    let expected_recall_at_5 =
+        mean(&mut evaluated.iter().map(|(_, o)| expected_pool_hit_probability(&o.draw, 5)));
     // Trial t of every query forms one run of the protocol; its spread across runs.
     let trial_sd_recall_at_1 = if n_q > 0 && trials > 1 {
         let runs: Vec<f64> = (0..trials)
             .map(|t| {
                 evaluated
                     .iter()
-                    .map(|(_, o)| hit_probability(u64::from(o.trials[t].greater), u64::from(o.trials[t].tied), 1))
+                    .map(|(_, o)| {
+                        hit_probability(u64::from(o.trials[t].greater), u64::from(o.trials[t].tied), 1)
+                    })
                     .sum::<f64>()
                     / n_q as f64
             })
@@ -619,12 +632,20 @@ fn pool_report(
     } else {
         0.0
     };
-    let ci = if n_q > 0 { wilson(recall_at_1 * n_q as f64, n_q as f64, config.level).ci() } else { [0.0, 1.0] };
+    let ci =
+        if n_q > 0 { wilson(recall_at_1 * n_q as f64, n_q as f64, config.level).ci() } else { [0.0, 1.0] };
     let bootstrap = if config.bootstrap_replicates > 0 && n_q > 0 {
         let patients: Vec<u32> = evaluated.iter().map(|(i, _)| patient_of[*i]).collect();
         let purpose = format!("relink-bootstrap-pool-{kind}-{size}");
         Some(
-            cluster_bootstrap_means(&[&per_query_r1], &patients, config.bootstrap_replicates, config.level, config.seed, &purpose)?[0]
+            cluster_bootstrap_means(
+                &[&per_query_r1],
+                &patients,
+                config.bootstrap_replicates,
+                config.level,
+                config.seed,
+                &purpose,
+            )?[0]
                 .ci(),
         )
     } else {
@@ -714,7 +735,12 @@ fn age_band(age: Option<f64>) -> String {
     }
 }
 
-fn subgroups(meta: &Metadata, records: &[usize], queries: &[RankedQuery], config: &RelinkConfig) -> Vec<SubgroupReport> {
+fn subgroups(
+    meta: &Metadata,
+    records: &[usize],
+    queries: &[RankedQuery],
+    config: &RelinkConfig,
+) -> Vec<SubgroupReport> {
     let mut attributes: Vec<(&'static str, Vec<String>)> = Vec::new();
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     if let Some(sex) = &meta.sex {
@@ -788,11 +814,18 @@ mod tests {
                 // Findings: a few common patterns so pathology-matched pools have exact matches.
                 let pattern = rng.random_range(0..6u32);
                 let labels: [Label; N_FINDINGS] = std::array::from_fn(|k| {
-                    if (pattern >> (k % 3)) & 1 == 1 && k < 6 { Label::Positive } else { Label::Negative }
+                    if (pattern >> (k % 3)) & 1 == 1 && k < 6 {
+                        Label::Positive
+                    } else {
+                        Label::Negative
+                    }
                 });
                 let shared: Vec<f32> = (0..dim)
                     .map(|j| {
-                        (0..N_FINDINGS).filter(|&k| labels[k] == Label::Positive).map(|k| finding_axes[k][j]).sum::<f32>()
+                        (0..N_FINDINGS)
+                            .filter(|&k| labels[k] == Label::Positive)
+                            .map(|k| finding_axes[k][j])
+                            .sum::<f32>()
                     })
                     .collect();
                 let instance: Vec<f32> = (0..dim).map(|_| normal(&mut rng)).collect();
@@ -832,7 +865,9 @@ mod tests {
             let full = &r.forward.full;
             assert!(full.recall_at_1 > last, "signal {signal}: {} after {last}", full.recall_at_1);
             last = full.recall_at_1;
-            assert!(full.ci95_recall_at_1[0] <= full.recall_at_1 && full.recall_at_1 <= full.ci95_recall_at_1[1]);
+            assert!(
+                full.ci95_recall_at_1[0] <= full.recall_at_1 && full.recall_at_1 <= full.ci95_recall_at_1[1]
+            );
             let boot = full.bootstrap_ci95_recall_at_1.unwrap();
             assert!(boot[0] <= full.recall_at_1 && full.recall_at_1 <= boot[1]);
             // Records of a study share a report: study-level matching excludes the twins.
@@ -847,7 +882,8 @@ mod tests {
         let cfg = RelinkConfig { hard_negatives: true, ..config(vec![2, 10, 50, 5000]) };
         let r = relink(&c, &cfg, &NoProgress).unwrap();
         let d = &r.forward;
-        let pool = |size: usize, kind: &str| d.pools.iter().find(|p| p.pool_size == size && p.kind == kind).unwrap();
+        let pool =
+            |size: usize, kind: &str| d.pools.iter().find(|p| p.pool_size == size && p.kind == kind).unwrap();
         let mut last_lift = 0.0;
         for size in [2, 10, 50] {
             let random = pool(size, "random");
@@ -881,7 +917,8 @@ mod tests {
     fn patient_level_matching_is_at_least_study_level_and_both_directions_run() {
         let c = cohort(3, 120, 16, 0.8);
         let study = relink(&c, &config(vec![10]), &NoProgress).unwrap();
-        let cfg = RelinkConfig { match_level: MatchLevel::Patient, direction: Direction::Both, ..config(vec![10]) };
+        let cfg =
+            RelinkConfig { match_level: MatchLevel::Patient, direction: Direction::Both, ..config(vec![10]) };
         let patient = relink(&c, &cfg, &NoProgress).unwrap();
         assert!(patient.forward.full.recall_at_1 >= study.forward.full.recall_at_1);
         assert!(patient.forward.exclusions.extra_positives > 0);

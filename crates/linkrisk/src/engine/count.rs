@@ -89,38 +89,65 @@ multiversion! {
 /// Lanes per flagged group in the top-k scan (one AVX-512 vector of f32).
 pub(crate) const LANES: usize = 16;
 
-multiversion! {
-    /// Scores strictly above / exactly at `t`, and the start of every 16-element group
-    /// holding a score at or above `floor` (candidates for the top-k) pushed to `flagged`.
-    pub(crate) fn count_one_and_flag(scores: &[f32], t: f32, floor: f32, flagged: &mut Vec<u32>) -> (u64, u64) {
-        let (mut greater, mut tied) = (0u64, 0u64);
-        for (r, run) in scores.chunks(RUN).enumerate() {
-            let (mut g, mut e) = ([0u32; LANES], [0u32; LANES]);
-            let mut groups = run.chunks_exact(LANES);
-            for (i, group) in (&mut groups).enumerate() {
-                let mut any = false;
-                for ((x, g), e) in group.iter().zip(&mut g).zip(&mut e) {
-                    *g += u32::from(*x > t);
-                    *e += u32::from(*x == t);
-                    any |= *x >= floor;
-                }
-                if any {
-                    flagged.push((r * RUN + i * LANES) as u32);
-                }
-            }
-            let rest = groups.remainder();
-            if rest.iter().any(|&x| x >= floor) {
-                flagged.push((r * RUN + run.len() - rest.len()) as u32);
-            }
-            for &x in rest {
-                g[0] += u32::from(x > t);
-                e[0] += u32::from(x == t);
-            }
-            greater += g.iter().map(|&v| u64::from(v)).sum::<u64>();
-            tied += e.iter().map(|&v| u64::from(v)).sum::<u64>();
+/// Scores strictly above / exactly at `t`, and the start of every 16-element group
+/// holding a score at or above `floor` (candidates for the top-k) pushed to `flagged`:
+/// one pass over the data for the common case of one positive.
+pub(crate) fn count_one_and_flag(scores: &[f32], t: f32, floor: f32, flagged: &mut Vec<u32>) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU supports AVX2 and POPCNT.
+            return unsafe { count_one_and_flag_avx2(scores, t, floor, flagged) };
         }
-        (greater, tied)
     }
+    count_one_and_flag_scalar(scores, t, floor, flagged)
+}
+
+fn count_one_and_flag_scalar(scores: &[f32], t: f32, floor: f32, flagged: &mut Vec<u32>) -> (u64, u64) {
+    let (greater, tied) = count_one(scores, t);
+    flag_groups(scores, floor, flagged);
+    (greater, tied)
+}
+
+/// AVX2 version: per 16 scores, two 8-lane loads, three compares, two popcounts and one
+/// test (comparisons as movemask bit sets; bits of 16 lanes form one group's flag).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn count_one_and_flag_avx2(scores: &[f32], t: f32, floor: f32, flagged: &mut Vec<u32>) -> (u64, u64) {
+    use std::arch::x86_64::*;
+    let (mut greater, mut tied) = (0u64, 0u64);
+    let n = scores.len();
+    let ptr = scores.as_ptr();
+    let tv = _mm256_set1_ps(t);
+    let fv = _mm256_set1_ps(floor);
+    let mut i = 0;
+    while i + LANES <= n {
+        // SAFETY: i + 16 <= n, unaligned loads.
+        let (a, b) = unsafe { (_mm256_loadu_ps(ptr.add(i)), _mm256_loadu_ps(ptr.add(i + 8))) };
+        let gt = (_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, tv)) as u32)
+            | ((_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(b, tv)) as u32) << 8);
+        let eq = (_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(a, tv)) as u32)
+            | ((_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(b, tv)) as u32) << 8);
+        let ge = _mm256_movemask_ps(_mm256_or_ps(
+            _mm256_cmp_ps::<_CMP_GE_OQ>(a, fv),
+            _mm256_cmp_ps::<_CMP_GE_OQ>(b, fv),
+        ));
+        greater += u64::from(gt.count_ones());
+        tied += u64::from(eq.count_ones());
+        if ge != 0 {
+            flagged.push(i as u32);
+        }
+        i += LANES;
+    }
+    let rest = &scores[i..];
+    if rest.iter().any(|&x| x >= floor) {
+        flagged.push(i as u32);
+    }
+    for &x in rest {
+        greater += u64::from(x > t);
+        tied += u64::from(x == t);
+    }
+    (greater, tied)
 }
 
 multiversion! {

@@ -52,21 +52,21 @@ impl<'a> Gallery<'a> {
             )));
         }
         if let Some(g) = offsets.iter().position(|o| !o.is_finite()) {
-            return Err(Error::config(format!("score offset of gallery item {g} is {}, not finite", offsets[g])));
+            return Err(Error::config(format!(
+                "score offset of gallery item {g} is {}, not finite",
+                offsets[g]
+            )));
         }
         Ok(Self::build(rows, Some(offsets)))
     }
 
     fn build(rows: Rows<'a>, offsets: Option<&[f32]>) -> Gallery<'a> {
         let (n, dim) = (rows.n(), rows.dim());
-        let hashes: Vec<u64> = (0..n)
-            .into_par_iter()
-            .map(|g| row_hash(rows.row(g), offsets.map(|o| o[g])))
-            .collect();
+        let hashes: Vec<u64> =
+            (0..n).into_par_iter().map(|g| row_hash(rows.row(g), offsets.map(|o| o[g]))).collect();
         let same = |a: usize, b: usize| {
             let offsets_equal = offsets.is_none_or(|o| o[a].to_bits() == o[b].to_bits());
-            offsets_equal
-                && rows.row(a).iter().zip(rows.row(b)).all(|(x, y)| x.to_bits() == y.to_bits())
+            offsets_equal && rows.row(a).iter().zip(rows.row(b)).all(|(x, y)| x.to_bits() == y.to_bits())
         };
         // Representatives in order of first appearance.
         let mut first_of_hash: HashMap<u64, Vec<u32>> = HashMap::with_capacity(n);

@@ -61,7 +61,11 @@ impl BlockSizes {
             self.block_rows
         } else {
             let rows = (self.memory_budget_bytes / (4 * n_unique.max(1))).clamp(2, MAX_AUTO_BLOCK_ROWS);
-            if rows >= BLOCK_ROW_MULTIPLE { rows / BLOCK_ROW_MULTIPLE * BLOCK_ROW_MULTIPLE } else { rows }
+            if rows >= BLOCK_ROW_MULTIPLE {
+                rows / BLOCK_ROW_MULTIPLE * BLOCK_ROW_MULTIPLE
+            } else {
+                rows
+            }
         };
         let cols = if self.chunk_cols > 0 { self.chunk_cols } else { DEFAULT_CHUNK_COLS };
         (rows, cols)
@@ -100,44 +104,77 @@ pub(crate) fn chunk_grid(n_unique: usize, chunk_cols: usize) -> Vec<(usize, usiz
     chunks
 }
 
+/// Where each score lives in a block buffer. The buffer is chunk-major: chunk
+/// `[c0, c1)` occupies `rows x (c1 - c0)` contiguous values starting at `c0 x rows`, row by
+/// row, so a chunk's GEMM output and its reduction stream through contiguous memory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout<'c> {
+    /// Queries in the block.
+    pub(crate) rows: usize,
+    /// Nominal chunk width (the last chunk may be one wider).
+    pub(crate) width: usize,
+    /// The chunk grid.
+    pub(crate) chunks: &'c [(usize, usize)],
+}
+
+impl Layout<'_> {
+    /// Index of the chunk holding representative `u`.
+    #[inline]
+    pub(crate) fn chunk_of(&self, u: usize) -> usize {
+        (u / self.width).min(self.chunks.len() - 1)
+    }
+
+    /// Buffer index of row `r`, representative `u`.
+    #[inline]
+    pub(crate) fn index(&self, r: usize, u: usize) -> usize {
+        let (c0, c1) = self.chunks[self.chunk_of(u)];
+        c0 * self.rows + r * (c1 - c0) + (u - c0)
+    }
+
+    /// Buffer range of row `r` within chunk `[c0, c1)`.
+    #[inline]
+    pub(crate) fn segment(&self, r: usize, c0: usize, c1: usize) -> std::ops::Range<usize> {
+        let start = c0 * self.rows + r * (c1 - c0);
+        start..start + (c1 - c0)
+    }
+}
+
 /// A raw pointer to the block buffer that chunk tasks share; each task touches only its
-/// own columns.
+/// own chunk's region.
 #[derive(Clone, Copy)]
 pub(crate) struct BufferPtr {
     ptr: *mut f32,
-    row_stride: usize,
-    rows: usize,
+    len: usize,
 }
 
-// SAFETY: tasks sharing a BufferPtr write disjoint column ranges (see `compute_chunk`).
+// SAFETY: tasks sharing a BufferPtr access disjoint chunk regions (see `compute_chunk`).
 unsafe impl Send for BufferPtr {}
 unsafe impl Sync for BufferPtr {}
 
 impl BufferPtr {
-    pub(crate) fn new(buffer: &mut [f32], rows: usize, row_stride: usize) -> Self {
-        assert!(buffer.len() >= rows * row_stride);
-        BufferPtr { ptr: buffer.as_mut_ptr(), row_stride, rows }
+    pub(crate) fn new(buffer: &mut [f32]) -> Self {
+        BufferPtr { ptr: buffer.as_mut_ptr(), len: buffer.len() }
     }
 
-    /// Row `r`, columns `c0..c1`, mutable.
+    /// The values in `range`, mutable.
     ///
     /// # Safety
-    /// No other live reference may overlap these elements.
-    pub(crate) unsafe fn segment_mut<'b>(&self, r: usize, c0: usize, c1: usize) -> &'b mut [f32] {
-        debug_assert!(r < self.rows && c0 <= c1 && c1 <= self.row_stride);
-        // SAFETY: in bounds (asserted at construction); exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.row_stride + c0), c1 - c0) }
+    /// No other live reference may overlap `range`.
+    pub(crate) unsafe fn slice_mut<'b>(&self, range: std::ops::Range<usize>) -> &'b mut [f32] {
+        assert!(range.start <= range.end && range.end <= self.len);
+        // SAFETY: in bounds (asserted); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
     }
 }
 
-/// Score block rows `queries` against representatives `c0..c1` into the buffer's columns
-/// `c0..c1` (cosine by GEMM, then the representatives' offsets added).
+/// Score block rows `queries` against representatives `c0..c1` into that chunk's region of
+/// the buffer (cosine by GEMM, then the representatives' offsets added).
 ///
 /// # Safety
-/// No other task may access columns `c0..c1` of the buffer's first `queries.n()` rows
-/// while this runs.
+/// No other task may access chunk `[c0, c1)`'s region while this runs.
 pub(crate) unsafe fn compute_chunk(
     buffer: BufferPtr,
+    layout: &Layout<'_>,
     queries: Rows<'_>,
     gallery: &Gallery<'_>,
     c0: usize,
@@ -147,8 +184,12 @@ pub(crate) unsafe fn compute_chunk(
     let reps = gallery.unique_rows();
     let dim = reps.dim();
     let width = c1 - c0;
+    let rows = queries.n();
+    debug_assert_eq!(rows, layout.rows);
+    // SAFETY: the caller owns this chunk's region.
+    let region = unsafe { buffer.slice_mut(c0 * rows..(c0 + width) * rows) };
     let rhs = MatRef::from_row_major_slice(&reps.data()[c0 * dim..c1 * dim], width, dim);
-    if queries.n() == 1 {
+    if rows == 1 {
         // Pad to two rows so the GEMM never takes its matrix-vector path.
         let mut lhs = Vec::with_capacity(2 * dim);
         lhs.extend_from_slice(queries.row(0));
@@ -156,29 +197,15 @@ pub(crate) unsafe fn compute_chunk(
         let mut out = vec![0f32; 2 * width];
         let dst = MatMut::from_row_major_slice_mut(&mut out, 2, width);
         matmul(dst, Accum::Replace, MatRef::from_row_major_slice(&lhs, 2, dim), rhs.transpose(), 1.0, par);
-        // SAFETY: the caller owns these columns.
-        unsafe { buffer.segment_mut(0, c0, c1) }.copy_from_slice(&out[..width]);
+        region.copy_from_slice(&out[..width]);
     } else {
-        // SAFETY: the view covers rows 0..n, columns c0..c1 of the buffer, which the caller
-        // owns; row stride = buffer row stride, column stride 1. (faer 0.24's
-        // `from_row_major_slice_with_stride_mut` swaps its strides, so it is not used.)
-        let dst = unsafe {
-            MatMut::<f32>::from_raw_parts_mut(
-                buffer.ptr.add(c0),
-                queries.n(),
-                width,
-                buffer.row_stride as isize,
-                1,
-            )
-        };
-        let lhs = MatRef::from_row_major_slice(queries.data(), queries.n(), dim);
+        let dst = MatMut::from_row_major_slice_mut(region, rows, width);
+        let lhs = MatRef::from_row_major_slice(queries.data(), rows, dim);
         matmul(dst, Accum::Replace, lhs, rhs.transpose(), 1.0, par);
     }
     if let Some(offsets) = gallery.unique_offsets() {
-        let offsets = &offsets[c0..c1];
-        for r in 0..queries.n() {
-            // SAFETY: as above.
-            super::count::add_offsets(unsafe { buffer.segment_mut(r, c0, c1) }, offsets);
+        for row in region.chunks_mut(width) {
+            super::count::add_offsets(row, &offsets[c0..c1]);
         }
     }
 }
@@ -187,21 +214,22 @@ pub(crate) unsafe fn compute_chunk(
 /// GEMM is itself parallel so no core idles.
 pub(crate) fn compute_chunks(
     buffer: &mut [f32],
+    layout: &Layout<'_>,
     queries: Rows<'_>,
     gallery: &Gallery<'_>,
     chunks: &[(usize, usize)],
 ) {
-    let ptr = BufferPtr::new(buffer, queries.n(), gallery.n_unique());
+    let ptr = BufferPtr::new(buffer);
     let threads = rayon::current_num_threads();
     if chunks.len() < threads {
         for &(c0, c1) in chunks {
             // SAFETY: one chunk at a time.
-            unsafe { compute_chunk(ptr, queries, gallery, c0, c1, Par::rayon(0)) };
+            unsafe { compute_chunk(ptr, layout, queries, gallery, c0, c1, Par::rayon(0)) };
         }
     } else {
         chunks.par_iter().for_each(|&(c0, c1)| {
-            // SAFETY: chunks are disjoint column ranges.
-            unsafe { compute_chunk(ptr, queries, gallery, c0, c1, Par::Seq) };
+            // SAFETY: chunk regions are disjoint.
+            unsafe { compute_chunk(ptr, layout, queries, gallery, c0, c1, Par::Seq) };
         });
     }
 }
@@ -210,24 +238,33 @@ pub(crate) fn compute_chunks(
 /// plus the gallery item's offset.
 #[derive(Debug, Clone, Copy)]
 pub struct ScoreRow<'a> {
-    scores: &'a [f32],
+    block: &'a [f32],
+    layout: Layout<'a>,
+    r: usize,
     gallery: &'a Gallery<'a>,
 }
 
 impl<'a> ScoreRow<'a> {
-    pub(crate) fn new(scores: &'a [f32], gallery: &'a Gallery<'a>) -> Self {
-        ScoreRow { scores, gallery }
+    pub(crate) fn new(block: &'a [f32], layout: Layout<'a>, r: usize, gallery: &'a Gallery<'a>) -> Self {
+        ScoreRow { block, layout, r, gallery }
     }
 
     /// Score of gallery item `g`.
     #[inline]
     pub fn score(&self, g: usize) -> f32 {
-        self.scores[self.gallery.unique_of(g)]
+        self.unique_score(self.gallery.unique_of(g))
     }
 
-    /// Scores of the gallery's representatives (see [`Gallery::members`]).
-    pub fn unique_scores(&self) -> &'a [f32] {
-        self.scores
+    /// Score of representative `u` (see [`Gallery::members`]).
+    #[inline]
+    pub fn unique_score(&self, u: usize) -> f32 {
+        self.block[self.layout.index(self.r, u)]
+    }
+
+    /// The row in contiguous pieces: `(first representative, scores)` per chunk, in order.
+    pub fn segments(&self) -> impl Iterator<Item = (usize, &'a [f32])> + 'a {
+        let (block, layout, r) = (self.block, self.layout, self.r);
+        layout.chunks.iter().map(move |&(c0, c1)| (c0, &block[layout.segment(r, c0, c1)]))
     }
 
     /// The gallery these scores refer to.
@@ -241,26 +278,25 @@ impl<'a> ScoreRow<'a> {
 pub struct ScoreBlock<'a> {
     /// Index of the block's first query (in the query matrix passed to the kernel).
     pub query_start: usize,
-    rows: usize,
     scores: &'a [f32],
+    layout: Layout<'a>,
     gallery: &'a Gallery<'a>,
 }
 
 impl<'a> ScoreBlock<'a> {
     /// Number of queries in the block.
     pub fn len(&self) -> usize {
-        self.rows
+        self.layout.rows
     }
 
     /// Whether the block holds no queries (never, for blocks the kernel hands out).
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.layout.rows == 0
     }
 
     /// Scores of the block's `i`-th query (query index `query_start + i`).
     pub fn row(&self, i: usize) -> ScoreRow<'a> {
-        let n = self.gallery.n_unique();
-        ScoreRow::new(&self.scores[i * n..(i + 1) * n], self.gallery)
+        ScoreRow::new(self.scores, self.layout, i, self.gallery)
     }
 }
 
@@ -280,21 +316,27 @@ pub fn for_each_block(
     let n_unique = gallery.n_unique();
     let (block_rows, chunk_cols) = sizes.resolve(n_unique);
     let chunks = chunk_grid(n_unique, chunk_cols);
+    let width = chunk_cols.max(2);
     let mut buffer = vec![0f32; block_rows.min(range.len()) * n_unique];
     let mut b0 = range.start;
     while b0 < range.end {
         let b1 = (b0 + block_rows).min(range.end);
-        let block = queries.slice(b0, b1);
-        compute_chunks(&mut buffer, block, gallery, &chunks);
         let rows = b1 - b0;
-        visit(&ScoreBlock { query_start: b0, rows, scores: &buffer[..rows * n_unique], gallery })?;
+        let layout = Layout { rows, width, chunks: &chunks };
+        let block = &mut buffer[..rows * n_unique];
+        compute_chunks(block, &layout, queries.slice(b0, b1), gallery, &chunks);
+        visit(&ScoreBlock { query_start: b0, scores: block, layout, gallery })?;
         progress.advance(rows as u64);
         b0 = b1;
     }
     Ok(())
 }
 
-pub(crate) fn check_shapes(queries: Rows<'_>, gallery: &Gallery<'_>, range: &std::ops::Range<usize>) -> Result<()> {
+pub(crate) fn check_shapes(
+    queries: Rows<'_>,
+    gallery: &Gallery<'_>,
+    range: &std::ops::Range<usize>,
+) -> Result<()> {
     if queries.dim() != gallery.dim() {
         return Err(Error::config(format!(
             "queries have {} dimensions but the gallery has {}; both views must come from the same embedding space",

@@ -173,7 +173,9 @@ impl<'a> PoolEvaluator<'a> {
         codes: Option<&'a LabelCodes>,
     ) -> Result<Self> {
         if let Some(&s) = sizes.iter().find(|&&s| s < 2) {
-            return Err(Error::config(format!("pool size {s}: a pool holds the true match and at least one negative")));
+            return Err(Error::config(format!(
+                "pool size {s}: a pool holds the true match and at least one negative"
+            )));
         }
         if trials == 0 {
             return Err(Error::config("--trials must be at least 1"));
@@ -222,7 +224,12 @@ impl<'a> PoolEvaluator<'a> {
         // The boundary layer: the first whose cumulative size reaches `needed`.
         let d = (1..layers.len()).find(|&i| layers[i] >= needed)?;
         let fixed = layers[d - 1];
-        Some(Placement { fixed, layer_start: layers[d - 1], layer_len: layers[d] - layers[d - 1], draws: needed - fixed })
+        Some(Placement {
+            fixed,
+            layer_start: layers[d - 1],
+            layer_len: layers[d] - layers[d - 1],
+            draws: needed - fixed,
+        })
     }
 
     /// The gallery indices of pool `trial` of `pool_size` for query `q` (negatives only; the

@@ -18,7 +18,10 @@ use rayon::prelude::*;
 
 use super::count::{count_against, count_one_and_flag, flag_groups, range_maxima, LANES};
 use super::gallery::Gallery;
-use super::kernel::{check_shapes, chunk_grid, compute_chunk, compute_chunks, BlockSizes, BufferPtr, Progress, ScoreRow};
+use super::kernel::{
+    check_shapes, chunk_grid, compute_chunk, compute_chunks, BlockSizes, BufferPtr, Layout, Progress,
+    ScoreRow,
+};
 use super::rows::Rows;
 use super::targets::Targets;
 use super::topk::{Neighbor, TopK};
@@ -115,7 +118,10 @@ pub fn rank(
     options: &RankOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<QueryRanking>> {
-    Ok(rank_with(queries, gallery, targets, range, options, &(), progress)?.into_iter().map(|(r, ())| r).collect())
+    Ok(rank_with(queries, gallery, targets, range, options, &(), progress)?
+        .into_iter()
+        .map(|(r, ())| r)
+        .collect())
 }
 
 /// [`rank`], also running `reducer` on every query's score row.
@@ -147,6 +153,7 @@ pub fn rank_with<R: QueryReducer>(
         targets,
         top_k: options.top_k,
         chunks: chunk_grid(n_unique, chunk_cols),
+        width: chunk_cols.max(2),
         weights: gallery.multiplicities(),
     };
     let mut buffer = vec![0f32; block_rows.min(range.len()) * n_unique];
@@ -154,7 +161,7 @@ pub fn rank_with<R: QueryReducer>(
     let mut b0 = range.start;
     while b0 < range.end {
         let b1 = (b0 + block_rows).min(range.end);
-        out.extend(pass.block(b0, b1, &mut buffer, reducer));
+        out.extend(pass.block(b0, b1, &mut buffer[..(b1 - b0) * n_unique], reducer));
         progress.advance((b1 - b0) as u64);
         b0 = b1;
     }
@@ -168,6 +175,8 @@ struct Pass<'p, 'g> {
     targets: &'p Targets,
     top_k: usize,
     chunks: Vec<(usize, usize)>,
+    /// Nominal chunk width.
+    width: usize,
     weights: Option<Vec<u32>>,
 }
 
@@ -194,8 +203,8 @@ struct ChunkCounts {
 }
 
 impl Pass<'_, '_> {
-    fn chunk_of(&self, u: usize) -> usize {
-        self.chunks.partition_point(|&(c0, _)| c0 <= u) - 1
+    fn layout(&self, rows: usize) -> Layout<'_> {
+        Layout { rows, width: self.width, chunks: &self.chunks }
     }
 
     fn block<R: QueryReducer>(
@@ -205,15 +214,15 @@ impl Pass<'_, '_> {
         buffer: &mut [f32],
         reducer: &R,
     ) -> Vec<(QueryRanking, R::Output)> {
-        let n_unique = self.gallery.n_unique();
         let rows = b1 - b0;
         let block = self.queries.slice(b0, b1);
+        let layout = self.layout(rows);
 
         // Phase A: the chunks holding positives or exclusions of any query in the block.
         let mut special_chunk = vec![false; self.chunks.len()];
         for q in b0..b1 {
             for &g in self.targets.special(q).0 {
-                special_chunk[self.chunk_of(self.gallery.unique_of(g as usize))] = true;
+                special_chunk[layout.chunk_of(self.gallery.unique_of(g as usize))] = true;
             }
         }
         if self.top_k > 0 && !special_chunk.contains(&true) {
@@ -222,15 +231,17 @@ impl Pass<'_, '_> {
         }
         let first: Vec<(usize, usize)> =
             self.chunks.iter().zip(&special_chunk).filter(|(_, &s)| s).map(|(&c, _)| c).collect();
-        compute_chunks(buffer, block, self.gallery, &first);
+        compute_chunks(buffer, &layout, block, self.gallery, &first);
 
         let mut plans: Vec<Plan> = (b0..b1)
             .into_par_iter()
             .map(|q| {
-                let row = &buffer[(q - b0) * n_unique..(q - b0 + 1) * n_unique];
+                let r = q - b0;
                 let (items, positive) = self.targets.special(q);
-                let special_scores: Vec<f32> =
-                    items.iter().map(|&g| row[self.gallery.unique_of(g as usize)]).collect();
+                let special_scores: Vec<f32> = items
+                    .iter()
+                    .map(|&g| buffer[layout.index(r, self.gallery.unique_of(g as usize))])
+                    .collect();
                 let mut thresholds: Vec<f32> =
                     special_scores.iter().zip(positive).filter(|(_, &p)| p).map(|(&s, _)| s).collect();
                 thresholds.sort_by(f32::total_cmp);
@@ -238,13 +249,21 @@ impl Pass<'_, '_> {
                 let mut seed_top = Vec::new();
                 if self.top_k > 0 {
                     for &(c0, c1) in &first {
-                        seed_top.extend(self.chunk_top(q, &row[c0..c1], c0, f32::NEG_INFINITY));
+                        seed_top.extend(self.chunk_top(
+                            q,
+                            &buffer[layout.segment(r, c0, c1)],
+                            c0,
+                            f32::NEG_INFINITY,
+                        ));
                     }
                     sort_neighbors(&mut seed_top);
                     seed_top.truncate(self.top_k);
                 }
-                let seed_threshold =
-                    if seed_top.len() == self.top_k { seed_top.last().map_or(f32::NEG_INFINITY, |n| n.score) } else { f32::NEG_INFINITY };
+                let seed_threshold = if seed_top.len() == self.top_k {
+                    seed_top.last().map_or(f32::NEG_INFINITY, |n| n.score)
+                } else {
+                    f32::NEG_INFINITY
+                };
                 Plan { special_scores, count_start: 0, thresholds, seed_top, seed_threshold }
             })
             .collect();
@@ -255,7 +274,7 @@ impl Pass<'_, '_> {
         }
 
         // Phase B: score the remaining chunks and reduce every chunk.
-        let ptr = BufferPtr::new(buffer, rows, n_unique);
+        let ptr = BufferPtr::new(buffer);
         let partials: Vec<ChunkCounts> = self
             .chunks
             .par_iter()
@@ -263,10 +282,12 @@ impl Pass<'_, '_> {
             .map(|(&(c0, c1), &done)| {
                 if !done {
                     // SAFETY: chunks are disjoint column ranges; phase A's writes are finished.
-                    unsafe { compute_chunk(ptr, block, self.gallery, c0, c1, Par::Seq) };
+                    unsafe { compute_chunk(ptr, &layout, block, self.gallery, c0, c1, Par::Seq) };
                 }
                 // SAFETY: this task alone touches columns c0..c1 during phase B.
-                self.reduce_chunk(b0, c0, c1, done, &plans, count_len, |r| unsafe { &*ptr.segment_mut(r, c0, c1) })
+                self.reduce_chunk(b0, c0, c1, done, &plans, count_len, |r| unsafe {
+                    &*ptr.slice_mut(layout.segment(r, c0, c1))
+                })
             })
             .collect();
 
@@ -277,7 +298,7 @@ impl Pass<'_, '_> {
             .map(|r| {
                 let q = b0 + r;
                 let ranking = self.finish_query(q, &plans[r], &partials, r);
-                let row = ScoreRow::new(&buffer[r * n_unique..(r + 1) * n_unique], self.gallery);
+                let row = ScoreRow::new(buffer, layout, r, self.gallery);
                 let output = reducer.reduce(q, row, &ranking);
                 (ranking, output)
             })
@@ -309,7 +330,8 @@ impl Pass<'_, '_> {
             if want_top && m == 1 && weights.is_none() && plan.seed_threshold > f32::NEG_INFINITY {
                 // The common case in one pass: counts and top-k candidate groups together.
                 flagged.clear();
-                let (g, e) = count_one_and_flag(scores, plan.thresholds[0], plan.seed_threshold, &mut flagged);
+                let (g, e) =
+                    count_one_and_flag(scores, plan.thresholds[0], plan.seed_threshold, &mut flagged);
                 greater[span.start] += g;
                 tied[span.start] += e;
                 top.push(self.top_of_groups(q, scores, c0, plan.seed_threshold, &flagged));
@@ -319,7 +341,11 @@ impl Pass<'_, '_> {
                 count_against(scores, weights, &plan.thresholds, &mut greater[span.clone()], &mut tied[span]);
             }
             if self.top_k > 0 {
-                top.push(if want_top { self.chunk_top(q, scores, c0, plan.seed_threshold) } else { Vec::new() });
+                top.push(if want_top {
+                    self.chunk_top(q, scores, c0, plan.seed_threshold)
+                } else {
+                    Vec::new()
+                });
             }
         }
         ChunkCounts { greater, tied, top }
@@ -338,7 +364,14 @@ impl Pass<'_, '_> {
 
     /// Offer the flagged 16-element groups of one query's chunk to a top-k, keeping scores
     /// at or above `floor`.
-    fn top_of_groups(&self, q: usize, scores: &[f32], c0: usize, floor: f32, flagged: &[u32]) -> Vec<Neighbor> {
+    fn top_of_groups(
+        &self,
+        q: usize,
+        scores: &[f32],
+        c0: usize,
+        floor: f32,
+        flagged: &[u32],
+    ) -> Vec<Neighbor> {
         let mut top = TopK::new(self.top_k);
         let mut threshold = floor;
         for &start in flagged {

@@ -64,8 +64,12 @@ fn adversarial_case(seed: u64, mode: u8) -> Case {
         _ => 0,
     };
     let palette: Vec<Vec<f32>> = (0..palette_size).map(|_| grid_vector(&mut rng, dim)).collect();
-    let mut pick = |rng: &mut ChaCha8Rng| {
-        if palette.is_empty() { grid_vector(rng, dim) } else { palette[rng.random_range(0..palette.len())].clone() }
+    let pick = |rng: &mut ChaCha8Rng| {
+        if palette.is_empty() {
+            grid_vector(rng, dim)
+        } else {
+            palette[rng.random_range(0..palette.len())].clone()
+        }
     };
     let queries: Vec<f32> = (0..n_queries).flat_map(|_| pick(&mut rng)).collect();
     let mut gallery: Vec<f32> = Vec::new();
@@ -95,7 +99,10 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// The brute-force ranking of query q: straight loops over all gallery items.
-fn brute_force(case: &Case, q: usize, top_k: usize) -> (Vec<(u32, u64, u64)>, Vec<(u32, f64)>) {
+/// Per positive (gallery, greater, tied), and the top-k as (gallery, score).
+type BruteRanking = (Vec<(u32, u64, u64)>, Vec<(u32, f64)>);
+
+fn brute_force(case: &Case, q: usize, top_k: usize) -> BruteRanking {
     let d = case.dim;
     let score = |g: usize| {
         dot(&case.queries[q * d..(q + 1) * d], &case.gallery[g * d..(g + 1) * d])
@@ -113,8 +120,10 @@ fn brute_force(case: &Case, q: usize, top_k: usize) -> (Vec<(u32, u64, u64)>, Ve
             (p, greater, tied)
         })
         .collect();
-    let mut all: Vec<(u32, f64)> =
-        (0..case.n_gallery).filter(|g| !excluded.contains(&(*g as u32))).map(|g| (g as u32, score(g))).collect();
+    let mut all: Vec<(u32, f64)> = (0..case.n_gallery)
+        .filter(|g| !excluded.contains(&(*g as u32)))
+        .map(|g| (g as u32, score(g)))
+        .collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     all.truncate(top_k);
     (ranks, all)
@@ -173,18 +182,30 @@ fn gaussian_ranks_equal_brute_force_away_from_near_ties() {
         n_queries: n,
         n_gallery: n,
     };
-    let options = RankOptions { top_k: 10, sizes: BlockSizes { block_rows: 37, chunk_cols: 64, memory_budget_bytes: 0 } };
+    let options = RankOptions {
+        top_k: 10,
+        sizes: BlockSizes { block_rows: 37, chunk_cols: 64, memory_budget_bytes: 0 },
+    };
     let got = run(&case, &options);
     let mut checked = 0;
     for (q, ranking) in got.iter().enumerate() {
         let (ranks, top) = brute_force(&case, q, 10);
         let s = dot(&case.queries[q * dim..(q + 1) * dim], &case.gallery[q * dim..(q + 1) * dim]);
-        let near = (0..n).any(|g| g != q && (dot(&case.queries[q * dim..(q + 1) * dim], &case.gallery[g * dim..(g + 1) * dim]) - s).abs() < 1e-5);
+        let near = (0..n).any(|g| {
+            g != q
+                && (dot(&case.queries[q * dim..(q + 1) * dim], &case.gallery[g * dim..(g + 1) * dim]) - s)
+                    .abs()
+                    < 1e-5
+        });
         if near {
             continue;
         }
         checked += 1;
-        assert_eq!((ranking.positives[0].greater, ranking.positives[0].tied), (ranks[0].1, ranks[0].2), "query {q}");
+        assert_eq!(
+            (ranking.positives[0].greater, ranking.positives[0].tied),
+            (ranks[0].1, ranks[0].2),
+            "query {q}"
+        );
         let ids: Vec<u32> = ranking.top.iter().map(|n| n.gallery).collect();
         let want: Vec<u32> = top.iter().map(|t| t.0).collect();
         assert_eq!(ids, want, "query {q}");
@@ -203,15 +224,25 @@ fn exact_duplicates_tie_by_construction() {
     let row3 = gallery[3 * dim..4 * dim].to_vec();
     gallery[5 * dim..6 * dim].copy_from_slice(&row3);
     gallery[8 * dim..9 * dim].copy_from_slice(&row3);
-    let case = Case { dim, queries, gallery, offsets: None, targets: Targets::identity(n), n_queries: n, n_gallery: n };
+    let case = Case {
+        dim,
+        queries,
+        gallery,
+        offsets: None,
+        targets: Targets::identity(n),
+        n_queries: n,
+        n_gallery: n,
+    };
     for block_rows in [1, 2, 5, 12] {
-        let options = RankOptions { top_k: 3, sizes: BlockSizes { block_rows, chunk_cols: 3, memory_budget_bytes: 0 } };
+        let options =
+            RankOptions { top_k: 3, sizes: BlockSizes { block_rows, chunk_cols: 3, memory_budget_bytes: 0 } };
         let got = run(&case, &options);
         assert_eq!(got[3].positives[0].tied, 2);
         for q in [5, 8] {
             let p = got[q].positives[0];
             // Items 3, 5, 8 share one score for every query.
-            let others: Vec<f32> = got[q].top.iter().filter(|t| [3, 5, 8].contains(&t.gallery)).map(|t| t.score).collect();
+            let others: Vec<f32> =
+                got[q].top.iter().filter(|t| [3, 5, 8].contains(&t.gallery)).map(|t| t.score).collect();
             assert!(others.windows(2).all(|w| w[0] == w[1]));
             assert!(p.tied >= 2, "query {q}: {p:?}");
         }
@@ -231,16 +262,23 @@ fn shards_merge_exactly() {
         for i in 0..n_q {
             let positives = [(i % n_g) as u32, ((i * 7) % n_g) as u32];
             let exclusion = ((i * 3 + 1) % n_g) as u32;
-            let exclusions: Vec<u32> = (!positives.contains(&exclusion)).then_some(exclusion).into_iter().collect();
+            let exclusions: Vec<u32> =
+                (!positives.contains(&exclusion)).then_some(exclusion).into_iter().collect();
             b.push(&positives, &exclusions).unwrap();
         }
         let targets = b.build();
         let pools = PoolEvaluator::random(&targets, &[5, 20], 3, 42).unwrap();
-        let whole_options = RankOptions { top_k: 4, sizes: BlockSizes { block_rows: 16, chunk_cols: 10, memory_budget_bytes: 0 } };
+        let whole_options = RankOptions {
+            top_k: 4,
+            sizes: BlockSizes { block_rows: 16, chunk_cols: 10, memory_budget_bytes: 0 },
+        };
         let whole = rank_with(q, &gallery, &targets, 0..n_q, &whole_options, &pools, &NoProgress).unwrap();
         let mut pieces = Vec::new();
         for (range, block_rows) in [(0..1, 7), (1..13, 5), (13..14, 1), (14..41, 9)] {
-            let options = RankOptions { top_k: 4, sizes: BlockSizes { block_rows, chunk_cols: 10, memory_budget_bytes: 0 } };
+            let options = RankOptions {
+                top_k: 4,
+                sizes: BlockSizes { block_rows, chunk_cols: 10, memory_budget_bytes: 0 },
+            };
             pieces.extend(rank_with(q, &gallery, &targets, range, &options, &pools, &NoProgress).unwrap());
         }
         assert_eq!(whole, pieces, "dim {dim}");
@@ -267,7 +305,9 @@ fn visitor_sees_the_same_scores_as_the_ranking() {
     })
     .unwrap();
     assert_eq!(blocks, 5);
-    let ranked = rank(q, &gallery, &Targets::identity(n), 0..n, &RankOptions { top_k: 0, sizes }, &NoProgress).unwrap();
+    let ranked =
+        rank(q, &gallery, &Targets::identity(n), 0..n, &RankOptions { top_k: 0, sizes }, &NoProgress)
+            .unwrap();
     for (i, r) in ranked.iter().enumerate() {
         assert_eq!(r.positives[0].score.to_bits(), seen[i].to_bits());
         let direct = dot(q.row(i), gallery_rows[i * dim..(i + 1) * dim].as_ref());
@@ -286,8 +326,15 @@ fn pool_case(seed: u64, n: usize, dim: usize, noise: f32) -> (Vec<f32>, Vec<f32>
     }
     let mut queries = Vec::with_capacity(n * dim);
     for i in 0..n {
-        let row: Vec<f32> =
-            (0..dim).map(|j| gallery[i * dim + j] + noise * { let z: f32 = StandardNormal.sample(&mut rng); z }).collect::<Vec<f32>>();
+        let row: Vec<f32> = (0..dim)
+            .map(|j| {
+                gallery[i * dim + j]
+                    + noise * {
+                        let z: f32 = StandardNormal.sample(&mut rng);
+                        z
+                    }
+            })
+            .collect::<Vec<f32>>();
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
         queries.extend(row.iter().map(|x| x / norm));
     }
@@ -323,12 +370,17 @@ fn pools_hold_distinct_negatives_disjoint_across_trials() {
             }
             // Label-matched pools take the exact layer first.
             let anchor_code = codes.code(q);
-            let exact = (0..n).filter(|&g| !special.contains(&(g as u32)) && codes.code(g) == anchor_code).count();
+            let exact =
+                (0..n).filter(|&g| !special.contains(&(g as u32)) && codes.code(g) == anchor_code).count();
             for trial in 0..4 {
                 let m = matched.pool_members(q, size, trial).unwrap();
                 let n_exact = m.iter().filter(|&&g| codes.code(g as usize) == anchor_code).count();
                 assert_eq!(n_exact, exact.min(size - 1), "q{q} size{size}");
-                let max_d = m.iter().map(|&g| LabelCodes::distance(codes.code(g as usize), anchor_code)).max().unwrap();
+                let max_d = m
+                    .iter()
+                    .map(|&g| LabelCodes::distance(codes.code(g as usize), anchor_code))
+                    .max()
+                    .unwrap();
                 let closer_left_out = (0..n).any(|g| {
                     !special.contains(&(g as u32))
                         && !m.contains(&(g as u32))
@@ -352,7 +404,8 @@ fn pool_counts_equal_brute_force_and_monte_carlo_matches_the_exact_expectation()
     let mut b = Targets::builder(n);
     for i in 0..n {
         let exclusion = ((i * 31 + 7) % n) as u32;
-        b.push(&[i as u32], if exclusion == i as u32 { &[] } else { std::slice::from_ref(&exclusion) }).unwrap();
+        b.push(&[i as u32], if exclusion == i as u32 { &[] } else { std::slice::from_ref(&exclusion) })
+            .unwrap();
     }
     let targets = b.build();
     let codes = LabelCodes::new(codes);
@@ -383,13 +436,22 @@ fn pool_counts_equal_brute_force_and_monte_carlo_matches_the_exact_expectation()
                 // Per-trial counts equal a brute-force count over the pool's members.
                 for trial in [0, trials / 2, trials - 1] {
                     let members = evaluator.pool_members(qi, size, trial).unwrap();
-                    let greater = members.iter().filter(|&&g| all_scores[qi][g as usize] > anchor.score).count();
-                    let tied = members.iter().filter(|&&g| all_scores[qi][g as usize] == anchor.score).count();
+                    let greater =
+                        members.iter().filter(|&&g| all_scores[qi][g as usize] > anchor.score).count();
+                    let tied =
+                        members.iter().filter(|&&g| all_scores[qi][g as usize] == anchor.score).count();
                     let c = outcome.trials[trial];
-                    assert_eq!((c.greater as usize, c.tied as usize), (greater, tied), "q{qi} size{size} trial{trial}");
+                    assert_eq!(
+                        (c.greater as usize, c.tied as usize),
+                        (greater, tied),
+                        "q{qi} size{size} trial{trial}"
+                    );
                 }
-                let hits: f64 =
-                    outcome.trials.iter().map(|c| hit_probability(u64::from(c.greater), u64::from(c.tied), 1)).sum();
+                let hits: f64 = outcome
+                    .trials
+                    .iter()
+                    .map(|c| hit_probability(u64::from(c.greater), u64::from(c.tied), 1))
+                    .sum();
                 let mean = hits / trials as f64;
                 let e = expected_pool_hit_probability(&outcome.draw, 1);
                 observed += mean;

@@ -35,7 +35,10 @@ pub fn cluster_bootstrap_means(
         return Err(Error::config(format!("interval level must be in (0, 1), got {level}")));
     }
     if let Some(s) = statistics.iter().position(|s| s.len() != n) {
-        return Err(Error::config(format!("statistic {s} has {} values for {n} records", statistics[s].len())));
+        return Err(Error::config(format!(
+            "statistic {s} has {} values for {n} records",
+            statistics[s].len()
+        )));
     }
     // Dense cluster ids, per-cluster sums and sizes.
     let mut dense = std::collections::HashMap::new();

@@ -86,8 +86,15 @@ pub fn chance_at_k(n_negatives: u64, n_positives: u64, k: u64) -> f64 {
 /// Exact P(rank <= k) within a pool drawn as `draw` describes: the pool's negatives above
 /// and tied with the anchor are `fixed_*` plus a multivariate-hypergeometric draw.
 pub fn expected_pool_hit_probability(draw: &PoolDraw, k: u64) -> f64 {
-    let PoolDraw { fixed_greater, fixed_tied, population, population_greater: big_g, population_tied: big_t, draws, .. } =
-        *draw;
+    let PoolDraw {
+        fixed_greater,
+        fixed_tied,
+        population,
+        population_greater: big_g,
+        population_tied: big_t,
+        draws,
+        ..
+    } = *draw;
     if k <= fixed_greater {
         return 0.0;
     }
@@ -139,7 +146,8 @@ pub fn harmonic(n: u64) -> f64 {
     const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
     let x = n as f64;
     let x2 = x * x;
-    x.ln() + EULER_GAMMA + 1.0 / (2.0 * x) - 1.0 / (12.0 * x2) + 1.0 / (120.0 * x2 * x2) - 1.0 / (252.0 * x2 * x2 * x2)
+    x.ln() + EULER_GAMMA + 1.0 / (2.0 * x) - 1.0 / (12.0 * x2) + 1.0 / (120.0 * x2 * x2)
+        - 1.0 / (252.0 * x2 * x2 * x2)
 }
 
 /// One ranked query, as the statistics need it.
@@ -160,8 +168,10 @@ pub fn median_rank(queries: &[RankedQuery]) -> u64 {
         return 0;
     }
     let half = queries.len() as f64 / 2.0;
-    let covered = |r: u64| queries.iter().map(|q| first_hit_probability(&q.first, r)).sum::<f64>() >= half - 1e-9;
-    let (mut lo, mut hi) = (1u64, queries.iter().map(|q| q.first.greater + q.first.tied_negatives + 1).max().unwrap_or(1));
+    let covered =
+        |r: u64| queries.iter().map(|q| first_hit_probability(&q.first, r)).sum::<f64>() >= half - 1e-9;
+    let (mut lo, mut hi) =
+        (1u64, queries.iter().map(|q| q.first.greater + q.first.tied_negatives + 1).max().unwrap_or(1));
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if covered(mid) {
@@ -202,7 +212,13 @@ pub fn summarize(queries: &[RankedQuery], level: f64) -> RetrievalSummary {
     let n = queries.len() as f64;
     let hits = |k: u64| queries.iter().map(|q| first_hit_probability(&q.first, k)).sum::<f64>();
     let recall = |k: u64| wilson(hits(k), n, level);
-    let mean = |f: &dyn Fn(&RankedQuery) -> f64| if n > 0.0 { queries.iter().map(f).sum::<f64>() / n } else { f64::NAN };
+    let mean = |f: &dyn Fn(&RankedQuery) -> f64| {
+        if n > 0.0 {
+            queries.iter().map(f).sum::<f64>() / n
+        } else {
+            f64::NAN
+        }
+    };
     let recall_at_1 = recall(1);
     let chance_at_1 = mean(&|q| chance_at_k(q.n_negatives, q.n_positives, 1));
     RetrievalSummary {
