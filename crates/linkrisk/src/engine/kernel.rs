@@ -267,6 +267,15 @@ impl<'a> ScoreRow<'a> {
         layout.chunks.iter().map(move |&(c0, c1)| (c0, &block[layout.segment(r, c0, c1)]))
     }
 
+    /// Copy the scores of all representatives, in order, into `out` (cleared first): for
+    /// reducers that look up many scores, a contiguous copy beats per-lookup indexing.
+    pub fn copy_unique_scores(&self, out: &mut Vec<f32>) {
+        out.clear();
+        for (_, segment) in self.segments() {
+            out.extend_from_slice(segment);
+        }
+    }
+
     /// The gallery these scores refer to.
     pub fn gallery(&self) -> &'a Gallery<'a> {
         self.gallery

@@ -17,6 +17,7 @@
 //! Recall@k (hypergeometric, ties included).
 
 use rand::seq::SliceRandom;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::kernel::ScoreRow;
@@ -209,9 +210,25 @@ impl<'a> PoolEvaluator<'a> {
                 label_order(codes, codes.code(anchor), special, needed, &mut rng)
             }
             _ => {
+                // A uniformly random ordering of `amount` of the negatives: partial
+                // Fisher-Yates over the negatives in gallery order.
                 let amount = n_negatives.min(needed.saturating_mul(self.trials));
-                let picks = rand::seq::index::sample(&mut rng, n_negatives, amount);
-                let order = picks.iter().map(|j| nth_negative(special, j) as u32).collect();
+                let mut order = Vec::with_capacity(n_negatives);
+                let mut next_special = special.iter().peekable();
+                for g in 0..self.targets.n_gallery() as u32 {
+                    if next_special.peek() == Some(&&g) {
+                        next_special.next();
+                    } else {
+                        order.push(g);
+                    }
+                }
+                // Galleries have fewer than 2^32 items (u32 indices throughout the engine);
+                // 32-bit range sampling is about twice as fast as 64-bit.
+                for i in 0..amount {
+                    let j = rng.random_range(i as u32..n_negatives as u32) as usize;
+                    order.swap(i, j);
+                }
+                order.truncate(amount);
                 (order, vec![0, amount])
             }
         }
@@ -275,19 +292,6 @@ impl Placement {
     }
 }
 
-/// The `j`-th negative (0-based) in gallery order, skipping the sorted `special` items.
-fn nth_negative(special: &[u32], j: usize) -> usize {
-    let mut g = j;
-    for &s in special {
-        if s as usize <= g {
-            g += 1;
-        } else {
-            break;
-        }
-    }
-    g
-}
-
 /// Negatives ordered by Hamming layer around `code`, each needed layer shuffled, and the
 /// cumulative layer ends (starting with 0). Only layers up to the one that completes
 /// `needed` candidates are included.
@@ -298,32 +302,35 @@ fn label_order(
     needed: usize,
     rng: &mut ChaCha8Rng,
 ) -> (Vec<u32>, Vec<usize>) {
-    let mut by_distance: Vec<(u32, usize)> =
-        codes.distinct.iter().enumerate().map(|(i, &c)| (LabelCodes::distance(c, code), i)).collect();
-    by_distance.sort_unstable();
+    // Distinct codes bucketed by distance (0..=16 fields), in code order within a bucket.
+    let mut by_distance: Vec<Vec<usize>> = vec![Vec::new(); 17];
+    for (i, &c) in codes.distinct.iter().enumerate() {
+        by_distance[LabelCodes::distance(c, code) as usize].push(i);
+    }
     let mut order: Vec<u32> = Vec::new();
     let mut layers = vec![0usize];
-    let mut i = 0;
-    while i < by_distance.len() && order.len() < needed.max(1) {
-        let d = by_distance[i].0;
+    for (d, bucket) in by_distance.iter().enumerate() {
+        if order.len() >= needed.max(1) {
+            break;
+        }
         let layer_start = order.len();
-        while i < by_distance.len() && by_distance[i].0 == d {
-            let c = by_distance[i].1;
+        for &c in bucket {
             let members = &codes.members[codes.member_start[c]..codes.member_start[c + 1]];
             order.extend(members.iter().copied().filter(|g| special.binary_search(g).is_err()));
-            i += 1;
         }
         order[layer_start..].shuffle(rng);
-        // Empty layers (all members special) are skipped so every layer has members.
-        if order.len() > layer_start {
-            layers.push(order.len());
-        }
-        if d == 0 && layers.len() == 1 {
-            // The exact layer is empty: record it so `layers[1]` is always the exact layer.
+        // Empty layers are skipped, except the exact layer (d = 0), which `layers[1]`
+        // always describes.
+        if order.len() > layer_start || d == 0 {
             layers.push(order.len());
         }
     }
     (order, layers)
+}
+
+thread_local! {
+    /// Per-thread copy of the current query's score row.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl QueryReducer for PoolEvaluator<'_> {
@@ -333,20 +340,37 @@ impl QueryReducer for PoolEvaluator<'_> {
         let Some(anchor) = ranking.anchor_rank() else { return vec![None; self.sizes.len()] };
         let threshold = anchor.score;
         let (order, layers) = self.order(q);
-        // Prefix counts of candidates above / at the anchor's score.
-        let mut above = Vec::with_capacity(order.len() + 1);
-        let mut at = Vec::with_capacity(order.len() + 1);
-        let (mut a, mut t) = (0u32, 0u32);
-        above.push(0);
-        at.push(0);
-        for &g in &order {
-            let s = row.score(g as usize);
-            a += u32::from(s > threshold);
-            t += u32::from(s == threshold);
-            above.push(a);
-            at.push(t);
-        }
-        let range_count = |v: &[u32], (lo, hi): (usize, usize)| v[hi] - v[lo];
+        // Positions (in the candidate order) of candidates above / at the anchor's score,
+        // read from a contiguous copy of the row: pools look up tens of thousands of scores
+        // per query, and usually only a few candidates beat the anchor.
+        let (above, at) = SCRATCH.with(|scratch| {
+            let scores = &mut *scratch.borrow_mut();
+            row.copy_unique_scores(scores);
+            let gallery = row.gallery();
+            let (mut above, mut at) = (Vec::new(), Vec::new());
+            let mut classify = |i: usize, s: f32| {
+                if s > threshold {
+                    above.push(i as u32);
+                } else if s == threshold {
+                    at.push(i as u32);
+                }
+            };
+            if gallery.n_duplicates() == 0 {
+                for (i, &g) in order.iter().enumerate() {
+                    classify(i, scores[g as usize]);
+                }
+            } else {
+                for (i, &g) in order.iter().enumerate() {
+                    classify(i, scores[gallery.unique_of(g as usize)]);
+                }
+            }
+            (above, at)
+        });
+        // Candidates among positions lo..hi.
+        let range_count = |positions: &[u32], (lo, hi): (usize, usize)| {
+            (positions.partition_point(|&p| (p as usize) < hi)
+                - positions.partition_point(|&p| (p as usize) < lo)) as u32
+        };
         let exact_layer = match self.kind {
             PoolKind::Random => usize::MAX,
             PoolKind::LabelMatched => layers.get(1).copied().unwrap_or(0),
@@ -433,13 +457,6 @@ impl QueryReducer for ListedPools<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nth_negative_skips_specials() {
-        let special = [0u32, 2, 3, 7];
-        let negatives: Vec<usize> = (0..6).map(|j| nth_negative(&special, j)).collect();
-        assert_eq!(negatives, vec![1, 4, 5, 6, 8, 9]);
-    }
 
     #[test]
     fn label_distance_counts_fields() {
