@@ -48,6 +48,9 @@ enum Command {
     Utility(cmd::utility::Args),
     /// Infer sex, age group and race with linear probes; stratify by re-identification.
     Attributes(cmd::attributes::Args),
+    /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
+    /// of another view (image -> report) by cosine similarity?
+    Relink(cmd::relink::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TrainHeads(args) => cmd::train_heads::run(args),
         Command::Utility(args) => cmd::utility::run(args),
         Command::Attributes(args) => cmd::attributes::run(args),
+        Command::Relink(args) => cmd::relink::run(args),
     }
 }
 

@@ -9,6 +9,7 @@ mod accountant;
 mod cohort_input;
 mod inspect;
 mod probes;
+mod relink;
 mod report;
 mod synth;
 mod train_heads;

@@ -350,3 +350,10 @@ pub fn write_probe_cohort(dir: &Path, n_patients: usize, dim: usize, seed: u64) 
     write_cohort(dir, &metadata, &[("image", dim, &data)]).expect("cohort written");
     ids
 }
+
+/// Write a cohort of the builder's records with the given raw views `(name, dim, rows)`
+/// into `dir`.
+pub fn write_built_cohort(dir: &Path, builder: MetadataBuilder, views: &[(&str, usize, &[f32])]) {
+    let meta = builder.build(Path::new("<test>"), 0).expect("valid metadata");
+    write_cohort(dir, &meta, views).expect("cohort written");
+}

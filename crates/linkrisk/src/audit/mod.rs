@@ -5,6 +5,9 @@
 
 pub mod attributes;
 pub mod probing;
+pub mod relink;
 #[cfg(test)]
 mod test_cohort;
 pub mod utility;
+
+pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};

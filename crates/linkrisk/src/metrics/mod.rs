@@ -2,7 +2,9 @@
 //! chance, lift), Wilson and patient-bootstrap intervals, AUROC with DeLong variance.
 
 pub mod auroc;
+pub mod bootstrap;
 pub mod interval;
+pub mod retrieval;
 
 pub use auroc::{
     auroc, auroc_ci, delong, macro_auroc, AurocDifference, AurocInterval, DelongAuroc, MacroAuroc,

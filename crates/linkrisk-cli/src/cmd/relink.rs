@@ -1,0 +1,262 @@
+//! `linkrisk relink DIR`: the cross-modal re-linkage audit (paper 1). Parses flags into a
+//! `RelinkConfig`, runs it with a progress bar, prints a table and optionally writes JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use indicatif::ProgressBar;
+use linkrisk::audit::relink::{DirectionReport, PoolReport};
+use linkrisk::audit::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};
+use linkrisk::cohort::Cohort;
+use linkrisk::engine::Progress;
+
+use crate::output::write_json;
+use crate::progress::bar;
+
+/// Arguments of `linkrisk relink`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Cohort directory (metadata.csv + one .npy per view).
+    pub dir: PathBuf,
+    /// View whose records are the queries.
+    #[arg(long, default_value = "image")]
+    pub query: String,
+    /// View whose records form the gallery.
+    #[arg(long, default_value = "report")]
+    pub gallery: String,
+    /// Split to audit; `all` uses every record.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Candidate-pool sizes, comma-separated; `full` is the whole gallery (always reported).
+    #[arg(long, default_value = "10,100,1000,10000,full", value_delimiter = ',')]
+    pub pools: Vec<String>,
+    /// Random pools per query and pool size.
+    #[arg(long, default_value_t = 20)]
+    pub trials: usize,
+    /// Also evaluate pathology-matched pools (negatives with the true match's 14 findings).
+    #[arg(long)]
+    pub hard_negatives: bool,
+    /// What counts as a correct link: the paired record (`study`, other records of the
+    /// study excluded) or any record of the patient (`patient`).
+    #[arg(long = "match", value_enum, default_value = "study")]
+    pub match_level: MatchArg,
+    /// Audit query -> gallery only, or both directions.
+    #[arg(long, value_enum, default_value = "query-to-gallery")]
+    pub direction: DirectionArg,
+    /// Seed for pools and bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Patient-bootstrap replicates for intervals (0: Wilson intervals only).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Write the JSON report here (`-` for stdout, replacing the table).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// `--match` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MatchArg {
+    /// The paired record.
+    Study,
+    /// Any record of the patient.
+    Patient,
+}
+
+/// `--direction` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DirectionArg {
+    /// Query view -> gallery view.
+    QueryToGallery,
+    /// Both directions.
+    Both,
+}
+
+/// Turn `--pools` items into pool sizes (`full` is implied and always reported).
+fn parse_pools(items: &[String]) -> anyhow::Result<Vec<usize>> {
+    let mut sizes = Vec::new();
+    for item in items {
+        let item = item.trim();
+        if item.eq_ignore_ascii_case("full") {
+            continue;
+        }
+        let size: usize = item.parse().with_context(|| {
+            format!("--pools: `{item}` is neither a pool size nor `full` (e.g. --pools 10,100,full)")
+        })?;
+        if size < 2 {
+            bail!("--pools: pool size {size} is too small; a pool holds the true match and at least one negative");
+        }
+        if !sizes.contains(&size) {
+            sizes.push(size);
+        }
+    }
+    Ok(sizes)
+}
+
+/// Run the audit.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = RelinkConfig {
+        query_view: args.query.clone(),
+        gallery_view: args.gallery.clone(),
+        split: (args.split != "all").then(|| args.split.clone()),
+        pool_sizes: parse_pools(&args.pools)?,
+        trials: args.trials,
+        hard_negatives: args.hard_negatives,
+        match_level: match args.match_level {
+            MatchArg::Study => MatchLevel::Study,
+            MatchArg::Patient => MatchLevel::Patient,
+        },
+        direction: match args.direction {
+            DirectionArg::QueryToGallery => Direction::QueryToGallery,
+            DirectionArg::Both => Direction::Both,
+        },
+        seed: args.seed,
+        bootstrap_replicates: args.bootstrap,
+        ..RelinkConfig::default()
+    };
+    config.validate()?;
+    let cohort = Cohort::load(&args.dir)?;
+    let progress = BarProgress(bar(0, "ranking"));
+    let report = relink(&cohort, &config, &progress)?;
+    progress.0.finish_and_clear();
+    let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if !to_stdout {
+        print_report(&report);
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The engine's progress callbacks drawn on an indicatif bar.
+struct BarProgress(ProgressBar);
+
+impl Progress for BarProgress {
+    fn begin(&self, total: u64, what: &str) {
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(what.to_string());
+    }
+
+    fn advance(&self, queries: u64) {
+        self.0.inc(queries);
+    }
+}
+
+fn print_report(report: &RelinkReport) {
+    let split = report.split.as_deref().unwrap_or("all records");
+    let level = match report.match_level {
+        MatchLevel::Study => "study-level",
+        MatchLevel::Patient => "patient-level",
+    };
+    println!("linkrisk relink: split {split}, {level} matching, seed {}", report.seed);
+    print_direction(&report.forward);
+    if let Some(reverse) = &report.reverse {
+        println!();
+        print_direction(reverse);
+    }
+}
+
+fn print_direction(d: &DirectionReport) {
+    println!();
+    println!(
+        "{} -> {}: {} queries x {} gallery items, {} patients",
+        d.query_view, d.gallery_view, d.n_queries, d.n_gallery, d.n_patients
+    );
+    let e = &d.exclusions;
+    println!(
+        "  excluded same-study items {}, extra same-patient positives {}, exact duplicate gallery vectors {}",
+        e.excluded_same_study, e.extra_positives, e.gallery_exact_duplicates
+    );
+    println!();
+    println!(
+        "  {:<24} {:>9} {:>20} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}",
+        "candidates", "Recall@1", "95% CI", "Recall@5", "Recall@10", "MRR", "chance@1", "lift@1", "expected"
+    );
+    let f = &d.full;
+    println!(
+        "  {:<24} {:>9.5} {:>20} {:>9.5} {:>9.5} {:>9.5} {:>10.3e} {:>9.2} {:>9}",
+        "full database",
+        f.recall_at_1,
+        interval(f.ci95_recall_at_1),
+        f.recall_at_5,
+        f.recall_at_10,
+        f.mrr,
+        f.chance_at_1,
+        f.lift_at_1,
+        "-"
+    );
+    for p in &d.pools {
+        print_pool(p);
+    }
+    println!();
+    println!(
+        "  median rank {} (mean {:.1}); queries tied with a negative {}",
+        f.median_rank, f.mean_rank, f.queries_with_ties
+    );
+    if let Some(ci) = f.bootstrap_ci95_recall_at_1 {
+        println!("  patient-bootstrap 95% CI of full-database Recall@1 {}", interval(ci));
+    }
+    for s in &d.skipped_pools {
+        println!("  skipped: pool {} ({}): {}", s.pool_size, s.kind, s.reason);
+    }
+    if !d.subgroups.is_empty() {
+        println!();
+        println!(
+            "  {:<24} {:>8} {:>9} {:>20} {:>9}",
+            "subgroup (full database)", "queries", "Recall@1", "95% CI", "lift@1"
+        );
+        for s in &d.subgroups {
+            println!(
+                "  {:<24} {:>8} {:>9.5} {:>20} {:>9.2}",
+                format!("{}={}", s.attribute, s.value),
+                s.n_queries,
+                s.recall_at_1,
+                interval(s.ci95_recall_at_1),
+                s.lift_at_1
+            );
+        }
+    }
+}
+
+fn print_pool(p: &PoolReport) {
+    let label = match p.kind {
+        "pathology_matched" => format!("pathology N={}", p.pool_size),
+        _ => format!("random N={}", p.pool_size),
+    };
+    println!(
+        "  {:<24} {:>9.5} {:>20} {:>9.5} {:>9.5} {:>9} {:>10.3e} {:>9.2} {:>9.5}",
+        label,
+        p.recall_at_1,
+        interval(p.ci95_recall_at_1),
+        p.recall_at_5,
+        p.recall_at_10,
+        "-",
+        p.chance_at_1,
+        p.lift_at_1,
+        p.expected_recall_at_1
+    );
+    if let Some(exact) = p.exact_match_fraction {
+        println!("  {:<24} negatives with identical findings: {:.1}%", "", 100.0 * exact);
+    }
+}
+
+fn interval(ci: [f64; 2]) -> String {
+    format!("[{:.5}, {:.5}]", ci[0], ci[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_parse_sizes_and_full() {
+        let items: Vec<String> = ["10", "100", "full", "10"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(parse_pools(&items).unwrap(), vec![10, 100]);
+        let err = parse_pools(&["ten".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("--pools") && err.contains("ten"), "{err}");
+        assert!(parse_pools(&["1".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,945 @@
+//! Cross-modal re-linkage (paper 1): can a de-identified record of one view (an image) be
+//! linked back to its own record of another view (its report) by cosine similarity alone?
+//!
+//! Row i of the query view is matched against every gallery row of the same split; its
+//! true match is gallery row i. Study-level matching (default) excludes the other records
+//! of the query's study from the negatives (two images of one study share one report);
+//! patient-level matching counts every gallery record of the patient as a correct link.
+//! Reported: full-database ranks (Recall@1/5/10, MRR, median rank, chance, lift, Wilson
+//! and patient-bootstrap intervals), random and pathology-matched candidate pools with
+//! their exact hypergeometric expectations, and per-subgroup breakdowns. Every skipped
+//! pool or excluded query is counted in the report.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::cohort::{Cohort, Label, Metadata};
+use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
+use crate::engine::{
+    gather, rank_with, BlockSizes, Gallery, Progress, QueryRanking, RankOptions, Rows, Targets,
+};
+use crate::error::{Error, Result};
+use crate::metrics::bootstrap::cluster_bootstrap_means;
+use crate::metrics::retrieval::{
+    expected_pool_hit_probability, expected_reciprocal_rank, first_hit_probability, hit_probability,
+    summarize, RankedQuery,
+};
+use crate::metrics::wilson;
+
+/// What counts as a correct link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchLevel {
+    /// The query's own paired record; other records of its study are excluded.
+    Study,
+    /// Any gallery record of the query's patient.
+    Patient,
+}
+
+/// Which directions to audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Query view -> gallery view only.
+    QueryToGallery,
+    /// Both, the reverse reported under `reverse`.
+    Both,
+}
+
+/// Settings of a re-linkage audit. Build it, then [`RelinkConfig::validate`] (done by
+/// [`relink`] too) rejects bad values before any work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelinkConfig {
+    /// View whose records are the queries (e.g. `image`).
+    pub query_view: String,
+    /// View whose records form the gallery (e.g. `report`).
+    pub gallery_view: String,
+    /// Restrict queries and gallery to this split; `None` uses every record.
+    pub split: Option<String>,
+    /// Candidate-pool sizes (the full database is always reported under `full`).
+    pub pool_sizes: Vec<usize>,
+    /// Random pools drawn per query and pool size.
+    pub trials: usize,
+    /// Also evaluate pathology-matched pools (needs the 14 finding columns).
+    pub hard_negatives: bool,
+    /// Study- or patient-level matching.
+    pub match_level: MatchLevel,
+    /// One direction or both.
+    pub direction: Direction,
+    /// Seed of every random choice (pools, bootstrap).
+    pub seed: u64,
+    /// Patient-bootstrap replicates (0: no bootstrap intervals).
+    pub bootstrap_replicates: usize,
+    /// Interval coverage.
+    pub level: f64,
+    /// Kernel block sizes.
+    pub sizes: BlockSizes,
+}
+
+impl Default for RelinkConfig {
+    fn default() -> Self {
+        RelinkConfig {
+            query_view: "image".into(),
+            gallery_view: "report".into(),
+            split: Some("test".into()),
+            pool_sizes: vec![10, 100, 1000, 10_000],
+            trials: 20,
+            hard_negatives: false,
+            match_level: MatchLevel::Study,
+            direction: Direction::QueryToGallery,
+            seed: 0,
+            bootstrap_replicates: 1000,
+            level: 0.95,
+            sizes: BlockSizes::default(),
+        }
+    }
+}
+
+impl RelinkConfig {
+    /// Reject bad values with a message naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.query_view == self.gallery_view {
+            return Err(Error::config(format!(
+                "--query and --gallery both name view `{}`; re-linkage matches one view against another",
+                self.query_view
+            )));
+        }
+        if let Some(&s) = self.pool_sizes.iter().find(|&&s| s < 2) {
+            return Err(Error::config(format!(
+                "--pools: pool size {s} is too small; a pool holds the true match and at least one negative (use 2 or more, or `full`)"
+            )));
+        }
+        if self.trials == 0 {
+            return Err(Error::config("--trials must be at least 1"));
+        }
+        if self.bootstrap_replicates == 1 {
+            return Err(Error::config("bootstrap replicates must be 0 (off) or at least 2"));
+        }
+        if !(self.level > 0.0 && self.level < 1.0) {
+            return Err(Error::config(format!("interval level must be in (0, 1), got {}", self.level)));
+        }
+        self.sizes.validate()
+    }
+}
+
+/// The re-linkage report; its JSON is the interface (`audit`, `query_view`, `gallery_view`,
+/// `n_queries`, `n_gallery`, `full`, `pools` and more).
+#[derive(Debug, Clone, Serialize)]
+pub struct RelinkReport {
+    /// Always `relink`.
+    pub audit: &'static str,
+    /// linkrisk version that produced the report.
+    pub linkrisk_version: &'static str,
+    /// Split audited (`null`: all records).
+    pub split: Option<String>,
+    /// `study` or `patient`.
+    pub match_level: MatchLevel,
+    /// Seed of pools and bootstrap.
+    pub seed: u64,
+    /// Interval coverage of every `ci95_*` field.
+    pub level: f64,
+    /// The query -> gallery direction.
+    #[serde(flatten)]
+    pub forward: DirectionReport,
+    /// The gallery -> query direction, with `--direction both`.
+    pub reverse: Option<DirectionReport>,
+}
+
+/// One direction of the audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectionReport {
+    /// View of the queries.
+    pub query_view: String,
+    /// View of the gallery.
+    pub gallery_view: String,
+    /// Queries ranked.
+    pub n_queries: usize,
+    /// Gallery items per query (before exclusions).
+    pub n_gallery: usize,
+    /// Distinct patients among the queries.
+    pub n_patients: usize,
+    /// Ranks against the whole gallery.
+    pub full: FullReport,
+    /// Candidate pools.
+    pub pools: Vec<PoolReport>,
+    /// Pools that could not be evaluated, with the reason.
+    pub skipped_pools: Vec<SkippedPool>,
+    /// Exact expected Recall@1 of random pools over a grid of pool sizes (from the full ranks).
+    pub expected_recall_curve: Vec<CurvePoint>,
+    /// What was excluded and why.
+    pub exclusions: ExclusionReport,
+    /// Full-database results per subgroup (sex, race, age band, split).
+    pub subgroups: Vec<SubgroupReport>,
+}
+
+/// Full-database retrieval statistics.
+#[derive(Debug, Clone, Serialize)]
+pub struct FullReport {
+    /// Queries ranked.
+    pub n_queries: usize,
+    /// Expected Recall@1 (ties broken at random in expectation).
+    pub recall_at_1: f64,
+    /// Expected Recall@5.
+    pub recall_at_5: f64,
+    /// Expected Recall@10.
+    pub recall_at_10: f64,
+    /// Mean reciprocal rank.
+    pub mrr: f64,
+    /// Lower median rank.
+    pub median_rank: u64,
+    /// Mean expected rank.
+    pub mean_rank: f64,
+    /// Recall@1 of a random ranking.
+    pub chance_at_1: f64,
+    /// Recall@1 / chance@1.
+    pub lift_at_1: f64,
+    /// Wilson interval of Recall@1.
+    pub ci95_recall_at_1: [f64; 2],
+    /// Wilson interval of Recall@5.
+    pub ci95_recall_at_5: [f64; 2],
+    /// Wilson interval of Recall@10.
+    pub ci95_recall_at_10: [f64; 2],
+    /// Patient-bootstrap interval of Recall@1 (null without bootstrap).
+    pub bootstrap_ci95_recall_at_1: Option<[f64; 2]>,
+    /// Patient-bootstrap interval of MRR.
+    pub bootstrap_ci95_mrr: Option<[f64; 2]>,
+    /// Queries whose true match ties with at least one negative.
+    pub queries_with_ties: usize,
+}
+
+/// One candidate-pool setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolReport {
+    /// Pool size N (the true match plus N-1 negatives).
+    pub pool_size: usize,
+    /// `random` or `pathology_matched`.
+    pub kind: &'static str,
+    /// Pools per query.
+    pub trials: usize,
+    /// Queries evaluated.
+    pub n_queries: usize,
+    /// Queries skipped for having fewer than N-1 negatives.
+    pub n_queries_skipped: usize,
+    /// Recall@1 over all pools.
+    pub recall_at_1: f64,
+    /// Wilson interval of Recall@1 (n = queries: trials of one query are not independent).
+    pub ci95_recall_at_1: [f64; 2],
+    /// Patient-bootstrap interval of Recall@1.
+    pub bootstrap_ci95_recall_at_1: Option<[f64; 2]>,
+    /// Recall@5 over all pools.
+    pub recall_at_5: f64,
+    /// Recall@10 over all pools.
+    pub recall_at_10: f64,
+    /// 1/N.
+    pub chance_at_1: f64,
+    /// Recall@1 / chance.
+    pub lift_at_1: f64,
+    /// Exact expectation of Recall@1 for pools drawn this way (hypergeometric).
+    pub expected_recall_at_1: f64,
+    /// Exact expectation of Recall@5.
+    pub expected_recall_at_5: f64,
+    /// Standard deviation of Recall@1 across trials (trial t of every query forms one run).
+    pub trial_sd_recall_at_1: f64,
+    /// Pathology-matched pools: share of pool negatives whose 14 findings equal the true
+    /// match's exactly (the rest come from the nearest Hamming distance).
+    pub exact_match_fraction: Option<f64>,
+}
+
+/// A pool setting that was not evaluated.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedPool {
+    /// Pool size.
+    pub pool_size: usize,
+    /// `random` or `pathology_matched`.
+    pub kind: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// A point of the expected-recall curve.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CurvePoint {
+    /// Pool size.
+    pub pool_size: usize,
+    /// Exact expected Recall@1 of random pools of that size.
+    pub expected_recall_at_1: f64,
+    /// 1/N.
+    pub chance_at_1: f64,
+}
+
+/// Exclusions and ties, counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExclusionReport {
+    /// Records of the split that could not be queries (no true match in the gallery).
+    pub queries_without_match: usize,
+    /// Gallery items excluded from some query's negatives because they belong to the
+    /// query's study (study-level matching), summed over queries.
+    pub excluded_same_study: u64,
+    /// Extra positives (other records of the patient) summed over queries (patient level).
+    pub extra_positives: u64,
+    /// Gallery items that exactly duplicate another (they tie by construction).
+    pub gallery_exact_duplicates: usize,
+}
+
+/// Full-database results for one subgroup.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubgroupReport {
+    /// `sex`, `race`, `age` or `split`.
+    pub attribute: &'static str,
+    /// The subgroup's value (`unknown` for blanks; age in bands).
+    pub value: String,
+    /// Queries in the subgroup.
+    pub n_queries: usize,
+    /// Recall@1.
+    pub recall_at_1: f64,
+    /// Wilson interval of Recall@1.
+    pub ci95_recall_at_1: [f64; 2],
+    /// MRR.
+    pub mrr: f64,
+    /// Chance@1.
+    pub chance_at_1: f64,
+    /// Lift@1.
+    pub lift_at_1: f64,
+}
+
+/// Run the re-linkage audit.
+pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -> Result<RelinkReport> {
+    config.validate()?;
+    let meta = &cohort.metadata;
+    let query_view = cohort.view(&config.query_view)?;
+    let gallery_view = cohort.view(&config.gallery_view)?;
+    if query_view.dim() != gallery_view.dim() {
+        return Err(Error::input(
+            &cohort.dir,
+            format!(
+                "view `{}` has {} dimensions but `{}` has {}; re-linkage compares both views in one embedding space",
+                query_view.name(),
+                query_view.dim(),
+                gallery_view.name(),
+                gallery_view.dim()
+            ),
+        ));
+    }
+    if config.hard_negatives && meta.findings.is_none() {
+        return Err(Error::input(
+            &cohort.dir,
+            "--hard-negatives needs the 14 CheXpert finding columns in metadata.csv; add them or drop the flag",
+        ));
+    }
+    let records: Vec<usize> = match &config.split {
+        Some(name) => meta.rows_in_split(name)?,
+        None => (0..meta.len()).collect(),
+    };
+    if records.len() < 2 {
+        return Err(Error::config(format!(
+            "--split {}: {} record(s); re-linkage needs at least 2",
+            config.split.as_deref().unwrap_or("all"),
+            records.len()
+        )));
+    }
+    let too_big: Vec<usize> = config.pool_sizes.iter().copied().filter(|&s| s > records.len()).collect();
+    if !config.pool_sizes.is_empty() && too_big.len() == config.pool_sizes.len() {
+        return Err(Error::config(format!(
+            "--pools: every requested pool size ({}) exceeds the {} records of the split; use smaller pools or `full`",
+            join(&too_big),
+            records.len()
+        )));
+    }
+    let forward =
+        audit_direction(cohort, &records, &config.query_view, &config.gallery_view, config, progress)?;
+    let reverse = match config.direction {
+        Direction::Both => Some(audit_direction(
+            cohort,
+            &records,
+            &config.gallery_view,
+            &config.query_view,
+            config,
+            progress,
+        )?),
+        Direction::QueryToGallery => None,
+    };
+    Ok(RelinkReport {
+        audit: "relink",
+        linkrisk_version: crate::VERSION,
+        split: config.split.clone(),
+        match_level: config.match_level,
+        seed: config.seed,
+        level: config.level,
+        forward,
+        reverse,
+    })
+}
+
+fn join(v: &[usize]) -> String {
+    v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Positives and exclusions of every query: local index i's anchor is gallery i.
+fn build_targets(meta: &Metadata, records: &[usize], level: MatchLevel) -> Result<(Targets, u64, u64)> {
+    let group_of = |r: usize| match level {
+        MatchLevel::Study => meta.study[r],
+        MatchLevel::Patient => meta.patient[r],
+    };
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (local, &r) in records.iter().enumerate() {
+        members.entry(group_of(r)).or_default().push(local as u32);
+    }
+    let mut builder = Targets::builder(records.len());
+    let (mut excluded, mut extra_positives) = (0u64, 0u64);
+    let mut positives = Vec::new();
+    let mut exclusions = Vec::new();
+    for (local, &r) in records.iter().enumerate() {
+        positives.clear();
+        exclusions.clear();
+        positives.push(local as u32);
+        let others = members[&group_of(r)].iter().copied().filter(|&g| g != local as u32);
+        match level {
+            MatchLevel::Study => exclusions.extend(others),
+            MatchLevel::Patient => positives.extend(others),
+        }
+        excluded += exclusions.len() as u64;
+        extra_positives += (positives.len() - 1) as u64;
+        builder.push(&positives, &exclusions)?;
+    }
+    Ok((builder.build(), excluded, extra_positives))
+}
+
+/// The 14 findings of each record as a 2-bit-per-finding code.
+fn finding_codes(meta: &Metadata, records: &[usize]) -> Option<Vec<u32>> {
+    let findings = meta.findings.as_ref()?;
+    Some(
+        records
+            .iter()
+            .map(|&r| {
+                findings[r].iter().enumerate().fold(0u32, |code, (k, label)| {
+                    let bits = match label {
+                        Label::Negative => 0,
+                        Label::Positive => 1,
+                        Label::Uncertain => 2,
+                        Label::Blank => 3,
+                    };
+                    code | (bits << (2 * k))
+                })
+            })
+            .collect(),
+    )
+}
+
+fn audit_direction(
+    cohort: &Cohort,
+    records: &[usize],
+    query_name: &str,
+    gallery_name: &str,
+    config: &RelinkConfig,
+    progress: &dyn Progress,
+) -> Result<DirectionReport> {
+    let meta = &cohort.metadata;
+    let query_view = cohort.view(query_name)?;
+    let gallery_view = cohort.view(gallery_name)?;
+    let all = records.len() == meta.len();
+    let query_data;
+    let gallery_data;
+    let (queries, gallery_rows) = if all {
+        (Rows::from_view(query_view), Rows::from_view(gallery_view))
+    } else {
+        query_data = gather(query_view, records);
+        gallery_data = gather(gallery_view, records);
+        (
+            Rows::new(&query_data, records.len(), query_view.dim())?,
+            Rows::new(&gallery_data, records.len(), gallery_view.dim())?,
+        )
+    };
+    let n = records.len();
+    let (targets, excluded_same_study, extra_positives) = build_targets(meta, records, config.match_level)?;
+    let gallery = Gallery::new(gallery_rows);
+
+    let mut skipped_pools = Vec::new();
+    let mut sizes = Vec::new();
+    for &s in &config.pool_sizes {
+        if s > n {
+            skipped_pools.push(SkippedPool {
+                pool_size: s,
+                kind: "random",
+                reason: format!("larger than the gallery of {n} items"),
+            });
+        } else {
+            sizes.push(s);
+        }
+    }
+    let codes = if config.hard_negatives { finding_codes(meta, records).map(LabelCodes::new) } else { None };
+    for &s in &config.pool_sizes {
+        if config.hard_negatives && s > n {
+            skipped_pools.push(SkippedPool {
+                pool_size: s,
+                kind: "pathology_matched",
+                reason: format!("larger than the gallery of {n} items"),
+            });
+        }
+    }
+    let random = PoolEvaluator::random(&targets, &sizes, config.trials, config.seed)?;
+    let matched = match &codes {
+        Some(c) => Some(PoolEvaluator::label_matched(&targets, c, &sizes, config.trials, config.seed)?),
+        None => None,
+    };
+    progress.begin(n as u64, &format!("{query_name}->{gallery_name}"));
+    let options = RankOptions { top_k: 0, sizes: config.sizes };
+    let ranked = rank_with(queries, &gallery, &targets, 0..n, &options, &(random, matched), progress)?;
+
+    let patient_of: Vec<u32> = records.iter().map(|&r| meta.patient[r]).collect();
+    let ranked_queries: Vec<RankedQuery> = ranked.iter().map(|(r, _)| ranked_query(r)).collect();
+    let full = full_report(&ranked_queries, &patient_of, config)?;
+
+    let mut pools = Vec::new();
+    for (s, &size) in sizes.iter().enumerate() {
+        let outcomes: Vec<Option<&PoolOutcome>> = ranked.iter().map(|(_, (r, _))| r[s].as_ref()).collect();
+        pools.push(pool_report(size, "random", &outcomes, &patient_of, config)?);
+        if matched_is_some(&ranked) {
+            let outcomes: Vec<Option<&PoolOutcome>> =
+                ranked.iter().map(|(_, (_, m))| m.as_ref().and_then(|m| m[s].as_ref())).collect();
+            pools.push(pool_report(size, "pathology_matched", &outcomes, &patient_of, config)?);
+        }
+    }
+    for p in &pools {
+        if p.n_queries == 0 {
+            skipped_pools.push(SkippedPool {
+                pool_size: p.pool_size,
+                kind: p.kind,
+                reason: "no query has enough negatives".into(),
+            });
+        }
+    }
+    pools.retain(|p| p.n_queries > 0);
+
+    let expected_recall_curve = curve(&ranked);
+    let subgroups = subgroups(meta, records, &ranked_queries, config);
+    let n_patients = {
+        let mut p = patient_of.clone();
+        p.sort_unstable();
+        p.dedup();
+        p.len()
+    };
+    Ok(DirectionReport {
+        query_view: query_name.to_string(),
+        gallery_view: gallery_name.to_string(),
+        n_queries: n,
+        n_gallery: n,
+        n_patients,
+        full,
+        pools,
+        skipped_pools,
+        expected_recall_curve,
+        exclusions: ExclusionReport {
+            queries_without_match: 0,
+            excluded_same_study,
+            extra_positives,
+            gallery_exact_duplicates: gallery.n_duplicates(),
+        },
+        subgroups,
+    })
+}
+
+type PoolOutputs = (Vec<Option<PoolOutcome>>, Option<Vec<Option<PoolOutcome>>>);
+
+fn matched_is_some(ranked: &[(QueryRanking, PoolOutputs)]) -> bool {
+    ranked.first().is_some_and(|(_, (_, m))| m.is_some())
+}
+
+fn ranked_query(r: &QueryRanking) -> RankedQuery {
+    RankedQuery {
+        first: r.first_positive().expect("every relink query has its true match"),
+        n_negatives: r.n_negatives,
+        n_positives: r.positives.len() as u64,
+    }
+}
+
+fn full_report(queries: &[RankedQuery], patient_of: &[u32], config: &RelinkConfig) -> Result<FullReport> {
+    let s = summarize(queries, config.level);
+    let (boot_r1, boot_mrr) = if config.bootstrap_replicates > 0 {
+        let hits: Vec<f64> = queries.iter().map(|q| first_hit_probability(&q.first, 1)).collect();
+        let rr: Vec<f64> = queries.iter().map(|q| expected_reciprocal_rank(&q.first)).collect();
+        let e = cluster_bootstrap_means(
+            &[&hits, &rr],
+            patient_of,
+            config.bootstrap_replicates,
+            config.level,
+            config.seed,
+            "relink-bootstrap-full",
+        )?;
+        (Some(e[0].ci()), Some(e[1].ci()))
+    } else {
+        (None, None)
+    };
+    Ok(FullReport {
+        n_queries: s.n_queries,
+        recall_at_1: s.recall_at_1.value,
+        recall_at_5: s.recall_at_5.value,
+        recall_at_10: s.recall_at_10.value,
+        mrr: s.mrr,
+        median_rank: s.median_rank,
+        mean_rank: s.mean_rank,
+        chance_at_1: s.chance_at_1,
+        lift_at_1: s.lift_at_1,
+        ci95_recall_at_1: s.recall_at_1.ci(),
+        ci95_recall_at_5: s.recall_at_5.ci(),
+        ci95_recall_at_10: s.recall_at_10.ci(),
+        bootstrap_ci95_recall_at_1: boot_r1,
+        bootstrap_ci95_mrr: boot_mrr,
+        queries_with_ties: queries.iter().filter(|q| q.first.tied_negatives > 0).count(),
+    })
+}
+
+fn pool_report(
+    size: usize,
+    kind: &'static str,
+    outcomes: &[Option<&PoolOutcome>],
+    patient_of: &[u32],
+    config: &RelinkConfig,
+) -> Result<PoolReport> {
+    let trials = config.trials;
+    let evaluated: Vec<(usize, &PoolOutcome)> =
+        outcomes.iter().enumerate().filter_map(|(i, o)| o.map(|o| (i, o))).collect();
+    let n_q = evaluated.len();
+    let mean_hit = |o: &PoolOutcome, k: u64| {
+        o.trials.iter().map(|c| hit_probability(u64::from(c.greater), u64::from(c.tied), k)).sum::<f64>()
+            / trials as f64
+    };
+    let per_query_r1: Vec<f64> = evaluated.iter().map(|(_, o)| mean_hit(o, 1)).collect();
+    let mean =
+        |v: &mut dyn Iterator<Item = f64>| if n_q > 0 { v.sum::<f64>() / n_q as f64 } else { f64::NAN };
+    let recall_at_1 = mean(&mut per_query_r1.iter().copied());
+    let recall_at_5 = mean(&mut evaluated.iter().map(|(_, o)| mean_hit(o, 5)));
+    let recall_at_10 = mean(&mut evaluated.iter().map(|(_, o)| mean_hit(o, 10)));
+    let expected_recall_at_1 =
+        mean(&mut evaluated.iter().map(|(_, o)| expected_pool_hit_probability(&o.draw, 1)));
+    let expected_recall_at_5 =
+        mean(&mut evaluated.iter().map(|(_, o)| expected_pool_hit_probability(&o.draw, 5)));
+    // Trial t of every query forms one run of the protocol; its spread across runs.
+    let trial_sd_recall_at_1 = if n_q > 0 && trials > 1 {
+        let runs: Vec<f64> = (0..trials)
+            .map(|t| {
+                evaluated
+                    .iter()
+                    .map(|(_, o)| {
+                        hit_probability(u64::from(o.trials[t].greater), u64::from(o.trials[t].tied), 1)
+                    })
+                    .sum::<f64>()
+                    / n_q as f64
+            })
+            .collect();
+        let m = runs.iter().sum::<f64>() / trials as f64;
+        (runs.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / (trials - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    let ci =
+        if n_q > 0 { wilson(recall_at_1 * n_q as f64, n_q as f64, config.level).ci() } else { [0.0, 1.0] };
+    let bootstrap = if config.bootstrap_replicates > 0 && n_q > 0 {
+        let patients: Vec<u32> = evaluated.iter().map(|(i, _)| patient_of[*i]).collect();
+        let purpose = format!("relink-bootstrap-pool-{kind}-{size}");
+        Some(
+            cluster_bootstrap_means(
+                &[&per_query_r1],
+                &patients,
+                config.bootstrap_replicates,
+                config.level,
+                config.seed,
+                &purpose,
+            )?[0]
+                .ci(),
+        )
+    } else {
+        None
+    };
+    let chance_at_1 = 1.0 / size as f64;
+    let exact_match_fraction = (kind == "pathology_matched" && n_q > 0).then(|| {
+        evaluated.iter().map(|(_, o)| o.exact_matches as f64).sum::<f64>() / (n_q as f64 * (size - 1) as f64)
+    });
+    Ok(PoolReport {
+        pool_size: size,
+        kind,
+        trials,
+        n_queries: n_q,
+        n_queries_skipped: outcomes.len() - n_q,
+        recall_at_1,
+        ci95_recall_at_1: ci,
+        bootstrap_ci95_recall_at_1: bootstrap,
+        recall_at_5,
+        recall_at_10,
+        chance_at_1,
+        lift_at_1: recall_at_1 / chance_at_1,
+        expected_recall_at_1,
+        expected_recall_at_5,
+        trial_sd_recall_at_1,
+        exact_match_fraction,
+    })
+}
+
+/// Exact expected Recall@1 of random pools at sizes 2, 5, 10, 20, 50, ... up to the
+/// largest size every query can fill (its negatives plus the true match), which ends the grid.
+fn curve(ranked: &[(QueryRanking, PoolOutputs)]) -> Vec<CurvePoint> {
+    let Some(cap) = ranked.iter().map(|(r, _)| r.n_negatives as usize + 1).min() else { return Vec::new() };
+    let n_gallery = cap;
+    let mut grid = Vec::new();
+    let mut decade = 1usize;
+    'outer: loop {
+        for m in [2usize, 5, 10] {
+            let s = m * decade;
+            if s >= n_gallery {
+                break 'outer;
+            }
+            grid.push(s);
+        }
+        decade *= 10;
+    }
+    if n_gallery >= 2 {
+        grid.push(n_gallery);
+    }
+    grid.into_iter()
+        .map(|size| {
+            let (mut sum, mut count) = (0.0, 0usize);
+            for (r, _) in ranked {
+                let Some(a) = r.anchor_rank() else { continue };
+                if (size - 1) as u64 > r.n_negatives {
+                    continue;
+                }
+                let draw = crate::engine::pools::PoolDraw {
+                    fixed_greater: 0,
+                    fixed_tied: 0,
+                    fixed: 0,
+                    population: r.n_negatives,
+                    population_greater: a.greater,
+                    population_tied: a.tied,
+                    draws: (size - 1) as u64,
+                };
+                sum += expected_pool_hit_probability(&draw, 1);
+                count += 1;
+            }
+            CurvePoint {
+                pool_size: size,
+                expected_recall_at_1: if count > 0 { sum / count as f64 } else { f64::NAN },
+                chance_at_1: 1.0 / size as f64,
+            }
+        })
+        .filter(|p| p.expected_recall_at_1.is_finite())
+        .collect()
+}
+
+fn age_band(age: Option<f64>) -> String {
+    match age {
+        None => "unknown".into(),
+        Some(a) if a < 40.0 => "<40".into(),
+        Some(a) if a < 60.0 => "40-59".into(),
+        Some(a) if a < 80.0 => "60-79".into(),
+        Some(_) => ">=80".into(),
+    }
+}
+
+fn subgroups(
+    meta: &Metadata,
+    records: &[usize],
+    queries: &[RankedQuery],
+    config: &RelinkConfig,
+) -> Vec<SubgroupReport> {
+    let mut attributes: Vec<(&'static str, Vec<String>)> = Vec::new();
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+    if let Some(sex) = &meta.sex {
+        attributes.push(("sex", records.iter().map(|&r| text(&sex[r])).collect()));
+    }
+    if let Some(race) = &meta.race {
+        attributes.push(("race", records.iter().map(|&r| text(&race[r])).collect()));
+    }
+    if let Some(age) = &meta.age {
+        attributes.push(("age", records.iter().map(|&r| age_band(age[r])).collect()));
+    }
+    if config.split.is_none() && meta.split_names.len() > 1 {
+        attributes.push(("split", records.iter().map(|&r| meta.split_name(r).to_string()).collect()));
+    }
+    let mut out = Vec::new();
+    for (attribute, values) in attributes {
+        let mut groups: Vec<&String> = values.iter().collect();
+        groups.sort();
+        groups.dedup();
+        for value in groups {
+            let members: Vec<RankedQuery> =
+                values.iter().zip(queries).filter(|(v, _)| *v == value).map(|(_, q)| *q).collect();
+            let s = summarize(&members, config.level);
+            out.push(SubgroupReport {
+                attribute,
+                value: value.clone(),
+                n_queries: members.len(),
+                recall_at_1: s.recall_at_1.value,
+                ci95_recall_at_1: s.recall_at_1.ci(),
+                mrr: s.mrr,
+                chance_at_1: s.chance_at_1,
+                lift_at_1: s.lift_at_1,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    use super::*;
+    use crate::cohort::metadata::MetadataBuilder;
+    use crate::cohort::{View, N_FINDINGS};
+    use crate::engine::NoProgress;
+
+    /// A small in-memory cohort with known structure (until `synth` lands): patients with
+    /// 1-3 studies of 1-2 records; records of one study share one report vector; image and
+    /// report share a findings component (the "disease shortcut") and, scaled by `signal`,
+    /// a per-study instance component (what re-linkage exploits).
+    fn cohort(seed: u64, n_patients: usize, dim: usize, signal: f32) -> Cohort {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let normal = |rng: &mut ChaCha8Rng| -> f32 { StandardNormal.sample(rng) };
+        let finding_axes: Vec<Vec<f32>> =
+            (0..N_FINDINGS).map(|_| (0..dim).map(|_| normal(&mut rng)).collect()).collect();
+        let mut b = MetadataBuilder {
+            study_ids: Some(Vec::new()),
+            splits: Some(Vec::new()),
+            findings: Some(Vec::new()),
+            sex: Some(Vec::new()),
+            ..Default::default()
+        };
+        let (mut image, mut report) = (Vec::new(), Vec::new());
+        for p in 0..n_patients {
+            let sex = if rng.random_bool(0.5) { "F" } else { "M" };
+            let split = if rng.random_bool(0.8) { "test" } else { "train" };
+            for s in 0..rng.random_range(1..4) {
+                // Findings: a few common patterns so pathology-matched pools have exact matches.
+                let pattern = rng.random_range(0..6u32);
+                let labels: [Label; N_FINDINGS] = std::array::from_fn(|k| {
+                    if (pattern >> (k % 3)) & 1 == 1 && k < 6 {
+                        Label::Positive
+                    } else {
+                        Label::Negative
+                    }
+                });
+                let shared: Vec<f32> = (0..dim)
+                    .map(|j| {
+                        (0..N_FINDINGS)
+                            .filter(|&k| labels[k] == Label::Positive)
+                            .map(|k| finding_axes[k][j])
+                            .sum::<f32>()
+                    })
+                    .collect();
+                let instance: Vec<f32> = (0..dim).map(|_| normal(&mut rng)).collect();
+                let report_row: Vec<f32> =
+                    (0..dim).map(|j| shared[j] + signal * instance[j] + normal(&mut rng)).collect();
+                for r in 0..rng.random_range(1..3) {
+                    b.ids.push(format!("p{p}s{s}r{r}"));
+                    b.patient_ids.push(format!("p{p}"));
+                    b.study_ids.as_mut().unwrap().push(format!("s{s}"));
+                    b.splits.as_mut().unwrap().push(split.to_string());
+                    b.findings.as_mut().unwrap().push(labels);
+                    b.sex.as_mut().unwrap().push(Some(sex.to_string()));
+                    image.extend((0..dim).map(|j| shared[j] + signal * instance[j] + normal(&mut rng)));
+                    report.extend_from_slice(&report_row);
+                }
+            }
+        }
+        let meta = b.build(std::path::Path::new("<test>"), 0).unwrap();
+        let n = meta.len();
+        let views = vec![
+            View::from_memory("image", n, dim, image).unwrap(),
+            View::from_memory("report", n, dim, report).unwrap(),
+        ];
+        Cohort::from_parts("<test>", meta, views).unwrap()
+    }
+
+    fn config(pool_sizes: Vec<usize>) -> RelinkConfig {
+        RelinkConfig { pool_sizes, trials: 10, bootstrap_replicates: 200, ..RelinkConfig::default() }
+    }
+
+    #[test]
+    fn recall_rises_with_instance_signal() {
+        let mut last = -1.0;
+        for signal in [0.0f32, 0.5, 1.0, 2.0] {
+            let c = cohort(1, 150, 24, signal);
+            let r = relink(&c, &config(vec![10]), &NoProgress).unwrap();
+            let full = &r.forward.full;
+            assert!(full.recall_at_1 > last, "signal {signal}: {} after {last}", full.recall_at_1);
+            last = full.recall_at_1;
+            assert!(
+                full.ci95_recall_at_1[0] <= full.recall_at_1 && full.recall_at_1 <= full.ci95_recall_at_1[1]
+            );
+            let boot = full.bootstrap_ci95_recall_at_1.unwrap();
+            assert!(boot[0] <= full.recall_at_1 && full.recall_at_1 <= boot[1]);
+            // Records of a study share a report: study-level matching excludes the twins.
+            assert!(r.forward.exclusions.excluded_same_study > 0);
+        }
+        assert!(last > 0.5, "strong signal should link most records, got {last}");
+    }
+
+    #[test]
+    fn pathology_matched_pools_lower_recall_and_lift_grows_with_pool_size() {
+        let c = cohort(2, 400, 32, 0.6);
+        let cfg = RelinkConfig { hard_negatives: true, ..config(vec![2, 10, 50, 5000]) };
+        let r = relink(&c, &cfg, &NoProgress).unwrap();
+        let d = &r.forward;
+        let pool =
+            |size: usize, kind: &str| d.pools.iter().find(|p| p.pool_size == size && p.kind == kind).unwrap();
+        let mut last_lift = 0.0;
+        for size in [2, 10, 50] {
+            let random = pool(size, "random");
+            let matched = pool(size, "pathology_matched");
+            assert!(random.lift_at_1 > last_lift, "lift should grow with pool size");
+            last_lift = random.lift_at_1;
+            // Same-findings negatives are harder, but the instance signal survives them.
+            assert!(matched.recall_at_1 < random.recall_at_1, "size {size}");
+            assert!(matched.recall_at_1 > matched.chance_at_1 * 1.5, "size {size}");
+            assert!(matched.exact_match_fraction.unwrap() > 0.5);
+            // Monte-Carlo pools agree with the exact expectation within their interval.
+            for p in [random, matched] {
+                let half = (p.ci95_recall_at_1[1] - p.ci95_recall_at_1[0]) / 2.0;
+                assert!((p.recall_at_1 - p.expected_recall_at_1).abs() < half, "{p:?}");
+            }
+        }
+        assert!(last_lift < d.full.lift_at_1, "the full database has the largest lift");
+        // The pool larger than the split is skipped, with a note, for both kinds.
+        assert_eq!(d.skipped_pools.iter().filter(|s| s.pool_size == 5000).count(), 2);
+        assert!(d.subgroups.iter().any(|s| s.attribute == "sex" && s.value == "F"));
+        // The exact curve falls with pool size and stays above the full-database recall.
+        let curve = &d.expected_recall_curve;
+        assert!(curve.len() > 4 && curve[0].pool_size == 2);
+        assert!(curve.windows(2).all(|w| w[1].expected_recall_at_1 <= w[0].expected_recall_at_1 + 1e-12));
+        assert!(curve.last().unwrap().expected_recall_at_1 >= d.full.recall_at_1 - 1e-12);
+        let at_10 = curve.iter().find(|p| p.pool_size == 10).unwrap();
+        assert!((at_10.expected_recall_at_1 - pool(10, "random").expected_recall_at_1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn patient_level_matching_is_at_least_study_level_and_both_directions_run() {
+        let c = cohort(3, 120, 16, 0.8);
+        let study = relink(&c, &config(vec![10]), &NoProgress).unwrap();
+        let cfg =
+            RelinkConfig { match_level: MatchLevel::Patient, direction: Direction::Both, ..config(vec![10]) };
+        let patient = relink(&c, &cfg, &NoProgress).unwrap();
+        assert!(patient.forward.full.recall_at_1 >= study.forward.full.recall_at_1);
+        assert!(patient.forward.exclusions.extra_positives > 0);
+        let reverse = patient.reverse.as_ref().unwrap();
+        assert_eq!((reverse.query_view.as_str(), reverse.gallery_view.as_str()), ("report", "image"));
+        assert_eq!(reverse.n_queries, patient.forward.n_queries);
+    }
+
+    #[test]
+    fn bad_configurations_are_rejected_with_the_flag_named() {
+        let c = cohort(4, 20, 8, 1.0);
+        let err = |cfg: RelinkConfig| relink(&c, &cfg, &NoProgress).unwrap_err().to_string();
+        let same = RelinkConfig { gallery_view: "image".into(), ..RelinkConfig::default() };
+        assert!(err(same).contains("--query and --gallery"));
+        assert!(err(RelinkConfig { trials: 0, ..RelinkConfig::default() }).contains("--trials"));
+        assert!(err(config(vec![1])).contains("--pools"));
+        let e = err(config(vec![100_000]));
+        assert!(e.contains("--pools") && e.contains("exceeds"), "{e}");
+        let e = err(RelinkConfig { split: Some("validation".into()), ..RelinkConfig::default() });
+        assert!(e.contains("validation") && e.contains("test"), "{e}");
+        let e = err(RelinkConfig { gallery_view: "text".into(), ..RelinkConfig::default() });
+        assert!(e.contains("text") && e.contains("report"), "{e}");
+    }
+}
