@@ -7,6 +7,7 @@ mod util;
 
 mod accountant;
 mod cohort_input;
+mod demo;
 mod inspect;
 mod probes;
 mod relink;
