@@ -41,6 +41,25 @@ fn section<'a>(md: &'a str, heading: &str) -> &'a str {
     &rest[..end]
 }
 
+/// The cells of the Markdown table row whose first cell is `first`.
+fn row_cells<'a>(text: &'a str, first: &str) -> Vec<&'a str> {
+    text.lines()
+        .map(|l| l.trim().trim_matches('|').split(" | ").map(str::trim).collect::<Vec<_>>())
+        .find(|cells| cells[0] == first)
+        .unwrap_or_else(|| panic!("no table row {first:?} in:\n{text}"))
+}
+
+/// Index of the column titled `title` in the first table of `text`.
+fn column_of(text: &str, title: &str) -> usize {
+    let header = text.lines().find(|l| l.starts_with('|')).expect("a table");
+    let cells: Vec<&str> = header.trim().trim_matches('|').split(" | ").map(str::trim).collect();
+    cells.iter().position(|c| *c == title).unwrap_or_else(|| panic!("no column {title:?} in {header}"))
+}
+
+fn cell(text: &str, row: &str, column: usize) -> String {
+    row_cells(text, row)[column].to_string()
+}
+
 #[test]
 fn demo_report_numbers_equal_the_run_json() {
     let tmp = temp_dir();
@@ -76,21 +95,24 @@ fn demo_report_numbers_equal_the_run_json() {
             .lines()
             .find(|l| l.starts_with(&format!("| {model} |")))
             .unwrap_or_else(|| panic!("no comparison row for {model}:\n{comparison}"));
-        let cell = format!("{} ({})", fmt::pct(recall), fmt::times(lift));
-        assert!(row.trim_end().ends_with(&format!("| {cell} |")), "{model}: {row} lacks {cell}");
-        assert!(html.contains(&cell), "the HTML report lacks {cell}");
+        let shown = format!("{} ({})", fmt::pct(recall), fmt::times(lift));
+        assert!(row.trim_end().ends_with(&format!("| {shown} |")), "{model}: {row} lacks {shown}");
+        assert!(html.contains(&shown), "the HTML report lacks {shown}");
 
-        // Utility: the macro AUROC and its interval.
+        // Utility: one column per model in the comparison table, macro AUROC and interval on top.
         let utility_json = audit(&run, "utility", model);
         let macro_auroc = f(utility_json, "/macro_auroc");
         let ci = [f(utility_json, "/ci95_macro_auroc/0"), f(utility_json, "/ci95_macro_auroc/1")];
-        let text = section(utility, &format!("### {model}"));
-        let expected = format!("**{}** (95% CI {})", fmt::score(macro_auroc), fmt::score_interval(ci));
-        assert!(text.contains(&expected), "{model}: utility section lacks {expected}:\n{text}");
+        let column = column_of(utility, &format!("{model} (image)"));
+        assert_eq!(cell(utility, "Macro AUROC", column), fmt::score(macro_auroc), "{model}");
+        assert_eq!(cell(utility, "Macro 95% CI", column), fmt::score_interval(ci), "{model}");
         assert!(html.contains(&fmt::score(macro_auroc)));
         for (finding, value) in utility_json["per_finding"].as_object().unwrap() {
-            let line = format!("| {finding} | {} |", fmt::score(value.as_f64().unwrap()));
-            assert!(text.contains(&line), "{model}: utility lacks {line}");
+            assert_eq!(
+                cell(utility, finding, column),
+                fmt::score(value.as_f64().unwrap()),
+                "{model} {finding}"
+            );
         }
 
         // Attributes: one row per attribute.
