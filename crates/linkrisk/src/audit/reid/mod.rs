@@ -241,12 +241,9 @@ pub struct ReidReport {
     pub view: String,
     /// Split audited.
     pub split: String,
-    /// The headline attacker when it is a trained one (absent: nearest neighbour), as the
-    /// report and run-directory keys expect.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attacker: Option<&'static str>,
-    /// The attacker whose figures are at the top level (the strongest by Rank-1).
-    pub headline_attacker: &'static str,
+    /// The headline attacker, whose figures are at the top level: the strongest by Rank-1
+    /// (`nearest-neighbour` or `linear-metric`).
+    pub attacker: &'static str,
     /// `excluded` (default) or `positive`: how other records of the query's study count.
     pub same_study: &'static str,
     /// Seed of negative pairs, bootstrap and model selection.
@@ -282,13 +279,18 @@ impl ReidReport {
         flags
     }
 
+    /// One report per attacker, in `attackers` order: what `--out RUN` records.
+    pub fn run_entries(&self) -> Vec<ReidReport> {
+        (0..self.attackers.len()).filter_map(|i| self.for_attacker(i)).collect()
+    }
+
     /// The report as if only attacker `index` of `attackers` had run: one entry per
-    /// attacker in a run directory, so the report shows them side by side.
+    /// attacker in a run directory (keys `reid:VIEW@SPLIT+ATTACKER`), so the report shows
+    /// them side by side and a rerun replaces each attacker's own entry.
     pub fn for_attacker(&self, index: usize) -> Option<ReidReport> {
         let chosen = self.attackers.get(index)?;
         Some(ReidReport {
-            attacker: (chosen.attacker != NEAREST_NEIGHBOUR).then_some(chosen.attacker),
-            headline_attacker: chosen.attacker,
+            attacker: chosen.attacker,
             headline: chosen.figures.clone(),
             attackers: vec![chosen.clone()],
             linear_metric: if chosen.attacker == LINEAR_METRIC { self.linear_metric.clone() } else { None },
@@ -297,7 +299,13 @@ impl ReidReport {
     }
 }
 
-/// Run the re-identification audit on `cohort`.
+/// Run the re-identification audit on `cohort` without progress reports (the library entry
+/// that `linkrisk demo` and other callers use).
+pub fn run(cohort: &Cohort, config: &ReidConfig) -> Result<ReidReport> {
+    reid(cohort, config, &crate::engine::NoProgress)
+}
+
+/// Run the re-identification audit on `cohort`, reporting progress of each ranking pass.
 pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Result<ReidReport> {
     config.validate()?;
     let meta = &cohort.metadata;
@@ -362,8 +370,7 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
         linkrisk_version: crate::VERSION,
         view: config.view.clone(),
         split: config.split.clone(),
-        attacker: (head.attacker != NEAREST_NEIGHBOUR).then_some(head.attacker),
-        headline_attacker: head.attacker,
+        attacker: head.attacker,
         same_study: if config.include_same_study { "positive" } else { "excluded" },
         seed: config.seed,
         level: config.level,
@@ -373,6 +380,39 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
         exclusions: plan.exclusions,
         linear_metric,
     })
+}
+
+/// Write the per-record re-identification outcomes of `report` (cohort `metadata`) to
+/// `path` as CSV, one row per query record, in the format `linkrisk attributes
+/// --reidentified` reads ([`crate::cohort::flags::read_flags`]): columns `id`,
+/// `reidentified` (the headline attacker's flag, `true`/`false`), `rank_1_probability`
+/// (its P(nearest neighbour is the same patient)) and, per attacker run,
+/// `reidentified_<attacker>` (`-` as `_`). Records that were not queries are not listed.
+/// Per-record results are sensitive: callers write them only on an explicit request
+/// (`--per-record`). Returns the number of rows written.
+pub fn write_per_record(report: &ReidReport, metadata: &crate::cohort::Metadata, path: &std::path::Path) -> Result<usize> {
+    let mut header = vec!["id".to_string(), "reidentified".to_string(), "rank_1_probability".to_string()];
+    header.extend(report.attackers.iter().map(|a| format!("reidentified_{}", a.attacker.replace('-', "_"))));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let csv_error = |e: csv::Error| Error::write(path, std::io::Error::other(e.to_string()));
+    writer.write_record(&header).map_err(csv_error)?;
+    let per_attacker: Vec<&[QueryOutcome]> = report.attackers.iter().map(|a| a.figures.per_query.as_slice()).collect();
+    let mut row = Vec::with_capacity(header.len());
+    for (i, q) in report.headline.per_query.iter().enumerate() {
+        row.clear();
+        row.push(metadata.ids[q.record].clone());
+        row.push((q.rank_1 >= 0.5).to_string());
+        row.push(format!("{}", q.rank_1));
+        for outcomes in &per_attacker {
+            let other = &outcomes[i];
+            debug_assert_eq!(other.record, q.record, "attackers rank the same queries in the same order");
+            row.push((other.rank_1 >= 0.5).to_string());
+        }
+        writer.write_record(&row).map_err(csv_error)?;
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
+    crate::cohort::write::atomic_bytes(path, &bytes)?;
+    Ok(report.headline.per_query.len())
 }
 
 /// Where the attribute audit's re-identified flags came from (recorded in its JSON).
@@ -416,7 +456,7 @@ pub fn reidentified_flags(
     let report = reid(cohort, config, progress)?;
     let flags = report.flags(cohort.len());
     let source = FlagSource::ReidAudit {
-        attacker: report.headline_attacker,
+        attacker: report.attacker,
         view: report.view.clone(),
         split: report.split.clone(),
         rank_1: report.headline.rank_1,

@@ -286,8 +286,7 @@ fn trained_attacker_beats_nearest_neighbour_on_a_synthetic_cohort() {
     assert!(lm.figures.map > nn.figures.map);
     assert!(lm.figures.verification_auroc.unwrap() > nn.figures.verification_auroc.unwrap());
     // The headline is the stronger attacker, flagged as trained.
-    assert_eq!(report.headline_attacker, LINEAR_METRIC);
-    assert_eq!(report.attacker, Some(LINEAR_METRIC));
+    assert_eq!(report.attacker, LINEAR_METRIC);
     assert_eq!(report.headline.rank_1, trained);
     // Both attackers ranked the same queries.
     assert_eq!(nn.figures.n_queries, lm.figures.n_queries);
@@ -316,10 +315,19 @@ fn trained_attacker_beats_nearest_neighbour_on_a_synthetic_cohort() {
     }
     // One entry per attacker for a run directory.
     let nn_only = report.for_attacker(0).unwrap();
-    assert_eq!((nn_only.attacker, nn_only.headline.rank_1), (None, raw));
+    assert_eq!((nn_only.attacker, nn_only.headline.rank_1), (NEAREST_NEIGHBOUR, raw));
     assert!(nn_only.linear_metric.is_none() && nn_only.attackers.len() == 1);
-    assert_eq!(report.for_attacker(1).unwrap().attacker, Some(LINEAR_METRIC));
+    assert_eq!(report.for_attacker(1).unwrap().attacker, LINEAR_METRIC);
     assert!(report.for_attacker(2).is_none());
+    let entries = report.run_entries();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].headline.rank_1, trained);
+    // The run-directory keys keep the two attackers apart.
+    let keys: Vec<String> = entries
+        .iter()
+        .map(|e| crate::report::run::entry_key(&serde_json::to_value(e).unwrap(), None).unwrap())
+        .collect();
+    assert_eq!(keys, ["reid:image@test+nearest-neighbour", "reid:image@test+linear-metric"]);
 }
 
 #[test]
@@ -332,12 +340,20 @@ fn json_has_the_interface_keys_and_no_per_record_data() {
         assert!(json.get(key).is_some(), "missing {key}");
     }
     assert_eq!(json["audit"], "reid");
-    assert!(json.get("attacker").is_none(), "nearest neighbour has no attacker key");
+    assert_eq!(json["attacker"], "nearest-neighbour");
+    assert_eq!(json["attackers"].as_array().unwrap().len(), 1);
+    assert_eq!(json["attackers"][0]["rank_1"], json["rank_1"]);
     assert_eq!(json["cmc"].as_object().unwrap().len(), 4);
     assert!(json["ci95_map"].is_null(), "no bootstrap, no mAP interval");
     assert_eq!(json["verification_roc"]["fpr"].as_array().unwrap().len(), json["verification_roc"]["tpr"].as_array().unwrap().len());
+    // No per-record data: no key holds one entry per query or record.
     let text = json.to_string();
-    assert!(!text.contains("per_query") && !text.contains("per_record") && json.get("reidentified").is_none());
+    assert!(!text.contains("\"per_query\"") && !text.contains("\"per_record\"") && !text.contains("\"reidentified\""));
+    for id in &cohort.metadata.ids {
+        assert!(!text.contains(&format!("\"{id}\"")), "record id {id} in the JSON");
+    }
+    // The ROC curve is thinned to a bounded number of points.
+    assert!(json["verification_roc"]["fpr"].as_array().unwrap().len() <= 2 * 200 + 2);
     assert!(report.linear_metric.is_none());
 }
 
