@@ -38,8 +38,12 @@ pub enum Attackers {
     NearestNeighbour,
     /// The trained linear metric only.
     LinearMetric,
-    /// Both, side by side; the stronger is the headline (default).
+    /// Both, side by side; the stronger is the headline.
     Both,
+    /// Both when the train split has patients to learn from (at least two studies, none
+    /// of them audited), else nearest neighbour alone with the reason recorded in
+    /// `linear_metric_skipped` (default).
+    Auto,
 }
 
 impl FromStr for Attackers {
@@ -49,7 +53,8 @@ impl FromStr for Attackers {
             "none" | "nearest-neighbour" => Ok(Attackers::NearestNeighbour),
             "linear-metric" => Ok(Attackers::LinearMetric),
             "both" => Ok(Attackers::Both),
-            other => Err(Error::config(format!("--attacker {other}: use none, linear-metric or both"))),
+            "auto" => Ok(Attackers::Auto),
+            other => Err(Error::config(format!("--attacker {other}: use auto, none, linear-metric or both"))),
         }
     }
 }
@@ -126,7 +131,7 @@ impl Default for ReidConfig {
             view: "image".into(),
             split: "test".into(),
             train_split: "train".into(),
-            attackers: Attackers::Both,
+            attackers: Attackers::Auto,
             include_same_study: false,
             seed: 0,
             bootstrap_replicates: 1000,
@@ -140,9 +145,9 @@ impl Default for ReidConfig {
 }
 
 impl ReidConfig {
-    /// Whether the trained attacker runs.
+    /// Whether the trained attacker must run (an error when it cannot be trained).
     pub fn trains(&self) -> bool {
-        self.attackers != Attackers::NearestNeighbour
+        matches!(self.attackers, Attackers::LinearMetric | Attackers::Both)
     }
 
     /// Reject bad values with a message naming the flag.
@@ -261,6 +266,8 @@ pub struct ReidReport {
     pub exclusions: ReidExclusions,
     /// How the trained attacker was trained (null when it did not run).
     pub linear_metric: Option<LinearMetricReport>,
+    /// Why the trained attacker did not run under `--attacker auto` (null otherwise).
+    pub linear_metric_skipped: Option<String>,
 }
 
 impl ReidReport {
@@ -322,8 +329,8 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
         sizes: config.sizes,
     };
     // Train first: a training error should come before the long ranking pass.
-    let trained = if config.trains() {
-        Some(training::train(
+    let train = || {
+        training::train(
             meta,
             view,
             &config.train_split,
@@ -332,9 +339,27 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
             config.seed,
             config.sizes,
             progress,
-        )?)
-    } else {
-        None
+        )
+    };
+    let mut linear_metric_skipped = None;
+    let trained = match config.attackers {
+        Attackers::NearestNeighbour => None,
+        Attackers::LinearMetric | Attackers::Both => Some(train()?),
+        Attackers::Auto if config.split == config.train_split => {
+            linear_metric_skipped = Some(format!(
+                "--train-split {0} is the audited split; the trained attacker must learn on other patients",
+                config.split
+            ));
+            None
+        }
+        Attackers::Auto => match train() {
+            Ok(t) => Some(t),
+            Err(Error::Config(reason)) => {
+                linear_metric_skipped = Some(reason);
+                None
+            }
+            Err(e) => return Err(e),
+        },
     };
     let data = gather(view, &records);
     let rows = Rows::new(&data, records.len(), view.dim())?;
@@ -379,6 +404,7 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
         attackers,
         exclusions: plan.exclusions,
         linear_metric,
+        linear_metric_skipped,
     })
 }
 

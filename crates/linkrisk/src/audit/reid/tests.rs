@@ -274,6 +274,7 @@ fn trained_attacker_beats_nearest_neighbour_on_a_synthetic_cohort() {
     let config = ReidConfig { bootstrap_replicates: 200, ..ReidConfig::default() };
     let report = reid(&cohort, &config, &NoProgress).unwrap();
     assert_eq!(report.attackers.len(), 2);
+    assert!(report.linear_metric_skipped.is_none());
     let nn = &report.attackers[0];
     let lm = &report.attackers[1];
     assert_eq!((nn.attacker, lm.attacker), (NEAREST_NEIGHBOUR, LINEAR_METRIC));
@@ -362,10 +363,18 @@ fn exclusions_and_configuration_errors() {
     let cohort = synthetic(150, 7);
     let run = |config: ReidConfig| reid(&cohort, &config, &NoProgress);
     let err = |config: ReidConfig| run(config).unwrap_err().to_string();
-    let e = err(ReidConfig { train_split: "test".into(), ..ReidConfig::default() });
+    let both = ReidConfig { attackers: Attackers::Both, bootstrap_replicates: 0, ..ReidConfig::default() };
+    let e = err(ReidConfig { train_split: "test".into(), ..both.clone() });
     assert!(e.contains("--train-split test") && e.contains("--attacker none"), "{e}");
-    let e = err(ReidConfig { train_split: "validation".into(), ..ReidConfig::default() });
+    let e = err(ReidConfig { train_split: "validation".into(), ..both.clone() });
     assert!(e.contains("validation"), "{e}");
+    // `auto` falls back to nearest neighbour and says why.
+    let auto = run(ReidConfig { train_split: "test".into(), bootstrap_replicates: 0, ..ReidConfig::default() }).unwrap();
+    assert_eq!((auto.attacker, auto.attackers.len()), (NEAREST_NEIGHBOUR, 1));
+    assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("--train-split test"));
+    let auto = run(ReidConfig { train_split: "validation".into(), bootstrap_replicates: 0, ..ReidConfig::default() }).unwrap();
+    assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("validation"), "{auto:?}");
+    assert!("auto".parse::<Attackers>().unwrap() == Attackers::Auto && "nn".parse::<Attackers>().is_err());
     assert!(err(ReidConfig { negatives_per_query: 0, ..ReidConfig::default() }).contains("--negatives-per-query"));
     assert!(err(ReidConfig { bootstrap_replicates: 1, ..ReidConfig::default() }).contains("--bootstrap"));
     assert!(err(ReidConfig { view: "text".into(), ..ReidConfig::default() }).contains("text"));
@@ -395,8 +404,12 @@ fn exclusions_and_configuration_errors() {
     let meta = b.build(Path::new("<t>"), 0).unwrap();
     let n = meta.len();
     let small = Cohort::from_parts("<t>", meta, vec![View::from_memory("image", n, 6, data).unwrap()]).unwrap();
-    let e = reid(&small, &ReidConfig::default(), &NoProgress).unwrap_err().to_string();
+    let e = reid(&small, &ReidConfig { attackers: Attackers::Both, ..ReidConfig::default() }, &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--train-split train") && e.contains("two or more studies"), "{e}");
+    let auto = reid(&small, &ReidConfig::default(), &NoProgress).unwrap();
+    assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("two or more studies"));
     assert!(reid(&small, &nn_config(false), &NoProgress).is_ok());
     let e = reid(&small, &ReidConfig { split: "train".into(), ..nn_config(false) }, &NoProgress).unwrap_err().to_string();
     assert!(e.contains("--split train") && e.contains("no patient"), "{e}");
