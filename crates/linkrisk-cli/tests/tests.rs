@@ -9,6 +9,7 @@ mod accountant;
 mod cohort_input;
 mod inspect;
 mod probes;
+mod reid;
 mod relink;
 mod report;
 mod synth;

@@ -102,7 +102,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     progress.0.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     for entry in report.run_entries() {
-        crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(args.seed), seconds, &entry)?;
+        crate::output::record_in_run(
+            args.out.as_deref(),
+            crate::output::argv(),
+            Some(args.seed),
+            seconds,
+            &entry,
+        )?;
     }
     let per_record = match &args.per_record {
         Some(path) => Some((path, write_per_record(&report, &cohort.metadata, path)?)),
@@ -156,7 +162,9 @@ fn print_report(report: &ReidReport) {
         });
     }
     row("mAP", &|f| format!("{:.4}", f.map));
-    row("mAP 95% CI (bootstrap)", &|f| f.ci95_map.map_or("-".into(), |c| format!("[{:.4}, {:.4}]", c[0], c[1])));
+    row("mAP 95% CI (bootstrap)", &|f| {
+        f.ci95_map.map_or("-".into(), |c| format!("[{:.4}, {:.4}]", c[0], c[1]))
+    });
     row("verification AUROC", &|f| f.verification_auroc.map_or("-".into(), |v| format!("{v:.4}")));
     row("AUROC 95% CI", &|f| {
         f.ci95_verification_auroc.map_or("-".into(), |c| format!("[{:.4}, {:.4}]", c[0], c[1]))

@@ -85,7 +85,11 @@ impl PatientScatter {
         let mut deviation = vec![0f64; SCATTER_BLOCK_ROWS * dim];
         let mut filled = 0usize;
         let mut patient_mean = vec![0f64; dim];
-        let flush = |filled: usize, centred: &[f64], deviation: &[f64], total: &mut Mat<f64>, within: &mut Mat<f64>| {
+        let flush = |filled: usize,
+                     centred: &[f64],
+                     deviation: &[f64],
+                     total: &mut Mat<f64>,
+                     within: &mut Mat<f64>| {
             if filled == 0 {
                 return;
             }
@@ -141,9 +145,9 @@ impl PatientScatter {
         let trace: f64 = (0..d).map(|j| self.within[(j, j)]).sum();
         let ridge = shrinkage * (trace / d as f64).max(f64::MIN_POSITIVE);
         let regularised = Mat::from_fn(d, d, |a, b| self.within[(a, b)] + if a == b { ridge } else { 0.0 });
-        let evd = regularised
-            .self_adjoint_eigen(Side::Lower)
-            .map_err(|e| Error::config(format!("eigendecomposition of the within-patient covariance failed: {e:?}")))?;
+        let evd = regularised.self_adjoint_eigen(Side::Lower).map_err(|e| {
+            Error::config(format!("eigendecomposition of the within-patient covariance failed: {e:?}"))
+        })?;
         let values = evd.S().column_vector();
         // W = U diag(1/sqrt(lambda)): W^T S_w,reg W = I.
         let whitening = Mat::from_fn(d, d, |a, k| evd.U()[(a, k)] / values[k].max(ridge).sqrt());
@@ -153,14 +157,21 @@ impl PatientScatter {
         let mut whitened = Mat::<f64>::zeros(d, d);
         matmul(whitened.as_mut(), Accum::Replace, whitening.transpose(), tmp.as_ref(), 1.0, Par::rayon(0));
         let whitened = Mat::from_fn(d, d, |a, b| 0.5 * (whitened[(a, b)] + whitened[(b, a)]));
-        let evd = whitened
-            .self_adjoint_eigen(Side::Lower)
-            .map_err(|e| Error::config(format!("eigendecomposition of the between-patient covariance failed: {e:?}")))?;
+        let evd = whitened.self_adjoint_eigen(Side::Lower).map_err(|e| {
+            Error::config(format!("eigendecomposition of the between-patient covariance failed: {e:?}"))
+        })?;
         // Eigenvalues come ascending; we want descending.
         let between_variance: Vec<f64> = (0..d).rev().map(|k| evd.S().column_vector()[k]).collect();
         let rotation = Mat::from_fn(d, d, |a, k| evd.U()[(a, d - 1 - k)]);
         let mut directions = Mat::<f64>::zeros(d, d);
-        matmul(directions.as_mut(), Accum::Replace, whitening.as_ref(), rotation.as_ref(), 1.0, Par::rayon(0));
+        matmul(
+            directions.as_mut(),
+            Accum::Replace,
+            whitening.as_ref(),
+            rotation.as_ref(),
+            1.0,
+            Par::rayon(0),
+        );
         Ok(MetricBasis { mean: self.mean.clone(), directions, between_variance, shrinkage })
     }
 }
@@ -287,13 +298,15 @@ mod tests {
             let identity: [f64; 2] = [rng.sample(StandardNormal), rng.sample(StandardNormal)];
             for _ in 0..per_patient {
                 let noise: [f64; 4] = std::array::from_fn(|_| rng.sample(StandardNormal));
-                rows.extend([
-                    identity[0] + 0.1 * noise[0],
-                    identity[1] + 0.1 * noise[1],
-                    5.0 * noise[2],
-                    0.1 * noise[3],
-                ]
-                .map(|v| v as f32));
+                rows.extend(
+                    [
+                        identity[0] + 0.1 * noise[0],
+                        identity[1] + 0.1 * noise[1],
+                        5.0 * noise[2],
+                        0.1 * noise[3],
+                    ]
+                    .map(|v| v as f32),
+                );
                 patient.push(p as u32 * 7);
             }
         }

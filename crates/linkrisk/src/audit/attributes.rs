@@ -703,7 +703,8 @@ mod tests {
         // are predicted better on the re-identified records (paper 2).
         use crate::audit::reid::{Attackers, FlagSource, ReidConfig};
         let c = cohort_with_noise(700, 24, 0.4, 11, &|p| if p % 3 == 0 { 2.0 } else { 0.3 });
-        let config = AttributesConfig { min_group_records: 30, targets: vec![Attribute::Sex], ..Default::default() };
+        let config =
+            AttributesConfig { min_group_records: 30, targets: vec![Attribute::Sex], ..Default::default() };
         let reid = ReidConfig {
             attackers: Attackers::NearestNeighbour,
             split: "train".into(), // replaced by the eval split

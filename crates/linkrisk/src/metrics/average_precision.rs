@@ -163,7 +163,10 @@ mod tests {
         }
         assert!((expected_average_precision(&positives) - total / count).abs() < 1e-12);
         // No ties: the usual AP; perfect ranking: 1.
-        assert!((expected_average_precision(&[pr(0.8, 0, 0), pr(0.5, 1, 0)]) - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-15);
+        assert!(
+            (expected_average_precision(&[pr(0.8, 0, 0), pr(0.5, 1, 0)]) - (1.0 + 2.0 / 3.0) / 2.0).abs()
+                < 1e-15
+        );
         assert_eq!(expected_average_precision(&[pr(0.8, 0, 0), pr(0.7, 0, 0)]), 1.0);
         assert!(expected_average_precision(&[]).is_nan());
     }

@@ -522,8 +522,11 @@ fn first_roc(obj: &Obj, keys: &[&str]) -> Vec<(f64, f64)> {
 /// becomes one column each (named `NAME/ATTACKER`), one with at most one is read from the
 /// top level.
 fn reid_entries(audit: &Obj, name: String) -> Vec<Reid> {
-    let listed: Vec<&Obj> =
-        audit.get("attackers").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_object).collect()).unwrap_or_default();
+    let listed: Vec<&Obj> = audit
+        .get("attackers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default();
     if listed.len() < 2 {
         return vec![reid(audit, name)];
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use rand::seq::index::sample;
 use serde::Serialize;
 
-use super::{ReidExclusions, RecordOutcome};
+use super::{RecordOutcome, ReidExclusions};
 use crate::audit::probing::NamedValues;
 use crate::cohort::Metadata;
 use crate::engine::{
@@ -193,8 +193,15 @@ pub(crate) fn rank_plan(
     };
     progress.begin(plan.queries.len() as u64, what);
     let rank_options = RankOptions { top_k: 0, sizes: options.sizes };
-    let ranked =
-        rank_with(queries, &gallery, &plan.targets, 0..plan.queries.len(), &rank_options, &sampler, progress)?;
+    let ranked = rank_with(
+        queries,
+        &gallery,
+        &plan.targets,
+        0..plan.queries.len(),
+        &rank_options,
+        &sampler,
+        progress,
+    )?;
     Ok((ranked, gallery.n_duplicates()))
 }
 
@@ -205,7 +212,11 @@ pub(crate) fn mean_rank_1(ranked: &[(QueryRanking, Vec<f32>)]) -> f64 {
 }
 
 fn best(r: &QueryRanking) -> FirstPositive {
-    r.first_positive().unwrap_or(FirstPositive { greater: r.n_negatives, tied_negatives: 0, tied_positives: 1 })
+    r.first_positive().unwrap_or(FirstPositive {
+        greater: r.n_negatives,
+        tied_negatives: 0,
+        tied_positives: 1,
+    })
 }
 
 /// One query's outcome (kept out of the JSON).
@@ -342,8 +353,9 @@ pub(crate) fn figures(
     let rank_1 = wilson(cmc_sums[0], nf, level);
     let cmc_at = |k: usize| cmc_sums[k - 1] / nf;
     let cmc = NamedValues(CMC_RANKS.iter().map(|&k| (k.to_string(), cmc_at(k))).collect());
-    let ci95_cmc =
-        NamedValues(CMC_RANKS.iter().map(|&k| (k.to_string(), wilson(cmc_sums[k - 1], nf, level).ci())).collect());
+    let ci95_cmc = NamedValues(
+        CMC_RANKS.iter().map(|&k| (k.to_string(), wilson(cmc_sums[k - 1], nf, level).ci())).collect(),
+    );
     let cmc_curve: Vec<f64> = (1..=options.max_cmc_rank).map(cmc_at).collect();
     let hits: Vec<f64> = per_query.iter().map(|q| q.rank_1).collect();
     let aps: Vec<f64> = per_query.iter().map(|q| q.average_precision).collect();
@@ -406,7 +418,11 @@ struct Verification {
 /// Same- vs different-patient AUROC over all positive pairs and the sampled negative pairs,
 /// with the variance of the AUROC's influence function summed within query patients
 /// (pairs of one patient are not independent).
-fn verification(plan: &QueryPlan, ranked: &[(QueryRanking, Vec<f32>)], options: &PassOptions) -> Result<Verification> {
+fn verification(
+    plan: &QueryPlan,
+    ranked: &[(QueryRanking, Vec<f32>)],
+    options: &PassOptions,
+) -> Result<Verification> {
     let n_pos: usize = ranked.iter().map(|(r, _)| r.positives.len()).sum();
     let n_neg: usize = ranked.iter().map(|(_, s)| s.len()).sum();
     let pairs = VerificationPairs {
@@ -448,7 +464,9 @@ fn thin(fpr: Vec<f64>, tpr: Vec<f64>, thresholds: Vec<f64>) -> RocPoints {
     let last = fpr.len().saturating_sub(1);
     for j in 0..fpr.len() {
         let far = match (out.fpr.last(), out.tpr.last()) {
-            (Some(&f), Some(&t)) => (fpr[j] - f).abs() >= ROC_RESOLUTION || (tpr[j] - t).abs() >= ROC_RESOLUTION,
+            (Some(&f), Some(&t)) => {
+                (fpr[j] - f).abs() >= ROC_RESOLUTION || (tpr[j] - t).abs() >= ROC_RESOLUTION
+            }
             _ => true,
         };
         if far || j == last {

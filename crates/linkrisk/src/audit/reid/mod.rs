@@ -168,7 +168,10 @@ impl ReidConfig {
             return Err(Error::config(format!("interval level must be in (0, 1), got {}", self.level)));
         }
         if self.max_cmc_rank < 20 {
-            return Err(Error::config(format!("the CMC curve needs at least 20 ranks, got {}", self.max_cmc_rank)));
+            return Err(Error::config(format!(
+                "the CMC curve needs at least 20 ranks, got {}",
+                self.max_cmc_rank
+            )));
         }
         let lm = &self.linear_metric;
         if lm.shrinkages.is_empty() || lm.shrinkages.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
@@ -416,13 +419,18 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
 /// `reidentified_<attacker>` (`-` as `_`). Records that were not queries are not listed.
 /// Per-record results are sensitive: callers write them only on an explicit request
 /// (`--per-record`). Returns the number of rows written.
-pub fn write_per_record(report: &ReidReport, metadata: &crate::cohort::Metadata, path: &std::path::Path) -> Result<usize> {
+pub fn write_per_record(
+    report: &ReidReport,
+    metadata: &crate::cohort::Metadata,
+    path: &std::path::Path,
+) -> Result<usize> {
     let mut header = vec!["id".to_string(), "reidentified".to_string(), "rank_1_probability".to_string()];
     header.extend(report.attackers.iter().map(|a| format!("reidentified_{}", a.attacker.replace('-', "_"))));
     let mut writer = csv::Writer::from_writer(Vec::new());
     let csv_error = |e: csv::Error| Error::write(path, std::io::Error::other(e.to_string()));
     writer.write_record(&header).map_err(csv_error)?;
-    let per_attacker: Vec<&[QueryOutcome]> = report.attackers.iter().map(|a| a.figures.per_query.as_slice()).collect();
+    let per_attacker: Vec<&[QueryOutcome]> =
+        report.attackers.iter().map(|a| a.figures.per_query.as_slice()).collect();
     let mut row = Vec::with_capacity(header.len());
     for (i, q) in report.headline.per_query.iter().enumerate() {
         row.clear();

@@ -35,7 +35,8 @@ fn grid_cohort(seed: u64) -> Cohort {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dim = rng.random_range(4..8);
     let palette: Vec<Vec<f32>> = (0..rng.random_range(2..14)).map(|_| grid_vector(&mut rng, dim)).collect();
-    let mut b = MetadataBuilder { study_ids: Some(Vec::new()), splits: Some(Vec::new()), ..Default::default() };
+    let mut b =
+        MetadataBuilder { study_ids: Some(Vec::new()), splits: Some(Vec::new()), ..Default::default() };
     let mut data = Vec::new();
     let n_patients = rng.random_range(2..7);
     'patients: for p in 0..n_patients {
@@ -299,7 +300,8 @@ fn trained_attacker_beats_nearest_neighbour_on_a_synthetic_cohort() {
     assert_eq!(training.selection, "validation");
     assert!(!training.candidates.is_empty());
     let best = training.candidates.iter().map(|c| c.validation_rank_1).fold(f64::MIN, f64::max);
-    let chosen = training.candidates.iter().find(|c| c.shrinkage == training.shrinkage && c.rank == training.rank);
+    let chosen =
+        training.candidates.iter().find(|c| c.shrinkage == training.shrinkage && c.rank == training.rank);
     assert_eq!(chosen.unwrap().validation_rank_1, best);
     // Intervals bracket the estimates; the CMC rises with rank.
     for f in [&nn.figures, &lm.figures] {
@@ -334,10 +336,24 @@ fn trained_attacker_beats_nearest_neighbour_on_a_synthetic_cohort() {
 #[test]
 fn json_has_the_interface_keys_and_no_per_record_data() {
     let cohort = synthetic(200, 5);
-    let config = ReidConfig { attackers: Attackers::NearestNeighbour, bootstrap_replicates: 0, ..ReidConfig::default() };
+    let config = ReidConfig {
+        attackers: Attackers::NearestNeighbour,
+        bootstrap_replicates: 0,
+        ..ReidConfig::default()
+    };
     let report = reid(&cohort, &config, &NoProgress).unwrap();
     let json = serde_json::to_value(&report).unwrap();
-    for key in ["audit", "view", "n_queries", "n_gallery", "rank_1", "ci95_rank_1", "cmc", "map", "verification_auroc"] {
+    for key in [
+        "audit",
+        "view",
+        "n_queries",
+        "n_gallery",
+        "rank_1",
+        "ci95_rank_1",
+        "cmc",
+        "map",
+        "verification_auroc",
+    ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
     assert_eq!(json["audit"], "reid");
@@ -346,10 +362,17 @@ fn json_has_the_interface_keys_and_no_per_record_data() {
     assert_eq!(json["attackers"][0]["rank_1"], json["rank_1"]);
     assert_eq!(json["cmc"].as_object().unwrap().len(), 4);
     assert!(json["ci95_map"].is_null(), "no bootstrap, no mAP interval");
-    assert_eq!(json["verification_roc"]["fpr"].as_array().unwrap().len(), json["verification_roc"]["tpr"].as_array().unwrap().len());
+    assert_eq!(
+        json["verification_roc"]["fpr"].as_array().unwrap().len(),
+        json["verification_roc"]["tpr"].as_array().unwrap().len()
+    );
     // No per-record data: no key holds one entry per query or record.
     let text = json.to_string();
-    assert!(!text.contains("\"per_query\"") && !text.contains("\"per_record\"") && !text.contains("\"reidentified\""));
+    assert!(
+        !text.contains("\"per_query\"")
+            && !text.contains("\"per_record\"")
+            && !text.contains("\"reidentified\"")
+    );
     for id in &cohort.metadata.ids {
         assert!(!text.contains(&format!("\"{id}\"")), "record id {id} in the JSON");
     }
@@ -369,13 +392,22 @@ fn exclusions_and_configuration_errors() {
     let e = err(ReidConfig { train_split: "validation".into(), ..both.clone() });
     assert!(e.contains("validation"), "{e}");
     // `auto` falls back to nearest neighbour and says why.
-    let auto = run(ReidConfig { train_split: "test".into(), bootstrap_replicates: 0, ..ReidConfig::default() }).unwrap();
+    let auto =
+        run(ReidConfig { train_split: "test".into(), bootstrap_replicates: 0, ..ReidConfig::default() })
+            .unwrap();
     assert_eq!((auto.attacker, auto.attackers.len()), (NEAREST_NEIGHBOUR, 1));
     assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("--train-split test"));
-    let auto = run(ReidConfig { train_split: "validation".into(), bootstrap_replicates: 0, ..ReidConfig::default() }).unwrap();
+    let auto = run(ReidConfig {
+        train_split: "validation".into(),
+        bootstrap_replicates: 0,
+        ..ReidConfig::default()
+    })
+    .unwrap();
     assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("validation"), "{auto:?}");
     assert!("auto".parse::<Attackers>().unwrap() == Attackers::Auto && "nn".parse::<Attackers>().is_err());
-    assert!(err(ReidConfig { negatives_per_query: 0, ..ReidConfig::default() }).contains("--negatives-per-query"));
+    assert!(
+        err(ReidConfig { negatives_per_query: 0, ..ReidConfig::default() }).contains("--negatives-per-query")
+    );
     assert!(err(ReidConfig { bootstrap_replicates: 1, ..ReidConfig::default() }).contains("--bootstrap"));
     assert!(err(ReidConfig { view: "text".into(), ..ReidConfig::default() }).contains("text"));
     // The same-study rule: counting same-study records as positives can only add queries.
@@ -388,7 +420,8 @@ fn exclusions_and_configuration_errors() {
     assert_eq!(x.records_not_queried + plain.headline.n_queries, x.n_split_records);
     assert!(x.patients_with_one_study > 0 && x.patients_with_one_study < x.n_split_patients);
     // A train split without repeated patients: a clear error naming the split and the way out.
-    let mut b = MetadataBuilder { study_ids: Some(Vec::new()), splits: Some(Vec::new()), ..Default::default() };
+    let mut b =
+        MetadataBuilder { study_ids: Some(Vec::new()), splits: Some(Vec::new()), ..Default::default() };
     let mut data = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for p in 0..12 {
@@ -403,7 +436,8 @@ fn exclusions_and_configuration_errors() {
     }
     let meta = b.build(Path::new("<t>"), 0).unwrap();
     let n = meta.len();
-    let small = Cohort::from_parts("<t>", meta, vec![View::from_memory("image", n, 6, data).unwrap()]).unwrap();
+    let small =
+        Cohort::from_parts("<t>", meta, vec![View::from_memory("image", n, 6, data).unwrap()]).unwrap();
     let e = reid(&small, &ReidConfig { attackers: Attackers::Both, ..ReidConfig::default() }, &NoProgress)
         .unwrap_err()
         .to_string();
@@ -411,7 +445,9 @@ fn exclusions_and_configuration_errors() {
     let auto = reid(&small, &ReidConfig::default(), &NoProgress).unwrap();
     assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("two or more studies"));
     assert!(reid(&small, &nn_config(false), &NoProgress).is_ok());
-    let e = reid(&small, &ReidConfig { split: "train".into(), ..nn_config(false) }, &NoProgress).unwrap_err().to_string();
+    let e = reid(&small, &ReidConfig { split: "train".into(), ..nn_config(false) }, &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--split train") && e.contains("no patient"), "{e}");
 }
 

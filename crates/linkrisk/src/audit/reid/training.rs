@@ -112,7 +112,8 @@ pub(crate) fn train(
     for &r in &disjoint {
         studies.entry(meta.patient[r]).or_default().insert(meta.study[r]);
     }
-    let train_rows: Vec<usize> = disjoint.iter().copied().filter(|&r| studies[&meta.patient[r]].len() >= 2).collect();
+    let train_rows: Vec<usize> =
+        disjoint.iter().copied().filter(|&r| studies[&meta.patient[r]].len() >= 2).collect();
     let single_study = disjoint.len() - train_rows.len();
     let mut patients: Vec<u32> = train_rows.iter().map(|&r| meta.patient[r]).collect();
     patients.sort_unstable();
