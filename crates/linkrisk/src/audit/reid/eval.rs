@@ -169,6 +169,9 @@ impl QueryReducer for NegativeSampler<'_> {
     }
 }
 
+/// Each query's ranking with its sampled verification-negative scores.
+pub(crate) type Ranked = Vec<(QueryRanking, Vec<f32>)>;
+
 /// Rank every query of `plan` against the split; `rows` holds the split's records in plan
 /// order. Returns each query's ranking and its sampled negative scores.
 pub(crate) fn rank_plan(
@@ -177,7 +180,7 @@ pub(crate) fn rank_plan(
     options: &PassOptions,
     what: &str,
     progress: &dyn Progress,
-) -> Result<(Vec<(QueryRanking, Vec<f32>)>, usize)> {
+) -> Result<(Ranked, usize)> {
     let mut query_data = Vec::with_capacity(plan.queries.len() * rows.dim());
     for &q in &plan.queries {
         query_data.extend_from_slice(rows.row(q));
