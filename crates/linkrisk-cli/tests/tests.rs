@@ -10,6 +10,7 @@ mod cohort_input;
 mod demo;
 mod inspect;
 mod probes;
+mod reid;
 mod relink;
 mod report;
 mod synth;
