@@ -13,7 +13,8 @@ const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 risk over a threshold (linkrisk gate), 2 error (bad input or flag).
 
 Start with `linkrisk demo`, which builds synthetic cohorts and audits them end to end.
-A cohort is a directory with metadata.csv and one .npy file per view (docs/FORMATS.md).";
+A cohort is a directory with metadata.csv (or metadata.parquet) and one file per view:
+.npy, .npz, .safetensors or Parquet list columns, optionally cohort.toml (docs/FORMATS.md).";
 
 /// Measure and mitigate how far medical embedding models let de-identified data be linked
 /// back to patients.
@@ -26,8 +27,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Synthesize a demo population as four embedding models of increasing clinical
+    /// specialization see it, and say where the cohorts are.
+    Demo(cmd::demo::Args),
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
+    /// Render a run directory as report.html (self-contained) and report.md with SVG charts.
+    Report(cmd::report::Args),
+    /// Exit 1 when a run's risk exceeds a threshold (for CI pipelines); 0 when all hold.
+    Gate(cmd::gate::Args),
+    /// Write a synthetic cohort with known ground truth (patients, studies, findings,
+    /// demographics, a model-specialization knob).
+    Synth(cmd::synth::Args),
+    /// Epsilon of a DP-SGD run (RDP accountant), or the noise multiplier for a target epsilon.
+    Accountant(cmd::accountant::Args),
+    /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
+    /// projected cohort with its privacy ledger.
+    TrainHeads(cmd::train_heads::Args),
+    /// Linear-probe macro AUROC over the 14 CheXpert findings (utility of the embedding).
+    Utility(cmd::utility::Args),
+    /// Infer sex, age group and race with linear probes; stratify by re-identification.
+    Attributes(cmd::attributes::Args),
     /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
     /// of another view (image -> report) by cosine similarity?
     Relink(cmd::relink::Args),
@@ -49,7 +69,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Gate(args) => cmd::gate::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
+        Command::Accountant(args) => cmd::accountant::run(args),
+        Command::TrainHeads(args) => cmd::train_heads::run(args),
+        Command::Utility(args) => cmd::utility::run(args),
+        Command::Attributes(args) => cmd::attributes::run(args),
         Command::Relink(args) => cmd::relink::run(args),
     }
 }

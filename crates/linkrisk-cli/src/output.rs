@@ -1,13 +1,13 @@
-//! Writing results: JSON to a file (atomically) or to stdout.
+//! Writing results: JSON to a file (atomically) or to stdout, aligned text tables, and
+//! recording an audit in a run directory (`--out RUN`).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 
 /// Serialise `value` as pretty JSON to `path`, or to stdout when `path` is `-`.
-#[allow(dead_code)]
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("serialising the report")?;
     text.push('\n');
@@ -19,4 +19,110 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
         linkrisk::cohort::write::atomic_bytes(path, text.as_bytes())?;
     }
     Ok(())
+}
+
+/// Lay out `rows` under `header` as an aligned text table (two spaces between columns).
+/// Columns whose cells all look numeric are right-aligned; each line is indented by `indent`.
+pub fn table(indent: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let numeric: Vec<bool> = (0..columns)
+        .map(|c| {
+            !rows.is_empty()
+                && rows.iter().all(|r| {
+                    r.get(c).is_some_and(|s| s.trim_end_matches('%').parse::<f64>().is_ok() || s == "-")
+                })
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::from(indent);
+        for (c, cell) in cells.enumerate() {
+            if c > 0 {
+                text.push_str("  ");
+            }
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            if numeric[c] {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                text.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// This process's command line, as recorded in `run.json`.
+#[allow(dead_code)]
+pub fn argv() -> Vec<String> {
+    std::env::args().collect()
+}
+
+/// Record an audit's report in the run directory `out` (the `--out RUN` flag of every audit
+/// command): creates `RUN/run.json` if needed and adds or replaces this audit's entry (see
+/// `linkrisk::report::run::entry_key`). Does nothing when `out` is `None`. Returns the path
+/// of `run.json` when it wrote one.
+///
+/// Every audit command calls it after its work, e.g.
+/// `output::record_in_run(args.out.as_deref(), output::argv(), Some(args.seed), started.elapsed().as_secs_f64(), &report)?`.
+#[allow(dead_code)]
+pub fn record_in_run<T: Serialize>(
+    out: Option<&Path>,
+    argv: Vec<String>,
+    seed: Option<u64>,
+    seconds: f64,
+    report: &T,
+) -> anyhow::Result<Option<PathBuf>> {
+    let Some(dir) = out else { return Ok(None) };
+    let audit = serde_json::to_value(report).context("serialising the report")?;
+    let mut run = linkrisk::report::RunDir::open_or_create(dir)?;
+    run.record(argv, seed, seconds, audit)?;
+    Ok(Some(run.run_file_path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct FakeReid {
+        audit: &'static str,
+        view: &'static str,
+        rank_1: f64,
+    }
+
+    #[test]
+    fn record_in_run_writes_and_replaces_the_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("RUN");
+        assert_eq!(record_in_run(None, vec![], None, 0.0, &1).unwrap(), None, "no --out, nothing written");
+        assert!(!dir.exists());
+        let report = FakeReid { audit: "reid", view: "image", rank_1: 0.25 };
+        let argv: Vec<String> = ["linkrisk", "reid", "cohort", "--out", "RUN"].map(String::from).to_vec();
+        let path = record_in_run(Some(&dir), argv.clone(), Some(3), 1.5, &report).unwrap().unwrap();
+        assert_eq!(path, dir.join("run.json"));
+        let again = FakeReid { rank_1: 0.5, ..report };
+        record_in_run(Some(&dir), argv.clone(), Some(4), 2.5, &again).unwrap();
+        let file = linkrisk::report::run::read_run_file(&dir).unwrap();
+        assert_eq!(file.runs.len(), 1, "same audit and view: replaced");
+        assert_eq!(file.runs[0].audit["rank_1"], 0.5);
+        assert_eq!(file.runs[0].seed, Some(4));
+        assert_eq!(file.runs[0].command, argv);
+        assert_eq!(file.runs[0].seconds, 2.5);
+        // A report that is not an audit object is refused.
+        assert!(record_in_run(Some(&dir), vec![], None, 0.0, &vec![1, 2]).is_err());
+    }
 }

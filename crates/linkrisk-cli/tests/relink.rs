@@ -5,7 +5,7 @@ use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
-use crate::util::{linkrisk, write_cohort};
+use crate::util::{linkrisk, write_built_cohort as write_cohort};
 
 /// Six test records (one patient each) and two training records, dimension 6.
 /// Report i is the unit vector e_i; image i's components fix its ranks by hand:

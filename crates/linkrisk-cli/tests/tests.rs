@@ -1,4 +1,15 @@
-//! CLI integration tests: one harness, one module per area.
+//! CLI integration tests: one harness, one module per area. `util` holds the shared
+//! helpers (temporary cohorts, raw file writers, running the binary).
 
-mod relink;
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
+
 mod util;
+
+mod accountant;
+mod cohort_input;
+mod inspect;
+mod probes;
+mod relink;
+mod report;
+mod synth;
+mod train_heads;

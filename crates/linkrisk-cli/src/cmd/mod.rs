@@ -1,5 +1,13 @@
 //! One file per subcommand: clap `Args` and a `run` that converts them into the library's
 //! validated config, calls the library and prints.
 
+pub mod accountant;
+pub mod attributes;
+pub mod demo;
+pub mod gate;
 pub mod inspect;
 pub mod relink;
+pub mod report;
+pub mod synth;
+pub mod train_heads;
+pub mod utility;

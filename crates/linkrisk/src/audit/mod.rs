@@ -3,6 +3,11 @@
 //! `attributes` (demographic inference, stratified by re-identification) and `utility`
 //! (linear-probe macro AUROC over the 14 findings).
 
+pub mod attributes;
+pub mod probing;
 pub mod relink;
+#[cfg(test)]
+mod test_cohort;
+pub mod utility;
 
 pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};

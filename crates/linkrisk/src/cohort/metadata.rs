@@ -2,12 +2,15 @@
 //! `split`, the 14 CheXpert findings and `sex`, `age`, `race` are optional. Findings keep
 //! uncertain (-1) and blank apart from 0: they mean different things to a probe.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::columns::MetadataOptions;
+use super::columns::{RowNumbering, RowParser};
 use crate::error::{Error, Result};
 
 /// Number of CheXpert findings.
@@ -135,11 +138,22 @@ pub struct MetadataBuilder {
 impl MetadataBuilder {
     /// Check uniqueness and lengths, and build dense patient/study/split indices.
     /// `path` is the file named in errors; `row_offset` converts a record index into the
-    /// row number a user sees (2 for a CSV with a header line, 0 for 0-based rows).
+    /// row number a user sees (2 for a CSV with a header line, 0 for 0-based rows, which
+    /// messages then call "(0-based)").
     pub fn build(self, path: &Path, row_offset: usize) -> Result<Metadata> {
+        let row = |i: usize| {
+            if row_offset == 0 {
+                format!("row {i} (0-based)")
+            } else {
+                format!("row {}", i + row_offset)
+            }
+        };
         let n = self.ids.len();
         if n == 0 {
-            return Err(Error::input(path, "the cohort is empty: no records"));
+            return Err(Error::input(
+                path,
+                "the cohort is empty: the metadata has no records; add one row per record (and one row per record to every view)",
+            ));
         }
         let check_len = |name: &str, len: usize| -> Result<()> {
             if len != n {
@@ -153,16 +167,16 @@ impl MetadataBuilder {
             if id.is_empty() {
                 return Err(Error::input(
                     path,
-                    format!("row {}: column `id` is empty; every record needs a unique id", i + row_offset),
+                    format!("{}: column `id` is empty; every record needs a unique id", row(i)),
                 ));
             }
             if let Some(first) = seen.insert(id.as_str(), i) {
                 return Err(Error::input(
                     path,
                     format!(
-                        "row {}: duplicate id `{id}` (first seen on row {}); ids must be unique",
-                        i + row_offset,
-                        first + row_offset
+                        "{}: duplicate id `{id}` (first seen on {}); ids must be unique: remove or rename the duplicate record",
+                        row(i),
+                        row(first)
                     ),
                 ));
             }
@@ -174,7 +188,7 @@ impl MetadataBuilder {
             if pid.is_empty() {
                 return Err(Error::input(
                     path,
-                    format!("row {}: column `patient_id` is empty (unknown patient); every record needs its patient", i + row_offset),
+                    format!("{}: column `patient_id` is empty (unknown patient); every record needs its patient id: fill it in or remove the record from metadata and every view", row(i)),
                 ));
             }
             let next = patient_of.len() as u32;
@@ -190,10 +204,7 @@ impl MetadataBuilder {
                     if sid.is_empty() {
                         return Err(Error::input(
                             path,
-                            format!(
-                                "row {}: column `study_id` is empty; fill it in or drop the column",
-                                i + row_offset
-                            ),
+                            format!("{}: column `study_id` is empty; fill it in or drop the column", row(i)),
                         ));
                     }
                     let next = study_of.len() as u32;
@@ -216,10 +227,7 @@ impl MetadataBuilder {
                     if s.is_empty() {
                         return Err(Error::input(
                             path,
-                            format!(
-                                "row {}: column `split` is empty; use e.g. train, test or external",
-                                i + row_offset
-                            ),
+                            format!("{}: column `split` is empty; use e.g. train, test or external", row(i)),
                         ));
                     }
                     let idx = match split_names.iter().position(|x| x == s) {
@@ -307,131 +315,34 @@ impl Metadata {
         &self.split_names[self.split[i] as usize]
     }
 
-    /// Read and validate `metadata.csv`.
+    /// Read and validate `metadata.csv` with the standard column names.
     pub fn read_csv(path: &Path) -> Result<Metadata> {
+        Self::read_csv_with(path, &MetadataOptions::default())
+    }
+
+    /// Read and validate a metadata CSV whose column names and split values are mapped by
+    /// `options` (from `cohort.toml`). Rows in messages are line numbers (the header is 1).
+    pub fn read_csv_with(path: &Path, options: &MetadataOptions) -> Result<Metadata> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(file);
         let headers = reader
             .headers()
             .map_err(|e| Error::input(path, format!("cannot read the header line: {e}")))?
             .clone();
-        let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-        let id_col = col("id").ok_or_else(|| {
-            Error::input(
-                path,
-                "missing required column `id` (the record id); the header must include id and patient_id",
-            )
-        })?;
-        let patient_col = col("patient_id").ok_or_else(|| {
-            Error::input(
-                path,
-                "missing required column `patient_id`; the header must include id and patient_id",
-            )
-        })?;
-        let study_col = col("study_id");
-        let split_col = col("split");
-        let sex_col = col("sex");
-        let age_col = col("age");
-        let race_col = col("race");
-        let finding_cols: Vec<Option<usize>> = FINDINGS.iter().map(|f| col(f)).collect();
-        let n_finding_cols = finding_cols.iter().filter(|c| c.is_some()).count();
-        if n_finding_cols > 0 && n_finding_cols < N_FINDINGS {
-            let missing: Vec<&str> =
-                FINDINGS.iter().zip(&finding_cols).filter(|(_, c)| c.is_none()).map(|(f, _)| *f).collect();
-            return Err(Error::input(
-                path,
-                format!(
-                    "has {n_finding_cols} of the 14 CheXpert finding columns; missing: {}. Add them (blank cells are allowed) or remove all finding columns",
-                    missing.join(", ")
-                ),
-            ));
-        }
-        let known: Vec<usize> =
-            [Some(id_col), Some(patient_col), study_col, split_col, sex_col, age_col, race_col]
-                .into_iter()
-                .flatten()
-                .chain(finding_cols.iter().flatten().copied())
-                .collect();
-        let extra_columns = headers
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !known.contains(i))
-            .map(|(_, h)| h.to_string())
-            .collect();
-
-        let mut b = MetadataBuilder {
-            study_ids: study_col.map(|_| Vec::new()),
-            splits: split_col.map(|_| Vec::new()),
-            findings: (n_finding_cols == N_FINDINGS).then(Vec::new),
-            sex: sex_col.map(|_| Vec::new()),
-            age: age_col.map(|_| Vec::new()),
-            race: race_col.map(|_| Vec::new()),
-            extra_columns,
-            ..Default::default()
-        };
+        let names: Vec<&str> = headers.iter().map(str::trim).collect();
+        let mut parser = RowParser::new(path, &names, options, RowNumbering::CsvLine)?;
         let mut record = csv::StringRecord::new();
-        let mut row = 1usize; // the header is line 1
+        let mut line = 1usize; // the header is line 1
         loop {
             match reader.read_record(&mut record) {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => {
-                    return Err(Error::input(path, format!("row {}: {e}", row + 1)));
-                }
+                Err(e) => return Err(Error::input(path, format!("row {}: {e}", line + 1))),
             }
-            row += 1;
-            let cell = |c: usize| record.get(c).unwrap_or("").trim();
-            b.ids.push(cell(id_col).to_string());
-            b.patient_ids.push(cell(patient_col).to_string());
-            if let (Some(c), Some(v)) = (study_col, b.study_ids.as_mut()) {
-                v.push(cell(c).to_string());
-            }
-            if let (Some(c), Some(v)) = (split_col, b.splits.as_mut()) {
-                v.push(cell(c).to_string());
-            }
-            if let Some(v) = b.findings.as_mut() {
-                let mut labels = [Label::Blank; N_FINDINGS];
-                for (k, c) in finding_cols.iter().enumerate() {
-                    let c = c.expect("all finding columns present");
-                    labels[k] = Label::parse(cell(c)).ok_or_else(|| {
-                        Error::input(
-                            path,
-                            format!(
-                                "row {row}, column `{}`: cannot parse `{}` as a finding label; use 1, 0, -1 (uncertain) or leave blank",
-                                FINDINGS[k],
-                                cell(c)
-                            ),
-                        )
-                    })?;
-                }
-                v.push(labels);
-            }
-            let text = |c: usize| Some(cell(c).to_string()).filter(|s| !s.is_empty());
-            if let (Some(c), Some(v)) = (sex_col, b.sex.as_mut()) {
-                v.push(text(c));
-            }
-            if let (Some(c), Some(v)) = (race_col, b.race.as_mut()) {
-                v.push(text(c));
-            }
-            if let (Some(c), Some(v)) = (age_col, b.age.as_mut()) {
-                let s = cell(c);
-                let age = if s.is_empty() {
-                    None
-                } else {
-                    match s.parse::<f64>() {
-                        Ok(a) if a.is_finite() => Some(a),
-                        _ => {
-                            return Err(Error::input(
-                                path,
-                                format!("row {row}, column `age`: cannot parse `{s}` as a number of years; use a number or leave blank"),
-                            ))
-                        }
-                    }
-                };
-                v.push(age);
-            }
+            line += 1;
+            parser.push(line, |c| Cow::Borrowed(record.get(c).unwrap_or("").trim()))?;
         }
-        b.build(path, 2)
+        parser.finish()
     }
 
     /// Write `metadata.csv` with the columns this metadata has (inverse of [`read_csv`](Self::read_csv)).

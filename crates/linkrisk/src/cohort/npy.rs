@@ -1,6 +1,8 @@
 //! NumPy `.npy` files (format versions 1-3): 2-D float32, float16 or float64 in C order,
 //! little- or big-endian, read straight into one `Vec<f32>` (one copy of the data in memory,
-//! no intermediate buffer for float32). Also the writer used by `synth` and `train-heads`.
+//! no intermediate buffer for float32). Also 1-D record-id arrays (strings or integers) that
+//! containers may carry to prove row alignment, and the writer used by `synth` and
+//! `train-heads`. `.npz` members are `.npy` streams and go through [`read_from`].
 
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
@@ -17,13 +19,16 @@ pub enum Dtype {
     Float32,
     /// IEEE double precision (converted to f32 at load).
     Float64,
+    /// bfloat16 (safetensors only; numpy has no such dtype).
+    #[serde(rename = "bfloat16")]
+    BFloat16,
 }
 
 impl Dtype {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            Dtype::Float16 => 2,
+            Dtype::Float16 | Dtype::BFloat16 => 2,
             Dtype::Float32 => 4,
             Dtype::Float64 => 8,
         }
@@ -35,6 +40,7 @@ impl Dtype {
             Dtype::Float16 => "float16",
             Dtype::Float32 => "float32",
             Dtype::Float64 => "float64",
+            Dtype::BFloat16 => "bfloat16",
         }
     }
 }
@@ -54,17 +60,123 @@ pub struct Array2 {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
+/// Element type of an `.npy` array as its `descr` says, before deciding whether it can be
+/// a view (floats) or a record-id array (strings, integers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element {
+    /// float16, float32 or float64.
+    Float(Dtype),
+    /// Signed or unsigned integer of `bytes` bytes.
+    Int {
+        /// Bytes per element (1, 2, 4 or 8).
+        bytes: usize,
+        /// Whether the integer is signed.
+        signed: bool,
+    },
+    /// Fixed-width unicode string (`<U{chars}`), stored as UTF-32.
+    Unicode {
+        /// Characters per element.
+        chars: usize,
+    },
+    /// Fixed-width byte string (`|S{len}`).
+    Bytes {
+        /// Bytes per element.
+        len: usize,
+    },
+    /// Anything else (bool, complex, object, datetime, structured).
+    Other,
+}
+
+impl Element {
+    /// Bytes per element (0 for [`Element::Other`]).
+    fn size(self) -> usize {
+        match self {
+            Element::Float(d) => d.size(),
+            Element::Int { bytes, .. } => bytes,
+            Element::Unicode { chars } => 4 * chars,
+            Element::Bytes { len } => len,
+            Element::Other => 0,
+        }
+    }
+}
+
 /// Parsed header of an `.npy` stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
-    /// Element type.
-    pub dtype: Dtype,
+    /// numpy's `descr` string, e.g. `<f4`.
+    pub descr: String,
+    /// The element type `descr` describes.
+    pub element: Element,
     /// Whether the data is big-endian.
     pub big_endian: bool,
+    /// Whether the data is in Fortran (column-major) order.
+    pub fortran_order: bool,
     /// Shape as stored.
     pub shape: Vec<usize>,
     /// Bytes taken by magic, version, length and header text.
     pub header_len: usize,
+}
+
+impl Header {
+    /// The float dtype of a view, or an error naming the unsupported dtype and the fix.
+    pub fn float_dtype(&self, path: &Path) -> Result<Dtype> {
+        match self.element {
+            Element::Float(d) => Ok(d),
+            _ => Err(unsupported_dtype(path, &numpy_type_name(&self.descr), &self.descr)),
+        }
+    }
+}
+
+/// The error for a view whose element type is not float16/32/64.
+pub(crate) fn unsupported_dtype(path: &Path, type_name: &str, raw: &str) -> Error {
+    Error::input(
+        path,
+        format!(
+            "unsupported dtype {type_name} (`{raw}`); views must be float16, float32 or float64: \
+             convert with arr.astype(numpy.float32) before saving"
+        ),
+    )
+}
+
+/// numpy's name for a `descr` string (`<i8` -> `int64`), for error messages.
+pub fn numpy_type_name(descr: &str) -> String {
+    let body = descr.trim_start_matches(['<', '>', '=', '|']);
+    let mut chars = body.chars();
+    let kind = chars.next().unwrap_or('?');
+    let size: Option<usize> = chars.as_str().parse().ok();
+    let bits = size.map(|s| s * 8).map(|b| b.to_string()).unwrap_or_default();
+    match kind {
+        'f' => format!("float{bits}"),
+        'i' => format!("int{bits}"),
+        'u' => format!("uint{bits}"),
+        'c' => format!("complex{bits}"),
+        'b' | '?' => "bool".to_string(),
+        'O' => "object (pickled Python objects)".to_string(),
+        'U' => "str (unicode)".to_string(),
+        'S' | 'a' => "bytes".to_string(),
+        'M' | 'm' => "datetime".to_string(),
+        _ if descr.starts_with('[') => "structured (record) dtype".to_string(),
+        _ => descr.to_string(),
+    }
+}
+
+fn parse_descr(descr: &str) -> (Element, bool) {
+    let big_endian = descr.starts_with('>');
+    let body = descr.trim_start_matches(['<', '>', '=', '|']);
+    let mut chars = body.chars();
+    let kind = chars.next().unwrap_or('?');
+    let size: Option<usize> = chars.as_str().parse().ok();
+    let element = match (kind, size) {
+        ('f', Some(2)) => Element::Float(Dtype::Float16),
+        ('f', Some(4)) => Element::Float(Dtype::Float32),
+        ('f', Some(8)) => Element::Float(Dtype::Float64),
+        ('i', Some(b @ (1 | 2 | 4 | 8))) => Element::Int { bytes: b, signed: true },
+        ('u', Some(b @ (1 | 2 | 4 | 8))) => Element::Int { bytes: b, signed: false },
+        ('U', Some(c)) if c > 0 => Element::Unicode { chars: c },
+        ('S', Some(l)) if l > 0 => Element::Bytes { len: l },
+        _ => Element::Other,
+    };
+    (element, big_endian)
 }
 
 /// Read a 2-D float `.npy` file into f32.
@@ -78,6 +190,7 @@ pub fn read(path: &Path) -> Result<Array2> {
 /// known, lets a truncated file be reported before reading.
 pub fn read_from(mut reader: impl Read, path: &Path, total_len: Option<u64>) -> Result<Array2> {
     let header = read_header(&mut reader, path)?;
+    let dtype = header.float_dtype(path)?;
     let (rows, cols) = match header.shape.as_slice() {
         [r, c] => (*r, *c),
         [r] => {
@@ -93,25 +206,113 @@ pub fn read_from(mut reader: impl Read, path: &Path, total_len: Option<u64>) -> 
             ))
         }
     };
+    if header.fortran_order && rows > 1 && cols > 1 {
+        return Err(Error::input(
+            path,
+            "array is in Fortran (column-major) order; save a C-order copy with numpy.save(path, numpy.ascontiguousarray(arr))",
+        ));
+    }
     let count = rows.checked_mul(cols).ok_or_else(|| Error::input(path, "shape overflows"))?;
-    let bytes = count as u64 * header.dtype.size() as u64;
+    check_length(path, &header, count, total_len)?;
+    let data = read_values(&mut reader, path, count, dtype, header.big_endian)?;
+    Ok(Array2 { rows, cols, dtype, data })
+}
+
+/// Error when fewer bytes follow the header than `count` elements need.
+fn check_length(path: &Path, header: &Header, count: usize, total_len: Option<u64>) -> Result<()> {
+    let bytes = count as u64 * header.element.size() as u64;
     if let Some(total) = total_len {
         let available = total.saturating_sub(header.header_len as u64);
         if available < bytes {
             return Err(Error::input(
                 path,
                 format!(
-                    "file is truncated: the header says ({rows}, {cols}) {} = {bytes} bytes of data but only {available} follow; re-export the file",
-                    header.dtype.name()
+                    "file is truncated: the header says shape {:?} {} = {bytes} bytes of data but only {available} follow; re-export the file",
+                    header.shape,
+                    numpy_type_name(&header.descr)
                 ),
             ));
         }
     }
-    let data = read_values(&mut reader, path, count, header.dtype, header.big_endian)?;
-    Ok(Array2 { rows, cols, dtype: header.dtype, data })
+    Ok(())
 }
 
-fn truncated(path: &Path, e: std::io::Error) -> Error {
+/// Read a 1-D array of record ids (strings or integers; shape `(n,)` or `(n, 1)`) as text.
+/// Containers may carry such an array (`ids` in an `.npz`) to prove their rows follow the
+/// metadata's order.
+pub fn read_ids_from(mut reader: impl Read, path: &Path, total_len: Option<u64>) -> Result<Vec<String>> {
+    let header = read_header(&mut reader, path)?;
+    let n = match header.shape.as_slice() {
+        [n] | [n, 1] => *n,
+        s => {
+            return Err(Error::input(
+                path,
+                format!(
+                "record ids must be a 1-D array (n,), found shape {s:?}; save them with numpy.asarray(ids)"
+            ),
+            ))
+        }
+    };
+    let element = header.element;
+    if matches!(element, Element::Float(_) | Element::Other) {
+        return Err(Error::input(
+            path,
+            format!(
+                "record ids have dtype {}; save them as strings or integers: numpy.asarray(ids, dtype=str)",
+                numpy_type_name(&header.descr)
+            ),
+        ));
+    }
+    check_length(path, &header, n, total_len)?;
+    let size = element.size();
+    let mut bytes = vec![0u8; n * size];
+    reader.read_exact(&mut bytes).map_err(|e| truncated(path, e))?;
+    let big = header.big_endian;
+    let mut ids = Vec::with_capacity(n);
+    for (row, raw) in bytes.chunks_exact(size.max(1)).enumerate() {
+        let id = match element {
+            Element::Int { bytes, signed } => {
+                let mut buf = [0u8; 8];
+                if big {
+                    buf[8 - bytes..].copy_from_slice(raw);
+                    buf.reverse();
+                } else {
+                    buf[..bytes].copy_from_slice(raw);
+                }
+                let unsigned = u64::from_le_bytes(buf);
+                if signed {
+                    let shift = 64 - 8 * bytes as u32;
+                    (((unsigned << shift) as i64) >> shift).to_string()
+                } else {
+                    unsigned.to_string()
+                }
+            }
+            Element::Unicode { .. } => {
+                let mut text = String::new();
+                for c in raw.chunks_exact(4) {
+                    let c: [u8; 4] = c.try_into().expect("chunks of 4");
+                    let code = if big { u32::from_be_bytes(c) } else { u32::from_le_bytes(c) };
+                    if code == 0 {
+                        break;
+                    }
+                    text.push(char::from_u32(code).ok_or_else(|| {
+                        Error::input(path, format!("record id on row {row} is not valid unicode"))
+                    })?);
+                }
+                text
+            }
+            Element::Bytes { .. } => {
+                let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+                String::from_utf8_lossy(&raw[..end]).into_owned()
+            }
+            Element::Float(_) | Element::Other => unreachable!("rejected above"),
+        };
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+pub(crate) fn truncated(path: &Path, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
         Error::input(
             path,
@@ -131,56 +332,70 @@ fn read_values(
     big_endian: bool,
 ) -> Result<Vec<f32>> {
     let mut out = vec![0f32; count];
-    match dtype {
-        Dtype::Float32 => {
-            // Read the bytes straight into the output buffer: one copy in memory.
-            let bytes: &mut [u8] = bytemuck_f32_as_bytes(&mut out);
-            reader.read_exact(bytes).map_err(|e| truncated(path, e))?;
-            let swap = big_endian != cfg!(target_endian = "big");
-            if swap {
-                for v in out.iter_mut() {
-                    *v = f32::from_bits(v.to_bits().swap_bytes());
-                }
+    if dtype == Dtype::Float32 {
+        // Read the bytes straight into the output buffer: one copy in memory.
+        let bytes: &mut [u8] = bytemuck_f32_as_bytes(&mut out);
+        reader.read_exact(bytes).map_err(|e| truncated(path, e))?;
+        if big_endian != cfg!(target_endian = "big") {
+            for v in out.iter_mut() {
+                *v = f32::from_bits(v.to_bits().swap_bytes());
             }
         }
-        Dtype::Float16 | Dtype::Float64 => {
-            let size = dtype.size();
-            let mut buf = vec![0u8; (1 << 16) * size];
-            let mut done = 0;
-            while done < count {
-                let take = (count - done).min(1 << 16);
-                let chunk = &mut buf[..take * size];
-                reader.read_exact(chunk).map_err(|e| truncated(path, e))?;
-                let dst = &mut out[done..done + take];
-                if dtype == Dtype::Float16 {
-                    for (d, b) in dst.iter_mut().zip(chunk.chunks_exact(2)) {
-                        let raw = [b[0], b[1]];
-                        let bits = if big_endian { u16::from_be_bytes(raw) } else { u16::from_le_bytes(raw) };
-                        *d = half::f16::from_bits(bits).to_f32();
-                    }
-                } else {
-                    for (d, b) in dst.iter_mut().zip(chunk.chunks_exact(8)) {
-                        let raw: [u8; 8] = b.try_into().expect("chunks of 8");
-                        let v = if big_endian { f64::from_be_bytes(raw) } else { f64::from_le_bytes(raw) };
-                        *d = v as f32;
-                    }
-                }
-                done += take;
-            }
-        }
+        return Ok(out);
+    }
+    let size = dtype.size();
+    let mut buf = vec![0u8; (1 << 16) * size];
+    let mut done = 0;
+    while done < count {
+        let take = (count - done).min(1 << 16);
+        let chunk = &mut buf[..take * size];
+        reader.read_exact(chunk).map_err(|e| truncated(path, e))?;
+        decode_into(&mut out[done..done + take], chunk, dtype, big_endian);
+        done += take;
     }
     Ok(out)
 }
 
+/// Convert raw bytes of `dtype` (`dst.len()` elements) to f32. Shared by every format.
+pub(crate) fn decode_into(dst: &mut [f32], src: &[u8], dtype: Dtype, big_endian: bool) {
+    debug_assert_eq!(src.len(), dst.len() * dtype.size());
+    match dtype {
+        Dtype::Float32 => {
+            for (d, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                let raw: [u8; 4] = b.try_into().expect("chunks of 4");
+                *d = if big_endian { f32::from_be_bytes(raw) } else { f32::from_le_bytes(raw) };
+            }
+        }
+        Dtype::Float16 | Dtype::BFloat16 => {
+            for (d, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                let raw = [b[0], b[1]];
+                let bits = if big_endian { u16::from_be_bytes(raw) } else { u16::from_le_bytes(raw) };
+                *d = if dtype == Dtype::Float16 {
+                    half::f16::from_bits(bits).to_f32()
+                } else {
+                    half::bf16::from_bits(bits).to_f32()
+                };
+            }
+        }
+        Dtype::Float64 => {
+            for (d, b) in dst.iter_mut().zip(src.chunks_exact(8)) {
+                let raw: [u8; 8] = b.try_into().expect("chunks of 8");
+                *d = (if big_endian { f64::from_be_bytes(raw) } else { f64::from_le_bytes(raw) }) as f32;
+            }
+        }
+    }
+}
+
 /// View an f32 slice as bytes (f32 has no padding and every bit pattern is a valid u8).
-fn bytemuck_f32_as_bytes(values: &mut [f32]) -> &mut [u8] {
+pub(crate) fn bytemuck_f32_as_bytes(values: &mut [f32]) -> &mut [u8] {
     let len = std::mem::size_of_val(values);
     // SAFETY: f32 is plain old data, u8 has alignment 1, the length covers exactly the
     // same memory, and the borrow of `values` is carried by the returned slice.
     unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), len) }
 }
 
-/// Parse the magic string, version and header dictionary.
+/// Parse the magic string, version and header dictionary. The element type is reported,
+/// not checked: callers decide what they accept.
 pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
     let mut magic = [0u8; 8];
     reader.read_exact(&mut magic).map_err(|e| {
@@ -224,30 +439,17 @@ pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
     let mut text = vec![0u8; header_text_len];
     reader.read_exact(&mut text).map_err(|e| truncated(path, e))?;
     let text = String::from_utf8_lossy(&text);
-    let descr = dict_value(&text, "descr")
-        .ok_or_else(|| Error::input(path, "corrupt .npy header: no 'descr' key"))?;
-    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let (big_endian, dtype) = match descr {
-        "<f4" | "=f4" => (false, Dtype::Float32),
-        ">f4" => (true, Dtype::Float32),
-        "<f2" | "=f2" => (false, Dtype::Float16),
-        ">f2" => (true, Dtype::Float16),
-        "<f8" | "=f8" => (false, Dtype::Float64),
-        ">f8" => (true, Dtype::Float64),
-        other => {
-            return Err(Error::input(
-                path,
-                format!("unsupported dtype `{other}`; views must be float16, float32 or float64: convert with arr.astype(numpy.float32)"),
-            ))
-        }
+    let descr_text = dict_value(&text, "descr")
+        .ok_or_else(|| Error::input(path, "corrupt .npy header: no 'descr' key"))?
+        .trim();
+    let descr = if descr_text.starts_with('[') {
+        descr_text.to_string()
+    } else {
+        descr_text.trim_matches(|c| c == '\'' || c == '"').to_string()
     };
-    let fortran = dict_value(&text, "fortran_order").map(|v| v.trim().starts_with("True")).unwrap_or(false);
-    if fortran {
-        return Err(Error::input(
-            path,
-            "array is in Fortran (column-major) order; save a C-order copy with numpy.save(path, numpy.ascontiguousarray(arr))",
-        ));
-    }
+    let (element, big_endian) = parse_descr(&descr);
+    let fortran_order =
+        dict_value(&text, "fortran_order").map(|v| v.trim().starts_with("True")).unwrap_or(false);
     let shape_text = dict_value(&text, "shape")
         .ok_or_else(|| Error::input(path, "corrupt .npy header: no 'shape' key"))?;
     let shape_text = shape_text.trim().trim_start_matches('(');
@@ -259,7 +461,7 @@ pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
                 .map_err(|_| Error::input(path, format!("corrupt .npy header: bad shape entry `{part}`")))?,
         );
     }
-    Ok(Header { dtype, big_endian, shape, header_len: prefix + header_text_len })
+    Ok(Header { descr, element, big_endian, fortran_order, shape, header_len: prefix + header_text_len })
 }
 
 /// The raw text after `'key':` in a Python dict literal, up to the next top-level comma.

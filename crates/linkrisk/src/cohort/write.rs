@@ -30,7 +30,10 @@ pub fn atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()
     let file_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("out");
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
     match write(&tmp) {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::write(path, e)),
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::write(path, e)
+        }),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)

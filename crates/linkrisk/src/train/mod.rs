@@ -1,2 +1,685 @@
 //! Projection heads trained on frozen features with a symmetric InfoNCE loss, non-private
-//! or with DP-SGD (Poisson sampling of patients, per-patient clipping, Gaussian noise).
+//! or with DP-SGD, paper 1's mitigation: the encoders stay frozen and only the heads that
+//! map image and report features into the shared space see the training data.
+//!
+//! DP-SGD treats the patient as the privacy unit: patients are Poisson-sampled at rate q,
+//! a public keyed hash splits the sampled patients into small groups, InfoNCE is computed
+//! within each group, each group's gradient is clipped to C/2 (so adding or removing one
+//! patient moves the sum by at most C), Gaussian noise N(0, (sigma C)^2) is added to every
+//! coordinate and the sum is divided by the expected batch size. The accountant in
+//! [`crate::privacy`] turns (q, sigma, steps, delta) into epsilon. The argument is in
+//! docs/METHODS.md, "DP-SGD for contrastive heads".
+//!
+//! Entry points: [`TrainConfig`] (validated once), [`train_heads`] and
+//! [`TrainedHeads`] (apply the heads to features or a cohort, write the output cohort and
+//! its `privacy.json` ledger).
+
+mod batch;
+mod data;
+mod dpsgd;
+mod linalg;
+mod loss;
+mod model;
+mod optim;
+mod real;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+pub use model::HeadKind;
+pub use optim::Optimizer;
+
+use crate::cohort::{Cohort, View};
+use crate::error::{Error, Result};
+use crate::privacy;
+use data::TrainData;
+use model::{Layout, Model, Side};
+use optim::OptimizerState;
+use real::Real;
+
+/// The name of the DP-SGD construction, as recorded in `privacy.json`.
+pub const DP_CONSTRUCTION: &str = "poisson_patients_hash_groups_group_clip";
+
+/// Whether and how training is private.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Privacy {
+    /// Ordinary training: shuffled batches, InfoNCE over the whole batch, no clipping.
+    NonPrivate,
+    /// DP-SGD with the noise multiplier calibrated to reach (`epsilon`, `delta`).
+    Dp {
+        /// Target epsilon.
+        epsilon: f64,
+        /// Target delta.
+        delta: f64,
+    },
+    /// DP-SGD with a given noise multiplier; epsilon is whatever the accountant says.
+    DpNoise {
+        /// Noise standard deviation / sensitivity C.
+        noise_multiplier: f64,
+        /// Delta at which epsilon is reported.
+        delta: f64,
+    },
+}
+
+/// The InfoNCE temperature.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Temperature {
+    /// Held fixed.
+    Fixed {
+        /// The temperature (logits are cosine / temperature).
+        value: f64,
+    },
+    /// Learned as ln(1 / temperature) (clipped and noised with the heads under DP).
+    Learned {
+        /// Starting temperature.
+        initial: f64,
+    },
+}
+
+impl Temperature {
+    fn initial(self) -> f64 {
+        match self {
+            Temperature::Fixed { value } => value,
+            Temperature::Learned { initial } => initial,
+        }
+    }
+}
+
+/// How non-private training forms batches (DP-SGD always Poisson-samples patients into
+/// hash groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Batching {
+    /// Shuffled batches of `batch_size` patients, InfoNCE over the whole batch.
+    #[default]
+    Shuffled,
+    /// Exactly DP-SGD's batches (Poisson-sampled patients, InfoNCE within hash groups,
+    /// divided by the expected batch) without clipping or noise: the ablation that
+    /// separates the effect of grouping from the effect of clipping and noise.
+    DpGroups,
+}
+
+/// Everything that defines a training run. Build with [`TrainConfig::non_private`] or
+/// [`TrainConfig::private`] and adjust fields; [`train_heads`] validates it first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    /// View with the frozen image features.
+    pub image_view: String,
+    /// View with the frozen report features.
+    pub report_view: String,
+    /// The split the heads are trained on.
+    pub train_split: String,
+    /// Head architecture (both heads).
+    pub head: HeadKind,
+    /// Dimension of the shared output space.
+    pub dim: usize,
+    /// Non-private or DP-SGD.
+    pub privacy: Privacy,
+    /// Passes over the training patients (steps = floor(epochs / q) under DP).
+    pub epochs: f64,
+    /// Expected batch size in patients; the sampling rate is q = batch_size / patients.
+    pub batch_size: usize,
+    /// DP-SGD sensitivity C: each group's gradient is clipped to C / 2 and the noise
+    /// standard deviation is noise_multiplier x C.
+    pub clip: f64,
+    /// Expected patients per InfoNCE group under DP-SGD (groups per step =
+    /// ceil(batch_size / group_size)).
+    pub group_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Batches of non-private training (ignored under DP-SGD).
+    pub batching: Batching,
+    /// Optimiser.
+    pub optimizer: Optimizer,
+    /// InfoNCE temperature.
+    pub temperature: Temperature,
+    /// Seed of every random choice (initialisation, sampling, grouping, noise). `None`
+    /// draws one from the operating system and leaves it out of the ledger; under DP the
+    /// guarantee assumes the seed is not known to the adversary.
+    pub seed: Option<u64>,
+}
+
+impl TrainConfig {
+    /// Defaults for non-private training.
+    pub fn non_private() -> Self {
+        TrainConfig {
+            image_view: "image_features".into(),
+            report_view: "report_features".into(),
+            train_split: "train".into(),
+            head: HeadKind::Linear,
+            dim: 128,
+            privacy: Privacy::NonPrivate,
+            epochs: 20.0,
+            batch_size: 256,
+            clip: 1.0,
+            group_size: 4,
+            lr: 3e-3,
+            batching: Batching::Shuffled,
+            optimizer: Optimizer::default(),
+            temperature: Temperature::Fixed { value: 0.07 },
+            seed: Some(0),
+        }
+    }
+
+    /// Defaults for DP-SGD at (`epsilon`, `delta`).
+    pub fn private(epsilon: f64, delta: f64) -> Self {
+        TrainConfig { privacy: Privacy::Dp { epsilon, delta }, ..Self::non_private() }
+    }
+
+    /// Reject invalid values, naming the `linkrisk train-heads` flag.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |value: f64, flag: &str| -> Result<()> {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(format!("{flag} must be a positive finite number, got {value}")))
+            }
+        };
+        if self.dim == 0 {
+            return Err(Error::config("--dim must be at least 1"));
+        }
+        if let HeadKind::Mlp { hidden: 0 } = self.head {
+            return Err(Error::config("--hidden must be at least 1"));
+        }
+        positive(self.epochs, "--epochs")?;
+        if self.batch_size == 0 {
+            return Err(Error::config("--batch-size must be at least 1 (expected patients per batch)"));
+        }
+        positive(self.lr, "--lr")?;
+        match self.temperature {
+            Temperature::Fixed { value: t } | Temperature::Learned { initial: t } => {
+                positive(t, "--temperature")?
+            }
+        }
+        match self.optimizer {
+            Optimizer::Adam { beta1, beta2, eps } => {
+                if !((0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2)) {
+                    return Err(Error::config(format!("Adam betas must be in [0, 1), got {beta1}, {beta2}")));
+                }
+                positive(eps, "Adam eps")?;
+            }
+            Optimizer::Sgd { momentum } => {
+                if !(0.0..1.0).contains(&momentum) {
+                    return Err(Error::config(format!("--momentum must be in [0, 1), got {momentum}")));
+                }
+            }
+        }
+        match self.privacy {
+            Privacy::NonPrivate => {}
+            Privacy::Dp { epsilon, delta } => {
+                positive(epsilon, "--epsilon")?;
+                privacy::check_delta(delta)?;
+            }
+            Privacy::DpNoise { noise_multiplier, delta } => {
+                privacy::check_noise_multiplier(noise_multiplier)?;
+                privacy::check_delta(delta)?;
+            }
+        }
+        if self.is_private() {
+            positive(self.clip, "--clip")?;
+        }
+        if (self.is_private() || self.batching == Batching::DpGroups) && self.group_size == 0 {
+            return Err(Error::config("--group-size must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Whether this is a DP-SGD run.
+    pub fn is_private(&self) -> bool {
+        !matches!(self.privacy, Privacy::NonPrivate)
+    }
+}
+
+/// The privacy ledger written as `privacy.json` beside the projected cohort.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrivacyLedger {
+    /// Whether the heads were trained with DP-SGD.
+    pub private: bool,
+    /// Epsilon spent, from the RDP accountant (null when not private).
+    pub epsilon: Option<f64>,
+    /// The epsilon asked for (null unless calibrated to a target).
+    pub target_epsilon: Option<f64>,
+    /// Delta of the guarantee (null when not private).
+    pub delta: Option<f64>,
+    /// Noise standard deviation / sensitivity (0 when not private).
+    pub noise_multiplier: f64,
+    /// RDP order that gave epsilon.
+    pub best_order: Option<f64>,
+    /// Poisson sampling rate of patients, expected batch / training patients.
+    pub sample_rate: f64,
+    /// Optimiser steps taken.
+    pub steps: u64,
+    /// Epochs asked for.
+    pub epochs: f64,
+    /// Sensitivity C of the summed clipped gradient (null when not private).
+    pub clip: Option<f64>,
+    /// Radius each group's gradient is clipped to (C / 2).
+    pub group_clip: Option<f64>,
+    /// Expected patients per InfoNCE group (Poisson-group batches only).
+    pub group_size: Option<usize>,
+    /// Groups per step, ceil(expected batch / group size) (Poisson-group batches only).
+    pub groups_per_step: Option<usize>,
+    /// Expected batch size in patients (the divisor of the noisy sum).
+    pub expected_batch_size: usize,
+    /// The unit of privacy: `patient`.
+    pub privacy_unit: &'static str,
+    /// How per-patient sensitivity is bounded (docs/METHODS.md, "DP-SGD for contrastive
+    /// heads"); `non_private` (shuffled batches) or `non_private_dp_groups` otherwise.
+    pub construction: &'static str,
+    /// The accountant: Rényi DP of the sampled Gaussian mechanism, Opacus's orders and
+    /// conversion.
+    pub accountant: &'static str,
+    /// Training split.
+    pub train_split: String,
+    /// Patients in the training split.
+    pub train_patients: usize,
+    /// Records in the training split.
+    pub train_records: usize,
+    /// Head architecture.
+    pub head: HeadKind,
+    /// Output dimension.
+    pub dim: usize,
+    /// Temperature at the end of training.
+    pub temperature: f64,
+    /// Whether the temperature was learned.
+    pub learned_temperature: bool,
+    /// Optimiser.
+    pub optimizer: Optimizer,
+    /// Learning rate.
+    pub lr: f64,
+    /// The seed, when the user gave one (null when drawn from the operating system).
+    pub seed: Option<u64>,
+    /// linkrisk version that trained the heads.
+    pub linkrisk_version: &'static str,
+}
+
+/// Progress of a training run, passed to the observer after every step.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainProgress {
+    /// Steps done.
+    pub step: u64,
+    /// Steps in the run.
+    pub steps: u64,
+    /// Patients in this step's batch.
+    pub batch_patients: usize,
+    /// InfoNCE loss of this batch per patient (not covered by the DP guarantee: for the
+    /// operator's eyes only).
+    pub loss_per_patient: f64,
+}
+
+/// Trained image and report heads, and the ledger of how they were trained.
+#[derive(Debug, Clone)]
+pub struct TrainedHeads {
+    model: Model<f32>,
+    image_view: String,
+    report_view: String,
+    /// How the heads were trained (written as `privacy.json`).
+    pub ledger: PrivacyLedger,
+}
+
+/// Everything derived from the config and the data before training starts.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    seed: u64,
+    sample_rate: f64,
+    steps: u64,
+    /// Hash groups per step when batches are Poisson-sampled (DP-SGD, `Batching::DpGroups`).
+    groups_per_step: Option<usize>,
+    /// Under DP: (noise multiplier, group clip radius).
+    dp: Option<(f64, f64)>,
+}
+
+/// Train heads on the training split of `cohort`.
+pub fn train_heads(cohort: &Cohort, config: &TrainConfig) -> Result<TrainedHeads> {
+    train_heads_with_progress(cohort, config, &mut |_| {})
+}
+
+/// [`train_heads`], calling `progress` after every step.
+pub fn train_heads_with_progress(
+    cohort: &Cohort,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<TrainedHeads> {
+    config.validate()?;
+    let data =
+        TrainData::<f32>::from_cohort(cohort, &config.image_view, &config.report_view, &config.train_split)?;
+    let (plan, spent) = plan(&data, config)?;
+    let model = fit(&data, config, &plan, progress);
+    let (target_epsilon, delta) = match config.privacy {
+        Privacy::NonPrivate => (None, None),
+        Privacy::Dp { epsilon, delta } => (Some(epsilon), Some(delta)),
+        Privacy::DpNoise { delta, .. } => (None, Some(delta)),
+    };
+    let dp = plan.dp;
+    let ledger = PrivacyLedger {
+        private: dp.is_some(),
+        epsilon: spent.map(|s| s.epsilon),
+        target_epsilon,
+        delta,
+        noise_multiplier: dp.map_or(0.0, |(sigma, _)| sigma),
+        best_order: spent.map(|s| s.best_order),
+        sample_rate: plan.sample_rate,
+        steps: plan.steps,
+        epochs: config.epochs,
+        clip: dp.map(|_| config.clip),
+        group_clip: dp.map(|(_, radius)| radius),
+        group_size: plan.groups_per_step.map(|_| config.group_size),
+        groups_per_step: plan.groups_per_step,
+        expected_batch_size: config.batch_size,
+        privacy_unit: "patient",
+        construction: match (dp.is_some(), plan.groups_per_step.is_some()) {
+            (true, _) => DP_CONSTRUCTION,
+            (false, true) => "non_private_dp_groups",
+            (false, false) => "non_private",
+        },
+        accountant: "rdp_sampled_gaussian_opacus_orders",
+        train_split: config.train_split.clone(),
+        train_patients: data.n_patients(),
+        train_records: data.n_records(),
+        head: config.head,
+        dim: config.dim,
+        temperature: model.temperature(),
+        learned_temperature: matches!(config.temperature, Temperature::Learned { .. }),
+        optimizer: config.optimizer,
+        lr: config.lr,
+        seed: config.seed,
+        linkrisk_version: crate::VERSION,
+    };
+    Ok(TrainedHeads {
+        model,
+        image_view: config.image_view.clone(),
+        report_view: config.report_view.clone(),
+        ledger,
+    })
+}
+
+/// Sampling rate, steps, noise multiplier and seed for `config` on `data`.
+fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Option<privacy::PrivacySpent>)> {
+    let patients = data.n_patients();
+    if patients < 2 {
+        return Err(Error::config(format!(
+            "split `{}` has {patients} patient(s); contrastive heads need at least 2 training patients",
+            config.train_split
+        )));
+    }
+    if config.batch_size > patients {
+        return Err(Error::config(format!(
+            "--batch-size {} exceeds the {patients} patients of split `{}`; use at most {patients}",
+            config.batch_size, config.train_split
+        )));
+    }
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let sample_rate = config.batch_size as f64 / patients as f64;
+    let (steps, dp, spent) = match config.privacy {
+        Privacy::NonPrivate if config.batching == Batching::DpGroups => {
+            (privacy::steps_for_epochs(config.epochs, sample_rate)?, None, None)
+        }
+        Privacy::NonPrivate => {
+            let per_epoch = patients.div_ceil(config.batch_size) as f64;
+            let steps = (config.epochs * per_epoch).ceil().max(1.0) as u64;
+            (steps, None, None)
+        }
+        Privacy::Dp { epsilon, delta } => {
+            let steps = privacy::steps_for_epochs(config.epochs, sample_rate)?;
+            let cal = privacy::calibrate_noise_multiplier(epsilon, delta, sample_rate, steps)?;
+            let spent = privacy::PrivacySpent { epsilon: cal.epsilon, best_order: cal.best_order };
+            (steps, Some(cal.noise_multiplier), Some(spent))
+        }
+        Privacy::DpNoise { noise_multiplier, delta } => {
+            let steps = privacy::steps_for_epochs(config.epochs, sample_rate)?;
+            let spent = privacy::epsilon(sample_rate, noise_multiplier, steps, delta)?;
+            (steps, Some(noise_multiplier), Some(spent))
+        }
+    };
+    let groups_per_step = (dp.is_some() || config.batching == Batching::DpGroups)
+        .then(|| config.batch_size.div_ceil(config.group_size));
+    let dp = dp.map(|sigma| (sigma, config.clip / 2.0));
+    Ok((Plan { seed, sample_rate, steps, groups_per_step, dp }, spent))
+}
+
+/// The training loop.
+fn fit<T: Real>(
+    data: &TrainData<T>,
+    config: &TrainConfig,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Model<T> {
+    let layout = Layout::new(
+        config.head,
+        data.image_dim,
+        data.report_dim,
+        config.dim,
+        matches!(config.temperature, Temperature::Learned { .. }),
+    );
+    let mut model = Model::<T>::init(layout, plan.seed, config.temperature.initial());
+    let mut optimizer = OptimizerState::<T>::new(config.optimizer, model.layout.n_params);
+    let mut grad = vec![T::of(0.0); model.layout.n_params];
+    let mut report = |step: u64, patients: usize, loss: f64| {
+        progress(&TrainProgress {
+            step,
+            steps: plan.steps,
+            batch_patients: patients,
+            loss_per_patient: if patients > 0 { loss / patients as f64 } else { 0.0 },
+        })
+    };
+    match plan.groups_per_step {
+        Some(n_groups) => {
+            let key = dpsgd::group_key(plan.seed);
+            for step in 0..plan.steps {
+                let sampled = dpsgd::poisson_sample(plan.seed, step, data.n_patients(), plan.sample_rate);
+                let batch = data.dp_batch(&sampled, &key, step, n_groups);
+                let stats = match plan.dp {
+                    Some((noise_multiplier, group_clip)) => dp_step(
+                        &mut model,
+                        &mut optimizer,
+                        &mut grad,
+                        &batch,
+                        DpStep { noise_multiplier, clip: config.clip, group_clip, seed: plan.seed, step },
+                        config.batch_size,
+                        config.lr,
+                    ),
+                    None => {
+                        // Batching::DpGroups: the same batches and divisor, no clip, no noise.
+                        let stats = batch::batch_gradient(&model, &batch, None, &mut grad);
+                        let inv = T::of(1.0 / config.batch_size as f64);
+                        grad.iter_mut().for_each(|g| *g *= inv);
+                        optimizer.step(&mut model.params, &grad, config.lr);
+                        model.clamp_log_scale();
+                        stats
+                    }
+                };
+                report(step + 1, sampled.len(), stats.loss);
+            }
+        }
+        None => {
+            let batch_size = config.batch_size;
+            let mut step = 0u64;
+            'epochs: for epoch in 0.. {
+                let mut order: Vec<u32> = (0..data.n_patients() as u32).collect();
+                order.shuffle(&mut crate::rng::stream(plan.seed, "train/shuffle", epoch));
+                for patients in order.chunks(batch_size) {
+                    if step == plan.steps {
+                        break 'epochs;
+                    }
+                    let batch = data.batch([patients]);
+                    let stats = batch::batch_gradient(&model, &batch, None, &mut grad);
+                    let inv = T::of(1.0 / patients.len() as f64);
+                    grad.iter_mut().for_each(|g| *g *= inv);
+                    optimizer.step(&mut model.params, &grad, config.lr);
+                    model.clamp_log_scale();
+                    step += 1;
+                    report(step, patients.len(), stats.loss);
+                }
+            }
+        }
+    }
+    model
+}
+
+/// The noise parameters of one DP-SGD step.
+#[derive(Debug, Clone, Copy)]
+struct DpStep {
+    noise_multiplier: f64,
+    clip: f64,
+    group_clip: f64,
+    seed: u64,
+    step: u64,
+}
+
+/// One DP-SGD step: clipped group gradients summed, Gaussian noise of std
+/// `noise_multiplier * clip` added, divided by the expected batch size, optimiser update.
+fn dp_step<T: Real>(
+    model: &mut Model<T>,
+    optimizer: &mut OptimizerState<T>,
+    grad: &mut [T],
+    batch: &batch::Batch<T>,
+    noise: DpStep,
+    expected_batch: usize,
+    lr: f64,
+) -> batch::BatchStats {
+    let stats = batch::batch_gradient(model, batch, Some(noise.group_clip), grad);
+    dpsgd::add_noise(grad, noise.noise_multiplier * noise.clip, noise.seed, noise.step);
+    let inv = T::of(1.0 / expected_batch as f64);
+    grad.iter_mut().for_each(|g| *g *= inv);
+    optimizer.step(&mut model.params, grad, lr);
+    model.clamp_log_scale();
+    stats
+}
+
+impl TrainedHeads {
+    /// Dimension of the shared output space.
+    pub fn dim(&self) -> usize {
+        self.model.layout.out_dim()
+    }
+
+    /// Input dimension of the image head.
+    pub fn image_input_dim(&self) -> usize {
+        self.model.layout.in_dim(Side::Image)
+    }
+
+    /// Input dimension of the report head.
+    pub fn report_input_dim(&self) -> usize {
+        self.model.layout.in_dim(Side::Report)
+    }
+
+    /// The temperature at the end of training.
+    pub fn temperature(&self) -> f64 {
+        self.model.temperature()
+    }
+
+    /// Apply the image head to `features` (rows x image_input_dim, row-major; pass rows as
+    /// the cohort holds them, L2-normalised). Returns rows x dim, each row of unit norm.
+    pub fn project_image(&self, features: &[f32]) -> Result<Vec<f32>> {
+        self.project(Side::Image, features)
+    }
+
+    /// Apply the report head, as [`TrainedHeads::project_image`].
+    pub fn project_report(&self, features: &[f32]) -> Result<Vec<f32>> {
+        self.project(Side::Report, features)
+    }
+
+    fn project(&self, side: Side, features: &[f32]) -> Result<Vec<f32>> {
+        let in_dim = self.model.layout.in_dim(side);
+        if features.len() % in_dim != 0 {
+            return Err(Error::config(format!(
+                "{} features have {} values, not a multiple of the head's input dimension {in_dim}",
+                if side == Side::Image { "image" } else { "report" },
+                features.len()
+            )));
+        }
+        Ok(self.model.project(side, features, features.len() / in_dim))
+    }
+
+    /// The cohort with views `image` and `report`: the heads applied to every record (every
+    /// split) of the feature views they were trained on. Metadata is kept as is.
+    pub fn project_cohort(&self, cohort: &Cohort) -> Result<Cohort> {
+        let image_features = cohort.view(&self.image_view)?;
+        let report_features = cohort.view(&self.report_view)?;
+        for (view, want) in
+            [(image_features, self.image_input_dim()), (report_features, self.report_input_dim())]
+        {
+            if view.dim() != want {
+                return Err(Error::input(
+                    view.source_path(),
+                    format!(
+                        "view `{}` has dimension {}, but the heads were trained on dimension {want}",
+                        view.name(),
+                        view.dim()
+                    ),
+                ));
+            }
+        }
+        let n = cohort.len();
+        let image = View::from_memory("image", n, self.dim(), self.project_image(image_features.rows())?)?;
+        let report =
+            View::from_memory("report", n, self.dim(), self.project_report(report_features.rows())?)?;
+        Cohort::from_parts(cohort.dir.clone(), cohort.metadata.clone(), vec![image, report])
+    }
+
+    /// Write the projected cohort to `out`: `metadata.csv`, `image.npy`, `report.npy` and
+    /// `privacy.json`, built in a temporary sibling directory and renamed into place. An
+    /// existing `out` is replaced only if it is empty or an earlier output (has
+    /// `privacy.json`).
+    pub fn write_cohort(&self, cohort: &Cohort, out: &Path) -> Result<()> {
+        let projected = self.project_cohort(cohort)?;
+        let image = projected.view("image")?;
+        let report = projected.view("report")?;
+        let ledger = serde_json::to_string_pretty(&self.ledger)
+            .map_err(|e| Error::config(format!("serialising privacy.json: {e}")))?;
+        write_dir_atomically(out, |tmp| {
+            crate::cohort::write::write_cohort(
+                tmp,
+                &projected.metadata,
+                &[("image", self.dim(), image.rows()), ("report", self.dim(), report.rows())],
+            )?;
+            crate::cohort::write::atomic_bytes(&tmp.join("privacy.json"), format!("{ledger}\n").as_bytes())
+        })
+    }
+}
+
+/// Fill a temporary sibling of `out` with `fill`, then move it to `out`.
+fn write_dir_atomically(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = out
+        .file_name()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| Error::config(format!("--out {}: not a usable directory name", out.display())))?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if out.exists() {
+        let reusable = out.is_dir()
+            && (out.join("privacy.json").is_file()
+                || std::fs::read_dir(out).map_err(|e| Error::io(out, e))?.next().is_none());
+        if !reusable {
+            return Err(Error::config(format!(
+                "--out {} exists and is not an earlier train-heads output; choose a new directory",
+                out.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&parent).map_err(|e| Error::write(&parent, e))?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| Error::write(&tmp, e))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if out.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        std::fs::rename(out, &old).map_err(|e| Error::write(out, e))?;
+        std::fs::rename(&tmp, out).map_err(|e| Error::write(out, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp, out).map_err(|e| Error::write(out, e))?;
+    }
+    Ok(())
+}

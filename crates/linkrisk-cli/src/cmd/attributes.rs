@@ -1,0 +1,107 @@
+//! `linkrisk attributes DIR`: how well linear probes infer sex, age group and race from an
+//! embedding, optionally stratified by re-identified vs not re-identified records.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use linkrisk::audit::attributes::{attributes, AgeThreshold, Attribute, AttributesConfig};
+use linkrisk::cohort::flags::read_flags;
+use linkrisk::cohort::Cohort;
+
+use super::utility::ProbeArgs;
+use crate::output::write_json;
+
+/// Arguments of `linkrisk attributes`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Cohort directory (metadata.csv with sex/age/race columns + one .npy per view).
+    pub dir: PathBuf,
+    /// View whose embeddings are probed.
+    #[arg(long, default_value = "image")]
+    pub view: String,
+    /// Attributes to probe, comma-separated.
+    #[arg(long, default_value = "sex,age,race", value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Age threshold in years (positive = age >= threshold), or `median` (train median).
+    #[arg(long, default_value = "65")]
+    pub age_threshold: String,
+    /// Smallest number of records a sex/race group needs in each split to be probed.
+    #[arg(long, default_value_t = 20)]
+    pub min_group: usize,
+    /// Per-record re-identification flags (CSV `id,reidentified`, as written by
+    /// `linkrisk reid --per-record`): report AUROCs on re-identified vs not re-identified
+    /// eval records and test the difference.
+    #[arg(long)]
+    pub reidentified: Option<PathBuf>,
+    /// Write the JSON report here (`-` for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// Run the attribute audit and print or write its report.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let targets = args.targets.iter().map(|t| t.parse::<Attribute>()).collect::<Result<Vec<_>, _>>()?;
+    let config = AttributesConfig {
+        view: args.view.clone(),
+        train_split: args.probe.train_split.clone(),
+        eval_split: args.probe.eval_split.clone(),
+        targets,
+        age_threshold: args.age_threshold.parse::<AgeThreshold>()?,
+        min_group_records: args.min_group,
+        probe: args.probe.probe_config(),
+        interval: args.probe.interval(),
+    };
+    config.validate()?;
+    let cohort = Cohort::load(&args.dir)?;
+    let flags = match &args.reidentified {
+        Some(path) => Some(
+            read_flags(path, "reidentified", &cohort.metadata)
+                .with_context(|| format!("reading --reidentified {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let report = attributes(&cohort, &config, flags.as_deref())?;
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+        if path.as_os_str() == "-" {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    println!(
+        "attributes from view `{}`: probes trained on `{}` ({} records), evaluated on `{}` ({} records)",
+        report.view, report.train_split, report.n_train_records, report.eval_split, report.n_eval_records
+    );
+    for (name, r) in &report.attributes.0 {
+        println!(
+            "  {name:<5} AUROC {:.4} [{:.4}, {:.4}]  {}  (missing: {} train, {} eval)",
+            r.auroc, r.ci95[0], r.ci95[1], r.definition, r.n_train_missing, r.n_eval_missing
+        );
+        for g in &r.excluded_groups {
+            println!(
+                "        excluded group {} ({} train / {} eval records, below --min-group)",
+                g.group, g.n_train, g.n_eval
+            );
+        }
+        if let Some(s) = &r.stratified {
+            let show = |x: &Option<linkrisk::audit::attributes::StratumResult>| match x {
+                Some(x) => format!("{:.4} [{:.4}, {:.4}] n={}", x.auroc, x.ci95[0], x.ci95[1], x.n_records),
+                None => "n/a".to_string(),
+            };
+            println!("        re-identified     {}", show(&s.reidentified));
+            println!("        not re-identified {}", show(&s.not_reidentified));
+            if let Some(d) = &s.difference {
+                println!("        difference {:+.4} (p = {:.3e})", d.difference, d.p_value);
+            }
+            if let Some(note) = &s.note {
+                println!("        {note}");
+            }
+        }
+    }
+    for s in &report.skipped {
+        println!("  {:<5} skipped: {}", s.attribute, s.reason);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,206 @@
+//! `linkrisk train-heads DIR --out DIR2`: train image and report projection heads on the
+//! frozen features of the train split (non-private or DP-SGD with patients as the privacy
+//! unit) and write the projected cohort with its `privacy.json` ledger.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+use linkrisk::cohort::Cohort;
+use linkrisk::train::{self, Batching, HeadKind, Optimizer, Privacy, Temperature, TrainConfig};
+
+use crate::progress;
+
+/// Head architecture flag.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HeadArg {
+    /// One affine layer.
+    Linear,
+    /// Linear + GELU + linear (`--hidden` units).
+    Mlp,
+}
+
+/// Optimiser flag.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OptimizerArg {
+    /// Adam (betas 0.9, 0.999).
+    Adam,
+    /// SGD with `--momentum`.
+    Sgd,
+}
+
+/// Batching flag for non-private training.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BatchingArg {
+    /// Shuffled batches, InfoNCE over the whole batch.
+    Shuffled,
+    /// DP-SGD's Poisson batches and hash groups without clipping or noise (ablation).
+    DpGroups,
+}
+
+/// Arguments of `linkrisk train-heads`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Exactly one of --epsilon (with --delta), --noise-multiplier (with --delta) or \
+     --non-private.\n\nExample:\n  linkrisk train-heads cohort/ --out heads-eps0.34/ --epsilon 0.34 --delta 6e-6\n\n\
+     Under DP-SGD the guarantee assumes the seed is secret: without --seed a fresh seed is drawn \
+     from the operating system and not recorded.")]
+pub struct Args {
+    /// Cohort directory with `image_features` and `report_features` views and a `split` column.
+    pub dir: PathBuf,
+    /// Output cohort directory (metadata.csv, image.npy, report.npy, privacy.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Target epsilon of DP-SGD (the noise multiplier is calibrated to it).
+    #[arg(long, allow_negative_numbers = true, conflicts_with_all = ["non_private", "noise_multiplier"], required_unless_present_any = ["non_private", "noise_multiplier"])]
+    pub epsilon: Option<f64>,
+    /// Delta of the DP guarantee (below 1 / number of training patients).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "non_private")]
+    pub delta: Option<f64>,
+    /// DP-SGD with this noise multiplier instead of a target epsilon.
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "non_private")]
+    pub noise_multiplier: Option<f64>,
+    /// Train without differential privacy.
+    #[arg(long)]
+    pub non_private: bool,
+    /// Passes over the training patients.
+    #[arg(long, default_value_t = TrainConfig::non_private().epochs, allow_negative_numbers = true)]
+    pub epochs: f64,
+    /// Expected batch size in patients (sample rate = batch size / training patients).
+    #[arg(long, default_value_t = TrainConfig::non_private().batch_size)]
+    pub batch_size: usize,
+    /// DP-SGD sensitivity C: group gradients are clipped to C/2, noise std is sigma x C.
+    #[arg(long, default_value_t = TrainConfig::non_private().clip, allow_negative_numbers = true)]
+    pub clip: f64,
+    /// Expected patients per InfoNCE group under DP-SGD.
+    #[arg(long, default_value_t = TrainConfig::non_private().group_size)]
+    pub group_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = TrainConfig::non_private().lr, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Batches of non-private training (dp-groups: DP-SGD's batches without clip or noise).
+    #[arg(long, value_enum, default_value_t = BatchingArg::Shuffled)]
+    pub batching: BatchingArg,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
+    pub optimizer: OptimizerArg,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    pub momentum: f64,
+    /// Head architecture.
+    #[arg(long, value_enum, default_value_t = HeadArg::Linear)]
+    pub head: HeadArg,
+    /// Hidden units of the mlp head.
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    /// Dimension of the shared output space.
+    #[arg(long, default_value_t = TrainConfig::non_private().dim)]
+    pub dim: usize,
+    /// InfoNCE temperature (the starting value with --learn-temperature).
+    #[arg(long, default_value_t = 0.07, allow_negative_numbers = true)]
+    pub temperature: f64,
+    /// Learn the temperature with the heads.
+    #[arg(long)]
+    pub learn_temperature: bool,
+    /// Seed of all randomness (default: fresh from the OS, not recorded).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// View holding the frozen image features.
+    #[arg(long, default_value = "image_features")]
+    pub image_view: String,
+    /// View holding the frozen report features.
+    #[arg(long, default_value = "report_features")]
+    pub report_view: String,
+    /// Split to train on.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Print the privacy ledger as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    /// The library config these flags describe.
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let privacy = match (self.non_private, self.epsilon, self.noise_multiplier, self.delta) {
+            (true, ..) => Privacy::NonPrivate,
+            (false, Some(epsilon), None, Some(delta)) => Privacy::Dp { epsilon, delta },
+            (false, None, Some(noise_multiplier), Some(delta)) => {
+                Privacy::DpNoise { noise_multiplier, delta }
+            }
+            (false, _, _, None) => anyhow::bail!(
+                "--delta is required with --epsilon or --noise-multiplier (choose it below 1 / number of \
+                 training patients, e.g. 6e-6 for 126,000 patients)"
+            ),
+            _ => anyhow::bail!("pass exactly one of --epsilon, --noise-multiplier or --non-private"),
+        };
+        Ok(TrainConfig {
+            image_view: self.image_view.clone(),
+            report_view: self.report_view.clone(),
+            train_split: self.split.clone(),
+            head: match self.head {
+                HeadArg::Linear => HeadKind::Linear,
+                HeadArg::Mlp => HeadKind::Mlp { hidden: self.hidden },
+            },
+            dim: self.dim,
+            privacy,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            clip: self.clip,
+            group_size: self.group_size,
+            lr: self.lr,
+            batching: match self.batching {
+                BatchingArg::Shuffled => Batching::Shuffled,
+                BatchingArg::DpGroups => Batching::DpGroups,
+            },
+            optimizer: match self.optimizer {
+                OptimizerArg::Adam => Optimizer::default(),
+                OptimizerArg::Sgd => Optimizer::Sgd { momentum: self.momentum },
+            },
+            temperature: if self.learn_temperature {
+                Temperature::Learned { initial: self.temperature }
+            } else {
+                Temperature::Fixed { value: self.temperature }
+            },
+            seed: self.seed,
+        })
+    }
+}
+
+/// Train, write, summarise.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    config.validate()?;
+    let cohort = Cohort::load(&args.dir)?;
+    let bar = progress::bar(0, "training");
+    let heads = train::train_heads_with_progress(&cohort, &config, &mut |p| {
+        bar.set_length(p.steps);
+        bar.set_position(p.step);
+    })?;
+    bar.finish_and_clear();
+    heads.write_cohort(&cohort, &args.out)?;
+    let ledger = &heads.ledger;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(ledger)?);
+    } else {
+        match ledger.epsilon {
+            Some(epsilon) => println!(
+                "DP-SGD: epsilon {epsilon:.4} at delta {:e} (noise multiplier {:.4}, clip {}, sample rate {:.5}, {} steps)",
+                ledger.delta.unwrap_or(f64::NAN),
+                ledger.noise_multiplier,
+                ledger.clip.unwrap_or(f64::NAN),
+                ledger.sample_rate,
+                ledger.steps
+            ),
+            None => println!("non-private training: {} steps, batch {} patients", ledger.steps, ledger.expected_batch_size),
+        }
+        println!(
+            "trained on {} records of {} patients (split `{}`); wrote {} (image.npy, report.npy: {} dims, privacy.json)",
+            ledger.train_records,
+            ledger.train_patients,
+            ledger.train_split,
+            args.out.display(),
+            ledger.dim
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,157 @@
+//! `linkrisk utility DIR`: linear-probe macro AUROC over the 14 CheXpert findings, trained
+//! on one split and evaluated on another (how much clinical signal an embedding keeps).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use linkrisk::audit::utility::{utility, BlankPolicy, LabelPolicy, UncertainPolicy, UtilityConfig};
+use linkrisk::cohort::Cohort;
+use linkrisk::metrics::AurocInterval;
+use linkrisk::probe::{ProbeConfig, SolverOptions};
+
+use crate::output::write_json;
+
+/// Probe training flags shared by `utility` and `attributes`.
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// Split the probes are trained on.
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    /// Split the probes are evaluated on (e.g. test or external).
+    #[arg(long, default_value = "test")]
+    pub eval_split: String,
+    /// Cross-validation folds for choosing the regularisation (grouped by patient).
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Seed of the fold assignment.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Solver gradient tolerance (mean-form objective, as scikit-learn's `tol`).
+    #[arg(long, default_value_t = 1e-6)]
+    pub tol: f64,
+    /// AUROC interval: `logit` (DeLong on the logit scale) or `plain` (DeLong, clipped).
+    #[arg(long, value_enum, default_value_t = CiArg::Logit)]
+    pub auroc_ci: CiArg,
+}
+
+/// `--auroc-ci` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CiArg {
+    /// Wald interval on the logit scale.
+    Logit,
+    /// Wald interval on the AUROC scale, clipped to [0, 1].
+    Plain,
+}
+
+impl ProbeArgs {
+    /// The library's probe configuration.
+    pub fn probe_config(&self) -> ProbeConfig {
+        ProbeConfig {
+            n_folds: self.folds,
+            seed: self.seed,
+            solver: SolverOptions { tol: self.tol, ..SolverOptions::default() },
+            ..ProbeConfig::default()
+        }
+    }
+
+    /// The library's interval choice.
+    pub fn interval(&self) -> AurocInterval {
+        match self.auroc_ci {
+            CiArg::Logit => AurocInterval::Logit,
+            CiArg::Plain => AurocInterval::Plain,
+        }
+    }
+}
+
+/// `--uncertain` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum UncertainArg {
+    /// Leave uncertain labels out (CheXpert U-Ignore).
+    Exclude,
+    /// Count them as negative (U-Zeros).
+    Negative,
+    /// Count them as positive (U-Ones).
+    Positive,
+}
+
+/// `--blank` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BlankArg {
+    /// Count blank (not mentioned) as negative.
+    Negative,
+    /// Leave blank labels out.
+    Exclude,
+}
+
+/// Arguments of `linkrisk utility`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Cohort directory (metadata.csv with finding columns + one .npy per view).
+    pub dir: PathBuf,
+    /// View whose embeddings are probed.
+    #[arg(long, default_value = "image")]
+    pub view: String,
+    /// Write the JSON report here (`-` for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Uncertain (-1) finding labels.
+    #[arg(long, value_enum, default_value_t = UncertainArg::Exclude)]
+    pub uncertain: UncertainArg,
+    /// Blank finding labels.
+    #[arg(long, value_enum, default_value_t = BlankArg::Negative)]
+    pub blank: BlankArg,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// Run the utility audit and print or write its report.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = UtilityConfig {
+        view: args.view.clone(),
+        train_split: args.probe.train_split.clone(),
+        eval_split: args.probe.eval_split.clone(),
+        labels: LabelPolicy {
+            uncertain: match args.uncertain {
+                UncertainArg::Exclude => UncertainPolicy::Exclude,
+                UncertainArg::Negative => UncertainPolicy::Negative,
+                UncertainArg::Positive => UncertainPolicy::Positive,
+            },
+            blank: match args.blank {
+                BlankArg::Negative => BlankPolicy::Negative,
+                BlankArg::Exclude => BlankPolicy::Exclude,
+            },
+        },
+        probe: args.probe.probe_config(),
+        interval: args.probe.interval(),
+    };
+    config.validate()?;
+    let cohort = Cohort::load(&args.dir)?;
+    let report = utility(&cohort, &config)?;
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+        if path.as_os_str() == "-" {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    println!(
+        "utility of view `{}`: probes trained on `{}` ({} records), evaluated on `{}` ({} records)",
+        report.view, report.train_split, report.n_train_records, report.eval_split, report.n_eval_records
+    );
+    for f in &report.findings {
+        let r = &f.result;
+        println!(
+            "  {:<28} AUROC {:.4} [{:.4}, {:.4}]  eval {}+/{}-  C={:.3e}",
+            f.finding, r.auroc, r.ci95[0], r.ci95[1], r.n_eval_positive, r.n_eval_negative, r.sklearn_c
+        );
+    }
+    for s in &report.skipped {
+        println!("  {:<28} skipped: {}", s.finding, s.reason);
+    }
+    match (report.macro_auroc, report.ci95_macro_auroc) {
+        (Some(m), Some([lo, hi])) => {
+            println!("macro AUROC {m:.4} [{lo:.4}, {hi:.4}] over {} findings", report.findings.len())
+        }
+        _ => println!("macro AUROC: none (every finding was skipped)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,171 @@
+//! `linkrisk train-heads`: trains on the train split, writes a projected cohort for every
+//! split with its privacy ledger, and names the flag on bad input.
+
+use std::path::Path;
+
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use crate::util::{json_stdout, linkrisk};
+
+/// A small cohort whose image and report features are noisy linear views of one latent
+/// vector per record: 60 train patients, 20 test, 10 external, 1-2 records each.
+fn write_cohort(dir: &Path, with_split: bool) {
+    let (latent, di, dr) = (6, 12, 10);
+    let mut rng = linkrisk::rng::stream(1, "cli-test", 0);
+    let a: Vec<f64> = (0..di * latent).map(|_| rng.sample(StandardNormal)).collect();
+    let b: Vec<f64> = (0..dr * latent).map(|_| rng.sample(StandardNormal)).collect();
+    let mut csv =
+        String::from(if with_split { "id,patient_id,study_id,split\n" } else { "id,patient_id,study_id\n" });
+    let (mut image, mut report) = (Vec::new(), Vec::new());
+    for p in 0..90 {
+        let split = if p < 60 {
+            "train"
+        } else if p < 80 {
+            "test"
+        } else {
+            "external"
+        };
+        for r in 0..1 + p % 2 {
+            let z: Vec<f64> = (0..latent).map(|_| rng.sample(StandardNormal)).collect();
+            for (dim, mat, out) in [(di, &a, &mut image), (dr, &b, &mut report)] {
+                for i in 0..dim {
+                    let clean: f64 = (0..latent).map(|k| mat[i * latent + k] * z[k]).sum();
+                    out.push((clean + 0.3 * rng.sample::<f64, _>(StandardNormal)) as f32);
+                }
+            }
+            if with_split {
+                csv.push_str(&format!("r{p}-{r},p{p},s{r},{split}\n"));
+            } else {
+                csv.push_str(&format!("r{p}-{r},p{p},s{r}\n"));
+            }
+        }
+    }
+    std::fs::write(dir.join("metadata.csv"), csv).expect("write metadata.csv");
+    let n = image.len() / di;
+    linkrisk::cohort::npy::write(&dir.join("image_features.npy"), n, di, &image)
+        .expect("write image features");
+    linkrisk::cohort::npy::write(&dir.join("report_features.npy"), n, dr, &report)
+        .expect("write report features");
+}
+
+#[test]
+fn private_heads_write_a_cohort_and_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    write_cohort(&input, true);
+    let out = tmp.path().join("heads");
+    let output = linkrisk()
+        .arg("train-heads")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .args(["--epsilon", "2", "--delta", "1e-5", "--epochs", "2", "--batch-size", "15", "--dim", "8"])
+        .args(["--seed", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let ledger = json_stdout(&output);
+    assert!(ledger["epsilon"].as_f64().unwrap() <= 2.0 && ledger["epsilon"].as_f64().unwrap() > 1.99);
+    assert_eq!(ledger["privacy_unit"], "patient");
+    assert_eq!(ledger["sample_rate"].as_f64().unwrap(), 0.25);
+    assert_eq!(ledger["steps"], 8);
+    assert_eq!(ledger["train_patients"], 60);
+    assert_eq!(ledger["seed"], 3);
+    // The ledger on disk is the one printed; the cohort covers every split.
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("privacy.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, ledger);
+    let cohort = linkrisk::cohort::Cohort::load(&out).unwrap();
+    assert_eq!(cohort.len(), 135);
+    assert_eq!(cohort.view("image").unwrap().dim(), 8);
+    assert_eq!(cohort.metadata.split_names, vec!["train", "test", "external"]);
+    linkrisk().arg("inspect").arg(&out).assert().success().stdout(contains("report"));
+
+    // Same seed, same heads; text summary names epsilon.
+    let again = tmp.path().join("again");
+    linkrisk()
+        .arg("train-heads")
+        .arg(&input)
+        .arg("--out")
+        .arg(&again)
+        .args(["--epsilon", "2", "--delta", "1e-5", "--epochs", "2", "--batch-size", "15", "--dim", "8"])
+        .args(["--seed", "3"])
+        .assert()
+        .success()
+        .stdout(contains("DP-SGD: epsilon 2.0000").or(contains("DP-SGD: epsilon 1.9999")));
+    assert_eq!(
+        std::fs::read(out.join("image.npy")).unwrap(),
+        std::fs::read(again.join("image.npy")).unwrap()
+    );
+}
+
+#[test]
+fn non_private_without_seed_records_no_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_cohort(tmp.path(), true);
+    let out = tmp.path().join("np");
+    let output = linkrisk()
+        .arg("train-heads")
+        .arg(tmp.path())
+        .arg("--out")
+        .arg(&out)
+        .args(["--non-private", "--epochs", "1", "--batch-size", "20", "--head", "mlp", "--hidden", "16"])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let ledger = json_stdout(&output);
+    assert_eq!(ledger["private"], false);
+    assert!(ledger["epsilon"].is_null() && ledger["seed"].is_null());
+    assert_eq!(ledger["head"]["kind"], "mlp");
+    assert_eq!(ledger["steps"], 3);
+}
+
+#[test]
+fn bad_flags_and_inputs_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_cohort(tmp.path(), true);
+    let run = |extra: &[&str]| {
+        let mut cmd = linkrisk();
+        cmd.arg("train-heads").arg(tmp.path()).arg("--out").arg(tmp.path().join("o")).args(extra);
+        cmd.assert().code(2)
+    };
+    run(&["--epsilon", "1"]).stderr(contains("--delta is required"));
+    run(&["--epsilon", "1", "--non-private"]).stderr(contains("--non-private"));
+    run(&[]).stderr(contains("--epsilon"));
+    run(&["--epsilon", "-1", "--delta", "1e-5"]).stderr(contains("--epsilon must be a positive"));
+    run(&["--epsilon", "1", "--delta", "1e-5", "--batch-size", "61"])
+        .stderr(contains("--batch-size 61 exceeds"));
+    run(&["--epsilon", "1", "--delta", "1e-5", "--clip", "0"]).stderr(contains("--clip"));
+    run(&["--non-private", "--split", "members"]).stderr(contains("split `members`"));
+    // --out pointing at a directory that is not an earlier output is refused, untouched.
+    let keep = tmp.path().join("keep");
+    std::fs::create_dir(&keep).unwrap();
+    std::fs::write(keep.join("x.txt"), "x").unwrap();
+    linkrisk()
+        .arg("train-heads")
+        .arg(tmp.path())
+        .arg("--out")
+        .arg(&keep)
+        .args(["--non-private", "--epochs", "1", "--batch-size", "20"])
+        .assert()
+        .code(2)
+        .stderr(contains("not an earlier train-heads output"));
+    assert!(keep.join("x.txt").exists());
+
+    let nosplit = tempfile::tempdir().unwrap();
+    write_cohort(nosplit.path(), false);
+    linkrisk()
+        .arg("train-heads")
+        .arg(nosplit.path())
+        .arg("--out")
+        .arg(nosplit.path().join("o"))
+        .arg("--non-private")
+        .assert()
+        .code(2)
+        .stderr(contains("no records in split `train`").and(contains("split` column")));
+}

@@ -1,0 +1,186 @@
+//! HTML renderer (`report.html`): one self-contained page — inline CSS and inline SVG, no
+//! script, no external resource (a Content-Security-Policy forbids any), readable on screen
+//! and on paper (print styles keep figures and table rows whole).
+
+use super::doc::{Block, Document, Span, Table};
+use super::svg::esc;
+
+const CSS: &str = r#"
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #ffffff; color: #1a1a1a;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 1.8rem; margin: 0 0 2px; }
+.subtitle { color: #555555; margin: 0 0 20px; }
+h2 { font-size: 1.3rem; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 2px solid #e5e5e5; }
+h3 { font-size: 1.05rem; margin: 22px 0 6px; }
+p, ul { max-width: 860px; }
+#summary { background: #f4f8fc; border: 1px solid #cddbea; border-left: 6px solid #0072B2;
+  border-radius: 4px; padding: 2px 22px 10px; }
+#summary h2 { border: 0; margin-top: 14px; }
+.lead { font-size: 1.12rem; }
+code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.9em; }
+.table-wrap { overflow-x: auto; margin: 8px 0 18px; }
+table { border-collapse: collapse; font-size: 0.88rem; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e3e3e3; text-align: left; vertical-align: top;
+  white-space: nowrap; }
+th { background: #f7f7f7; border-bottom: 2px solid #bdbdbd; font-weight: 600; }
+th.num, td.num { text-align: right; white-space: nowrap; }
+#runs td:nth-child(2) { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.8rem;
+  white-space: normal; overflow-wrap: anywhere; }
+.figures { display: flex; flex-wrap: wrap; gap: 12px 24px; align-items: flex-start; }
+figure { margin: 8px 0 12px; flex: 1 1 460px; max-width: 636px; }
+figure.narrow { flex: 0 1 396px; }
+figure svg { display: block; width: 100%; height: auto; }
+figcaption { font-size: 0.85rem; color: #555555; margin-top: 2px; }
+footer { margin-top: 40px; color: #666666; font-size: 0.85rem; }
+@page { margin: 14mm; }
+@media print {
+  body { font-size: 10pt; }
+  main { max-width: none; padding: 0; }
+  #summary { background: none; }
+  h2, h3 { break-after: avoid; }
+  figure, tr, .lead { break-inside: avoid; }
+  .table-wrap { overflow: visible; }
+  table { font-size: 8pt; }
+  th, td, th.num { padding: 2px 5px; white-space: normal; }
+  td.num { white-space: nowrap; }
+  td.num.ci { white-space: normal; }
+}
+"#;
+
+/// Render `doc` as a complete, self-contained HTML page.
+pub fn render(doc: &Document) -> String {
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
+    );
+    out.push_str("<meta name=\"generator\" content=\"linkrisk\">\n");
+    out.push_str(&format!(
+        "<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
+        esc(&doc.title)
+    ));
+    out.push_str(&format!(
+        "<h1>{}</h1>\n<p class=\"subtitle\">{}</p>\n",
+        esc(&doc.title),
+        spans(&doc.subtitle)
+    ));
+    for section in &doc.sections {
+        out.push_str(&format!("<section id=\"{}\">\n<h2>{}</h2>\n", esc(&section.id), esc(&section.title)));
+        for block in &section.blocks {
+            match block {
+                Block::Heading(text) => out.push_str(&format!("<h3>{}</h3>\n", esc(text))),
+                Block::Lead(s) => out.push_str(&format!("<p class=\"lead\">{}</p>\n", spans(s))),
+                Block::Para(s) => out.push_str(&format!("<p>{}</p>\n", spans(s))),
+                Block::Bullets(items) => {
+                    out.push_str("<ul>\n");
+                    for item in items {
+                        out.push_str(&format!("<li>{}</li>\n", spans(item)));
+                    }
+                    out.push_str("</ul>\n");
+                }
+                Block::Table(table) => out.push_str(&render_table(table)),
+                Block::Figures(figures) => {
+                    out.push_str("<div class=\"figures\">\n");
+                    for fig in figures {
+                        let narrow = if fig.chart.plot_size.0 < 400.0 { " class=\"narrow\"" } else { "" };
+                        out.push_str(&format!(
+                            "<figure{narrow}>\n{}<figcaption>{}</figcaption>\n</figure>\n",
+                            fig.chart.to_svg(),
+                            esc(&fig.caption)
+                        ));
+                    }
+                    out.push_str("</div>\n");
+                }
+            }
+        }
+        out.push_str("</section>\n");
+    }
+    out.push_str(
+        "<footer>Generated by linkrisk from run.json. Aggregate figures only; no per-record data.</footer>\n",
+    );
+    out.push_str("</main>\n</body>\n</html>\n");
+    out
+}
+
+fn spans(spans: &[Span]) -> String {
+    let mut out = String::new();
+    for s in spans {
+        match s {
+            Span::Text(text) => out.push_str(&code_ticks(text)),
+            Span::Strong(text) => out.push_str(&format!("<strong>{}</strong>", code_ticks(text))),
+            Span::Code(text) => out.push_str(&format!("<code>{}</code>", esc(text))),
+        }
+    }
+    out
+}
+
+/// Escape text, turning backquoted stretches (`--attack all`) into `<code>`.
+fn code_ticks(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{}</code>", esc(part)));
+        } else {
+            out.push_str(&esc(part));
+        }
+    }
+    out
+}
+
+fn render_table(table: &Table) -> String {
+    let class = |numeric: bool| if numeric { " class=\"num\"" } else { "" };
+    let mut out = String::from("<div class=\"table-wrap\"><table>\n<thead><tr>");
+    for (h, &n) in table.header.iter().zip(&table.numeric) {
+        out.push_str(&format!("<th scope=\"col\"{}>{}</th>", class(n), esc(h)));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for (cell, &n) in row.iter().zip(&table.numeric) {
+            // Intervals may break at their dash when printed; single figures never break.
+            let class = if n && cell.contains(" – ") { " class=\"num ci\"" } else { class(n) };
+            out.push_str(&format!("<td{class}>{}</td>", esc(cell)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table></div>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::doc::{t, Section};
+
+    #[test]
+    fn text_is_escaped_and_ticks_become_code() {
+        assert_eq!(code_ticks("run `--attack all` <now>"), "run <code>--attack all</code> &lt;now&gt;");
+        let mut table = Table::new(&[("View", false), ("N", true)]);
+        table.push(vec!["<img src=x>".into(), "1".into()]);
+        let html = render_table(&table);
+        assert!(html.contains("<td>&lt;img src=x&gt;</td><td class=\"num\">1</td>"), "{html}");
+    }
+
+    #[test]
+    fn page_is_self_contained() {
+        let doc = Document {
+            title: "T".into(),
+            subtitle: vec![t("s")],
+            sections: vec![Section {
+                id: "a".into(),
+                title: "A".into(),
+                blocks: vec![Block::Para(vec![t("x")])],
+            }],
+        };
+        let html = render(&doc);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("default-src 'none'"));
+        for forbidden in ["<script", "http://", "https://", "<link", "@import", "url("] {
+            assert!(!html.contains(forbidden), "{forbidden}");
+        }
+        crate::report::svg::tests::assert_balanced(&html);
+    }
+}
