@@ -8,7 +8,7 @@
 //!   (CSLS, inverted softmax).
 //! - [`Targets`]: per query, its positives (the anchor first) and exclusions.
 //! - [`for_each_block`]: the block-visitor core (a block of queries and its scores).
-//! - [`rank`] / [`rank_with`]: full-gallery ranks of every positive, a top-k, and an
+//! - [`rank()`] / [`rank_with`]: full-gallery ranks of every positive, a top-k, and an
 //!   optional per-query [`QueryReducer`] over the score row (how [`pools`] are evaluated).
 //!
 //! Ranking semantics (DESIGN.md): for a positive with `greater` negatives strictly above

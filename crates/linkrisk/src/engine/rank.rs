@@ -12,6 +12,7 @@
 //! full score row.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use faer::Par;
 use rayon::prelude::*;
@@ -273,6 +274,12 @@ impl Pass<'_, '_> {
             count_len += plan.thresholds.len();
         }
 
+        // Each query's top-k floor, shared by the chunk tasks: a chunk whose local top-k is
+        // full raises it to its k-th score (a valid bound for the whole gallery), so later
+        // chunks skip more. The final top-k does not depend on the order tasks run in.
+        let floors: Vec<AtomicU32> =
+            plans.iter().map(|p| AtomicU32::new(ordered_bits(p.seed_threshold))).collect();
+
         // Phase B: score the remaining chunks and reduce every chunk.
         let ptr = BufferPtr::new(buffer);
         let partials: Vec<ChunkCounts> = self
@@ -285,7 +292,7 @@ impl Pass<'_, '_> {
                     unsafe { compute_chunk(ptr, &layout, block, self.gallery, c0, c1, Par::Seq) };
                 }
                 // SAFETY: this task alone touches columns c0..c1 during phase B.
-                self.reduce_chunk(b0, c0, c1, done, &plans, count_len, |r| unsafe {
+                self.reduce_chunk(b0, c0, c1, done, &plans, &floors, count_len, |r| unsafe {
                     &*ptr.slice_mut(layout.segment(r, c0, c1))
                 })
             })
@@ -312,6 +319,7 @@ impl Pass<'_, '_> {
         c1: usize,
         seeded: bool,
         plans: &[Plan],
+        floors: &[AtomicU32],
         count_len: usize,
         segment: impl Fn(usize) -> &'b [f32],
     ) -> ChunkCounts {
@@ -327,25 +335,25 @@ impl Pass<'_, '_> {
             let span = plan.count_start..plan.count_start + m;
             // Phase-A chunks are already in the seed list.
             let want_top = self.top_k > 0 && !seeded;
-            if want_top && m == 1 && weights.is_none() && plan.seed_threshold > f32::NEG_INFINITY {
+            let floor = from_ordered_bits(floors[r].load(Ordering::Relaxed));
+            if want_top && m == 1 && weights.is_none() && floor > f32::NEG_INFINITY {
                 // The common case in one pass: counts and top-k candidate groups together.
                 flagged.clear();
-                let (g, e) =
-                    count_one_and_flag(scores, plan.thresholds[0], plan.seed_threshold, &mut flagged);
+                let (g, e) = count_one_and_flag(scores, plan.thresholds[0], floor, &mut flagged);
                 greater[span.start] += g;
                 tied[span.start] += e;
-                top.push(self.top_of_groups(q, scores, c0, plan.seed_threshold, &flagged));
+                let local = self.top_of_groups(q, scores, c0, floor, &flagged);
+                raise_floor(&floors[r], &local, self.top_k);
+                top.push(local);
                 continue;
             }
             if m > 0 {
                 count_against(scores, weights, &plan.thresholds, &mut greater[span.clone()], &mut tied[span]);
             }
             if self.top_k > 0 {
-                top.push(if want_top {
-                    self.chunk_top(q, scores, c0, plan.seed_threshold)
-                } else {
-                    Vec::new()
-                });
+                let local = if want_top { self.chunk_top(q, scores, c0, floor) } else { Vec::new() };
+                raise_floor(&floors[r], &local, self.top_k);
+                top.push(local);
             }
         }
         ChunkCounts { greater, tied, top }
@@ -450,6 +458,29 @@ impl Pass<'_, '_> {
     }
 }
 
+/// An f32 as a u32 whose unsigned order is the float order (for atomic max).
+fn ordered_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+fn from_ordered_bits(key: u32) -> f32 {
+    f32::from_bits(if key & 0x8000_0000 != 0 { key & 0x7FFF_FFFF } else { !key })
+}
+
+/// Raise a query's shared top-k floor to the k-th score of a full local top-k.
+fn raise_floor(floor: &AtomicU32, local: &[Neighbor], k: usize) {
+    if local.len() == k {
+        if let Some(kth) = local.last() {
+            floor.fetch_max(ordered_bits(kth.score), Ordering::Relaxed);
+        }
+    }
+}
+
 /// Best first; equal scores by ascending gallery index.
 fn sort_neighbors(list: &mut [Neighbor]) {
     list.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.gallery.cmp(&b.gallery)));
@@ -468,5 +499,21 @@ impl<A: QueryReducer> QueryReducer for Option<A> {
     type Output = Option<A::Output>;
     fn reduce(&self, query: usize, row: ScoreRow<'_>, ranking: &QueryRanking) -> Self::Output {
         self.as_ref().map(|r| r.reduce(query, row, ranking))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_bits_preserve_float_order() {
+        let values = [f32::NEG_INFINITY, -3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 7.0, f32::INFINITY];
+        for w in values.windows(2) {
+            assert!(ordered_bits(w[0]) <= ordered_bits(w[1]), "{w:?}");
+        }
+        for v in values {
+            assert_eq!(from_ordered_bits(ordered_bits(v)).to_bits(), v.to_bits());
+        }
     }
 }

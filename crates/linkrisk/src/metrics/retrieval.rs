@@ -65,7 +65,7 @@ pub fn expected_reciprocal_rank(first: &FirstPositive) -> f64 {
     sum
 }
 
-/// E[rank] of the first positive: g + (t + c + 1) / (c + 1).
+/// E\[rank\] of the first positive: g + (t + c + 1) / (c + 1).
 pub fn expected_rank(first: &FirstPositive) -> f64 {
     let FirstPositive { greater: g, tied_negatives: t, tied_positives: c } = *first;
     g as f64 + (t + c + 1) as f64 / (c + 1) as f64
