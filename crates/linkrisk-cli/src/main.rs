@@ -51,6 +51,9 @@ enum Command {
     /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
     /// of another view (image -> report) by cosine similarity?
     Relink(cmd::relink::Args),
+    /// Privacy-utility frontier: train DP projection heads at several epsilons and audit
+    /// re-linkage (members, held-out, external) and utility against non-private heads.
+    Mitigate(cmd::mitigate::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Utility(args) => cmd::utility::run(args),
         Command::Attributes(args) => cmd::attributes::run(args),
         Command::Relink(args) => cmd::relink::run(args),
+        Command::Mitigate(args) => cmd::mitigate::run(args),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Audits: each is a `Config -> Result<Report>` function over a validated cohort.
 //! `relink` (paper 1, cross-modal re-linkage), `reid` (paper 2, patient re-identification),
-//! `attributes` (demographic inference, stratified by re-identification) and `utility`
-//! (linear-probe macro AUROC over the 14 findings).
+//! `attributes` (demographic inference, stratified by re-identification), `utility`
+//! (linear-probe macro AUROC over the 14 findings) and `mitigate` (DP projection heads: the
+//! privacy-utility frontier).
 
 pub mod attributes;
+pub mod mitigate;
 pub mod probing;
 pub mod relink;
 #[cfg(test)]
@@ -11,3 +13,4 @@ mod test_cohort;
 pub mod utility;
 
 pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};
+pub use mitigate::{mitigate, MitigateConfig, MitigateReport};
