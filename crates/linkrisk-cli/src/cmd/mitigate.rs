@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use linkrisk::audit::mitigate::{
-    epsilon_text, mitigate, parse_epsilons, HeadInit, MitigateConfig, MitigateEvent, MitigateReport,
+    self, epsilon_text, parse_epsilons, HeadInit, MitigateConfig, MitigateEvent, MitigateReport,
     MitigateSplits,
 };
 use linkrisk::cohort::Cohort;
@@ -19,10 +19,12 @@ use crate::progress;
 
 /// Arguments of `linkrisk mitigate`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  linkrisk mitigate cohort/ --epsilons 0.34,1,3,8,inf --delta 6e-6 --out RUN\n\n\
+#[command(
+    after_help = "Example:\n  linkrisk mitigate cohort/ --epsilons 0.34,1,3,8,inf --delta 6e-6 --out RUN\n\n\
      The seed is recorded: the DP guarantee assumes it is secret, so the sweep is an evaluation \
      of DP heads, not a release of them (train releasable heads with `linkrisk train-heads` \
-     without --seed). Method and caveats: docs/METHODS.md, \"Mitigation and the privacy-utility frontier\".")]
+     without --seed). Method and caveats: docs/METHODS.md, \"Mitigation and the privacy-utility frontier\"."
+)]
 pub struct Args {
     /// Cohort directory with `image_features` / `report_features` views, a `split` column and
     /// the 14 finding columns.
@@ -65,10 +67,18 @@ pub struct Args {
     /// Dimension of the shared output space.
     #[arg(long)]
     pub dim: Option<usize>,
-    /// Start every point from non-private heads fitted on this split (patients that are
-    /// neither members nor evaluated, e.g. public data) instead of random heads.
+    /// Share of the members' patients set aside as public pretraining data: non-private
+    /// heads fitted on them are the start of every point, the rest are the members the DP
+    /// guarantee protects. 0 = random initialisation (DP heads then learn little).
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
+    pub public_fraction: f64,
+    /// Start every point from non-private heads fitted on this split instead (patients that
+    /// are neither members nor evaluated, e.g. public data); overrides --public-fraction.
     #[arg(long)]
     pub warm_start_split: Option<String>,
+    /// Passes over the public patients when fitting the warm-start heads.
+    #[arg(long, allow_negative_numbers = true)]
+    pub public_epochs: Option<f64>,
     /// Members split (the heads are trained on it).
     #[arg(long, default_value = "train")]
     pub members_split: String,
@@ -129,8 +139,16 @@ impl Args {
         if let Some(lr) = self.private_lr {
             c.private_training.lr = lr;
         }
-        if let Some(split) = &self.warm_start_split {
-            c.init = HeadInit::PublicSplit { split: split.clone() };
+        c.init = match &self.warm_start_split {
+            Some(split) => HeadInit::PublicSplit { split: split.clone() },
+            None if self.public_fraction == 0.0 => HeadInit::Random,
+            None => HeadInit::PublicFraction { fraction: self.public_fraction },
+        };
+        if let Some(e) = self.public_epochs {
+            c.public_training.epochs = e;
+        }
+        if let Some(d) = self.dim {
+            c.public_training.dim = d;
         }
         c.splits = MitigateSplits {
             members: self.members_split.clone(),
@@ -157,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cohort = Cohort::load(&args.dir)?;
     let bar = progress::bar(0, "training");
     let heads_dir = args.write_heads.then(|| args.out.as_ref().map(|o| o.join("heads"))).flatten();
-    let report = mitigate(&cohort, &config, &mut |event| {
+    let report = mitigate::run(&cohort, &config, &mut |event| {
         match event {
             MitigateEvent::Stage { what } => {
                 bar.finish_and_clear();
@@ -168,11 +186,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bar.set_length(p.steps);
                 bar.set_position(p.step);
             }
-            MitigateEvent::HeadsTrained { epsilon, heads } => {
+            MitigateEvent::HeadsTrained { epsilon, heads, cohort } => {
                 bar.finish_and_clear();
                 if let Some(dir) = &heads_dir {
                     let out = dir.join(format!("eps_{}", epsilon_text(epsilon)));
-                    heads.write_cohort(&cohort, &out)?;
+                    heads.write_cohort(cohort, &out)?;
                     eprintln!("mitigate: wrote {}", out.display());
                 }
             }
@@ -213,7 +231,12 @@ fn table(report: &MitigateReport) -> String {
     let recall = |s: &SubsetRelink| {
         let pool = s.reduction_pool_size;
         let at_pool = pool.and_then(|n| {
-            s.report.forward.pools.iter().find(|p| p.pool_size == n && p.kind == "random").map(|p| p.recall_at_1)
+            s.report
+                .forward
+                .pools
+                .iter()
+                .find(|p| p.pool_size == n && p.kind == "random")
+                .map(|p| p.recall_at_1)
         });
         let matched = pool.and_then(|n| {
             s.report
@@ -229,7 +252,11 @@ fn table(report: &MitigateReport) -> String {
     let mut push = |name: String,
                     relink: &linkrisk::audit::mitigate::BySubset<SubsetRelink>,
                     utility: &linkrisk::audit::mitigate::PointUtility| {
-        let subsets = [("members", Some(&relink.members)), ("held_out", Some(&relink.held_out)), ("external", relink.external.as_ref())];
+        let subsets = [
+            ("members", Some(&relink.members)),
+            ("held_out", Some(&relink.held_out)),
+            ("external", relink.external.as_ref()),
+        ];
         for (subset, s) in subsets {
             let Some(s) = s else { continue };
             let (pool, r, matched, full) = recall(s);
@@ -270,11 +297,24 @@ fn table(report: &MitigateReport) -> String {
         match &report.init {
             HeadInit::Random => "random".to_string(),
             HeadInit::PublicSplit { split } => format!("warm start on `{split}`"),
+            HeadInit::PublicFraction { fraction } => {
+                format!("warm start on {:.0}% of the members' patients set aside as public", 100.0 * fraction)
+            }
         }
     );
     out.push_str(&output::table(
         "  ",
-        &["heads", "cohort", "N", "R@1 (N)", "R@1 matched", "R@1 full", "reduction", "probe AUROC", "x-modal AUROC"],
+        &[
+            "heads",
+            "cohort",
+            "N",
+            "R@1 (N)",
+            "R@1 matched",
+            "R@1 full",
+            "reduction",
+            "probe AUROC",
+            "x-modal AUROC",
+        ],
         &rows,
     ));
     for p in &report.points {

@@ -12,5 +12,5 @@ pub mod relink;
 mod test_cohort;
 pub mod utility;
 
+pub use mitigate::{run as mitigate, MitigateConfig, MitigateReport};
 pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};
-pub use mitigate::{mitigate, MitigateConfig, MitigateReport};

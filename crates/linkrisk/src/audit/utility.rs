@@ -8,8 +8,8 @@
 use serde::Serialize;
 
 use super::probing::{
-    check_splits, evaluate_probes, split_data, unprobeable, BinaryTask, NamedValues, ProbeSummary, TaskResult,
-    LEVEL,
+    check_splits, evaluate_probes, split_data, unprobeable, BinaryTask, NamedValues, ProbeSummary,
+    TaskResult, LEVEL,
 };
 use crate::cohort::{Cohort, Label, FINDINGS};
 use crate::error::{Error, Result};
@@ -202,8 +202,9 @@ pub fn utility_on_splits(
         .iter()
         .map(|split| split_data(cohort, view, split, "--eval-split"))
         .collect::<Result<Vec<_>>>()?;
-    let labels_of =
-        |rows: &[usize], k: usize| -> Vec<Option<bool>> { rows.iter().map(|&i| config.labels.target(findings[i][k])).collect() };
+    let labels_of = |rows: &[usize], k: usize| -> Vec<Option<bool>> {
+        rows.iter().map(|&i| config.labels.target(findings[i][k])).collect()
+    };
 
     // Per eval split: the findings probeable there (both classes in train and in that split).
     let mut probed: Vec<Vec<usize>> = vec![Vec::new(); evals.len()];
@@ -230,7 +231,8 @@ pub fn utility_on_splits(
     let probes = if trained.is_empty() {
         None
     } else {
-        let train_labels: Vec<Vec<Option<bool>>> = trained.iter().map(|&k| labels_of(&train.rows, k)).collect();
+        let train_labels: Vec<Vec<Option<bool>>> =
+            trained.iter().map(|&k| labels_of(&train.rows, k)).collect();
         let label_refs: Vec<&[Option<bool>]> = train_labels.iter().map(Vec::as_slice).collect();
         Some(train_probes(train.features()?, &label_refs, &train.patients, &config.probe)?)
     };

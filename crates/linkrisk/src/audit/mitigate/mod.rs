@@ -32,17 +32,28 @@ use crate::cohort::Cohort;
 use crate::engine::NoProgress;
 use crate::error::{Error, Result};
 use crate::privacy;
-use crate::train::{self, PrivacyLedger, Privacy, TrainConfig, TrainProgress, TrainedHeads};
+use crate::train::{self, Privacy, PrivacyLedger, TrainConfig, TrainProgress, TrainedHeads};
+
+/// Name of the split [`HeadInit::PublicFraction`] moves the set-aside patients to.
+pub const PUBLIC_SPLIT: &str = "public-pretraining";
 
 /// The pool size the relative reduction is measured at when a subset has it (paper 1's).
 pub const REDUCTION_POOL: usize = 10_000;
 
 /// How the heads' parameters start before training on the members.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HeadInit {
     /// Random parameters (as `linkrisk train-heads`).
     Random,
+    /// Set a seeded `fraction` of the members split's patients aside as public pretraining
+    /// data (split [`PUBLIC_SPLIT`]): non-private heads are fitted on them first and every
+    /// point starts from those heads; the remaining patients are the members, whom the DP
+    /// guarantee protects. The set-aside patients are neither members nor evaluated.
+    PublicFraction {
+        /// Share of the members' patients set aside, in (0, 1).
+        fraction: f64,
+    },
     /// Non-private heads first fitted on `split`, a split of patients that are neither
     /// members nor evaluated (e.g. data already public); every point then starts from them.
     /// The DP guarantee covers the members only: nothing protects the warm-start split.
@@ -69,7 +80,7 @@ impl Default for MitigateSplits {
     }
 }
 
-/// Settings of a mitigation sweep; [`mitigate`] validates them before any work.
+/// Settings of a mitigation sweep; [`run`] validates them before any work.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MitigateConfig {
     /// Privacy budgets, in the order to run; `f64::INFINITY` is the non-private heads and
@@ -88,6 +99,9 @@ pub struct MitigateConfig {
     pub private_sample_rate: Option<f64>,
     /// Where the heads start.
     pub init: HeadInit,
+    /// Training of the public warm-start heads ([`HeadInit::PublicFraction`] and
+    /// [`HeadInit::PublicSplit`]; its `privacy`, `train_split` and `seed` are set per run).
+    pub public_training: TrainConfig,
     /// Which split is which.
     pub splits: MitigateSplits,
     /// Re-linkage settings (its views and split are set per evaluation; pools larger than
@@ -108,9 +122,10 @@ impl Default for MitigateConfig {
             epsilons: vec![0.34, 1.0, 3.0, 8.0, f64::INFINITY],
             delta: 6e-6,
             non_private_training: TrainConfig::non_private(),
-            private_training: TrainConfig { lr: 0.01, ..TrainConfig::private(1.0, 6e-6) },
+            private_training: TrainConfig { lr: 1e-3, ..TrainConfig::private(1.0, 6e-6) },
             private_sample_rate: Some(0.25),
-            init: HeadInit::Random,
+            init: HeadInit::PublicFraction { fraction: 0.25 },
+            public_training: TrainConfig { epochs: 100.0, batch_size: 64, ..TrainConfig::non_private() },
             splits: MitigateSplits::default(),
             relink: RelinkConfig {
                 pool_sizes: vec![100, REDUCTION_POOL],
@@ -128,13 +143,20 @@ impl Default for MitigateConfig {
 }
 
 impl MitigateConfig {
-    /// A fast two-point sweep for `linkrisk demo`: the non-private heads and DP heads at
-    /// `epsilon`, pools of 100 with 3 trials and no bootstrap.
+    /// A fast two-point sweep for `linkrisk demo`: DP heads at `epsilon` and the
+    /// non-private heads, both from the default public warm start; pools of 100 with 3
+    /// trials, no bootstrap, no baseline (the demo audits the cohort's own views itself).
     pub fn demo(epsilon: f64) -> Self {
         let defaults = MitigateConfig::default();
         MitigateConfig {
             epsilons: vec![epsilon, f64::INFINITY],
-            relink: RelinkConfig { pool_sizes: vec![100], trials: 3, bootstrap_replicates: 0, ..defaults.relink },
+            relink: RelinkConfig {
+                pool_sizes: vec![100],
+                trials: 3,
+                bootstrap_replicates: 0,
+                ..defaults.relink
+            },
+            baseline_views: None,
             ..defaults
         }
     }
@@ -176,8 +198,21 @@ impl MitigateConfig {
         if let Some(e) = &s.external {
             names.push(("external", e));
         }
-        if let HeadInit::PublicSplit { split } = &self.init {
-            names.push(("warm-start", split));
+        match &self.init {
+            HeadInit::PublicSplit { split } => names.push(("warm-start", split)),
+            HeadInit::PublicFraction { fraction } => {
+                if !(*fraction > 0.0 && *fraction < 1.0) {
+                    return Err(Error::config(format!(
+                        "--public-fraction must be in (0, 1) (0 = random initialisation), got {fraction}"
+                    )));
+                }
+            }
+            HeadInit::Random => {}
+        }
+        if !matches!(self.init, HeadInit::Random) {
+            let mut public = self.public_training.clone();
+            public.privacy = Privacy::NonPrivate;
+            public.validate()?;
         }
         for (i, (role, name)) in names.iter().enumerate() {
             if let Some((other, _)) = names[..i].iter().find(|(_, n)| n == name) {
@@ -248,15 +283,23 @@ pub struct BySubset<T> {
 
 impl<T> BySubset<T> {
     fn iter(&self) -> impl Iterator<Item = (&'static str, &T)> {
-        [("members", Some(&self.members)), ("held_out", Some(&self.held_out)), ("external", self.external.as_ref())]
-            .into_iter()
-            .filter_map(|(name, v)| v.map(|v| (name, v)))
+        [
+            ("members", Some(&self.members)),
+            ("held_out", Some(&self.held_out)),
+            ("external", self.external.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| (name, v)))
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut T)> {
-        [("members", Some(&mut self.members)), ("held_out", Some(&mut self.held_out)), ("external", self.external.as_mut())]
-            .into_iter()
-            .filter_map(|(name, v)| v.map(|v| (name, v)))
+        [
+            ("members", Some(&mut self.members)),
+            ("held_out", Some(&mut self.held_out)),
+            ("external", self.external.as_mut()),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| (name, v)))
     }
 }
 
@@ -390,6 +433,9 @@ pub struct MitigateReport {
     pub training_seed: u64,
     /// Where the heads started.
     pub init: HeadInit,
+    /// The split the warm-start heads were fitted on (null with random initialisation);
+    /// [`PUBLIC_SPLIT`] when set aside from the members.
+    pub public_split: Option<String>,
     /// Which split is which.
     pub splits: MitigateSplits,
     /// Non-private training settings.
@@ -428,12 +474,16 @@ pub enum MitigateEvent<'a> {
         epsilon: f64,
         /// The heads.
         heads: &'a TrainedHeads,
+        /// The cohort they were trained on (with the public set-aside split relabelled
+        /// under [`HeadInit::PublicFraction`]).
+        cohort: &'a Cohort,
     },
 }
 
-/// Run the sweep. `events` sees progress and each point's heads; an error it returns stops
-/// the sweep.
-pub fn mitigate(
+/// Run the sweep: the library entry of `linkrisk mitigate` (and of the demo's two-point
+/// mitigation, with [`MitigateConfig::demo`]). `events` sees progress and each point's
+/// heads; an error it returns stops the sweep.
+pub fn run(
     cohort: &Cohort,
     config: &MitigateConfig,
     events: &mut dyn FnMut(MitigateEvent<'_>) -> Result<()>,
@@ -441,6 +491,15 @@ pub fn mitigate(
     let started = Instant::now();
     config.validate()?;
     check_cohort(cohort, config)?;
+    let (relabelled, public_split) = match &config.init {
+        HeadInit::Random => (None, None),
+        HeadInit::PublicSplit { split } => (None, Some(split.clone())),
+        HeadInit::PublicFraction { fraction } => (
+            Some(set_aside_public(cohort, &config.splits.members, *fraction, config.seed)?),
+            Some(PUBLIC_SPLIT.into()),
+        ),
+    };
+    let cohort = relabelled.as_ref().unwrap_or(cohort);
     let training_seed = crate::rng::stream(config.seed, "mitigate/train", 0).next_u64();
     let members_rows = cohort.metadata.rows_in_split(&config.splits.members)?;
     let member_patients = {
@@ -452,7 +511,9 @@ pub fn mitigate(
 
     let baseline = match &config.baseline_views {
         Some((image, report)) if cohort.view(image).is_ok() && cohort.view(report).is_ok() => {
-            events(MitigateEvent::Stage { what: format!("baseline: auditing views `{image}` / `{report}`") })?;
+            events(MitigateEvent::Stage {
+                what: format!("baseline: auditing views `{image}` / `{report}`"),
+            })?;
             let t = Instant::now();
             let (relink, utility) = evaluate(cohort, image, report, config)?;
             Some(ReferencePoint {
@@ -467,16 +528,18 @@ pub fn mitigate(
         _ => None,
     };
 
-    let warm = match &config.init {
-        HeadInit::Random => None,
-        HeadInit::PublicSplit { split } => {
-            events(MitigateEvent::Stage { what: format!("warm start: training non-private heads on `{split}`") })?;
+    let warm = match &public_split {
+        None => None,
+        Some(split) => {
+            events(MitigateEvent::Stage {
+                what: format!("warm start: training non-private heads on `{split}`"),
+            })?;
             let t = Instant::now();
             let warm_config = TrainConfig {
                 privacy: Privacy::NonPrivate,
                 train_split: split.clone(),
                 seed: Some(crate::rng::stream(config.seed, "mitigate/warm-start", 0).next_u64()),
-                ..config.non_private_training.clone()
+                ..config.public_training.clone()
             };
             let heads = train::train_heads_with_progress(cohort, &warm_config, &mut |p| {
                 let _ = events(MitigateEvent::Training(p));
@@ -512,7 +575,7 @@ pub fn mitigate(
             None => train::train_heads_with_progress(cohort, &train_config, &mut on_step)?,
         };
         let seconds_training = t.elapsed().as_secs_f64();
-        events(MitigateEvent::HeadsTrained { epsilon, heads: &heads })?;
+        events(MitigateEvent::HeadsTrained { epsilon, heads: &heads, cohort })?;
         events(MitigateEvent::Stage { what: format!("epsilon {label}: auditing the projected cohort") })?;
         let projected = heads.project_cohort(cohort)?;
         let (relink, utility) = evaluate(&projected, "image", "report", config)?;
@@ -537,6 +600,7 @@ pub fn mitigate(
         seed: config.seed,
         training_seed,
         init: config.init.clone(),
+        public_split,
         splits: config.splits.clone(),
         non_private_training: point_training(config, f64::INFINITY, member_patients, training_seed),
         private_training: TrainConfig {
@@ -553,13 +617,57 @@ pub fn mitigate(
     })
 }
 
+/// `cohort` with a seeded `fraction` of the patients of split `members` moved to split
+/// [`PUBLIC_SPLIT`] (at least one patient, and at least two left as members).
+fn set_aside_public(cohort: &Cohort, members: &str, fraction: f64, seed: u64) -> Result<Cohort> {
+    use rand::seq::SliceRandom;
+    let meta = &cohort.metadata;
+    if meta.split_index(PUBLIC_SPLIT).is_ok() {
+        return Err(Error::input(
+            cohort.dir.join("metadata.csv"),
+            format!(
+                "the cohort already has a split `{PUBLIC_SPLIT}`; warm-start from it with --warm-start-split {PUBLIC_SPLIT} \
+                 instead of --public-fraction"
+            ),
+        ));
+    }
+    let member_split = meta.split_index(members)?;
+    let mut patients: Vec<u32> =
+        (0..meta.len()).filter(|&i| meta.split[i] == member_split).map(|i| meta.patient[i]).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    let n_public = ((fraction * patients.len() as f64).round() as usize).max(1);
+    if patients.len() < n_public + 2 {
+        return Err(Error::config(format!(
+            "--public-fraction {fraction}: the {members} split has {} patients; setting {n_public} aside leaves fewer \
+             than 2 members (lower the fraction or use --public-fraction 0 for random initialisation)",
+            patients.len()
+        )));
+    }
+    patients.shuffle(&mut crate::rng::stream(seed, "mitigate/public-set-aside", 0));
+    let mut public = vec![false; meta.n_patients];
+    for &p in &patients[..n_public] {
+        public[p as usize] = true;
+    }
+    let mut relabelled = meta.clone();
+    let public_index = relabelled.split_names.len() as u16;
+    relabelled.split_names.push(PUBLIC_SPLIT.to_string());
+    for i in 0..relabelled.len() {
+        if relabelled.split[i] == member_split && public[relabelled.patient[i] as usize] {
+            relabelled.split[i] = public_index;
+        }
+    }
+    Cohort::from_parts(cohort.dir.clone(), relabelled, cohort.views().cloned().collect())
+}
+
 /// The training config of the point at `epsilon`.
 fn point_training(config: &MitigateConfig, epsilon: f64, member_patients: usize, seed: u64) -> TrainConfig {
     let mut c = if epsilon.is_finite() {
         let mut c = config.private_training.clone();
         c.privacy = Privacy::Dp { epsilon, delta: config.delta };
         if let Some(q) = config.private_sample_rate {
-            c.batch_size = ((q * member_patients as f64).round() as usize).clamp(2.min(member_patients), member_patients);
+            c.batch_size = ((q * member_patients as f64).round() as usize)
+                .clamp(2.min(member_patients), member_patients);
         }
         c
     } else {
