@@ -8,6 +8,7 @@ mod util;
 mod accountant;
 mod cohort_input;
 mod inspect;
+mod mitigate;
 mod probes;
 mod relink;
 mod report;

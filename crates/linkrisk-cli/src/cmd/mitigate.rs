@@ -292,13 +292,13 @@ fn table(report: &MitigateReport) -> String {
         push(name, &p.relink, &p.utility);
     }
     let mut out = format!(
-        "Mitigation: image->report Recall@1 and utility per privacy budget (delta {:e}; {} init)\n",
+        "Mitigation: image->report Recall@1 and utility per privacy budget (delta {:e}; heads start from {})\n",
         report.delta,
         match &report.init {
-            HeadInit::Random => "random".to_string(),
-            HeadInit::PublicSplit { split } => format!("warm start on `{split}`"),
+            HeadInit::Random => "random parameters".to_string(),
+            HeadInit::PublicSplit { split } => format!("a warm start on `{split}`"),
             HeadInit::PublicFraction { fraction } => {
-                format!("warm start on {:.0}% of the members' patients set aside as public", 100.0 * fraction)
+                format!("a warm start on {:.0}% of the members' patients set aside as public", 100.0 * fraction)
             }
         }
     );
