@@ -111,9 +111,11 @@ pub struct Args {
 impl Args {
     /// The library config these flags describe.
     pub fn config(&self) -> anyhow::Result<MitigateConfig> {
-        let mut c = MitigateConfig::default();
-        c.epsilons = parse_epsilons(&self.epsilons)?;
-        c.delta = self.delta;
+        let mut c = MitigateConfig {
+            epsilons: parse_epsilons(&self.epsilons)?,
+            delta: self.delta,
+            ..MitigateConfig::default()
+        };
         for t in [&mut c.non_private_training, &mut c.private_training] {
             if let Some(e) = self.epochs {
                 t.epochs = e;

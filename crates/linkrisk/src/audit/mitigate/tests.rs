@@ -348,6 +348,26 @@ fn public_fraction_sets_patients_aside_by_seed_and_refuses_a_clash() {
 }
 
 #[test]
+fn utility_on_several_splits_equals_one_audit_per_split() {
+    use crate::audit::utility::utility;
+    let mut config = UtilityConfig { view: "image".into(), ..UtilityConfig::default() };
+    config.probe.n_folds = 3;
+    config.probe.lambda_grid = vec![1.0, 0.1];
+    let both = utility_on_splits(cohort(), &config, &["test", "external"]).unwrap();
+    assert_eq!(both.len(), 2);
+    for (report, split) in both.iter().zip(["test", "external"]) {
+        let single =
+            utility(cohort(), &UtilityConfig { eval_split: split.into(), ..config.clone() }).unwrap();
+        assert_eq!(report.eval_split, split);
+        assert_eq!(report.macro_auroc, single.macro_auroc, "{split}");
+        assert_eq!(report.ci95_macro_auroc, single.ci95_macro_auroc, "{split}");
+        assert_eq!(report.per_finding, single.per_finding, "{split}");
+        assert_eq!(report.skipped.len(), single.skipped.len(), "{split}");
+    }
+    assert!(utility_on_splits(cohort(), &config, &[]).unwrap_err().to_string().contains("--eval-split"));
+}
+
+#[test]
 #[ignore]
 fn explore() {
     let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
