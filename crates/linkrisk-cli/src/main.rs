@@ -54,6 +54,9 @@ enum Command {
     /// Patient re-identification audit: is the nearest other image of a query image one of
     /// the same patient? Plain nearest neighbour and a trained linear-metric attacker.
     Reid(cmd::reid::Args),
+    /// Privacy-utility frontier: train DP projection heads at several epsilons and audit
+    /// re-linkage (members, held-out, external) and utility against non-private heads.
+    Mitigate(cmd::mitigate::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attributes(args) => cmd::attributes::run(args),
         Command::Relink(args) => cmd::relink::run(args),
         Command::Reid(args) => cmd::reid::run(args),
+        Command::Mitigate(args) => cmd::mitigate::run(args),
     }
 }
 

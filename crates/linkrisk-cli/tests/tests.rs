@@ -9,6 +9,7 @@ mod accountant;
 mod cohort_input;
 mod demo;
 mod inspect;
+mod mitigate;
 mod probes;
 mod reid;
 mod relink;

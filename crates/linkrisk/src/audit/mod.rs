@@ -1,9 +1,11 @@
 //! Audits: each is a `Config -> Result<Report>` function over a validated cohort.
 //! `relink` (paper 1, cross-modal re-linkage), `reid` (paper 2, patient re-identification),
-//! `attributes` (demographic inference, stratified by re-identification) and `utility`
-//! (linear-probe macro AUROC over the 14 findings).
+//! `attributes` (demographic inference, stratified by re-identification), `utility`
+//! (linear-probe macro AUROC over the 14 findings) and `mitigate` (DP projection heads: the
+//! privacy-utility frontier).
 
 pub mod attributes;
+pub mod mitigate;
 pub mod probing;
 pub mod reid;
 pub mod relink;
@@ -11,5 +13,6 @@ pub mod relink;
 mod test_cohort;
 pub mod utility;
 
+pub use mitigate::{run as mitigate, MitigateConfig, MitigateReport};
 pub use reid::{reid, Attackers, ReidConfig, ReidReport};
 pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};

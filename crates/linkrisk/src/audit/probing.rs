@@ -162,10 +162,15 @@ pub struct ProbeSummary {
     pub tol: f64,
 }
 
-/// Trained probes and their eval-split scores.
+/// Trained probes' eval-split scores and results.
 #[derive(Debug)]
 pub(crate) struct Evaluated {
-    pub probes: TrainedProbes,
+    /// The probe training summary, without the config's seed and tolerance.
+    pub lambdas: Vec<f64>,
+    pub mean_feature_variance: f64,
+    pub n_folds: usize,
+    pub fits: usize,
+    pub fits_not_converged: usize,
     /// Decision scores on the eval split, per task.
     pub scores: Vec<Vec<f64>>,
     pub results: Vec<TaskResult>,
@@ -174,12 +179,12 @@ pub(crate) struct Evaluated {
 impl Evaluated {
     pub fn summary(&self, config: &ProbeConfig) -> ProbeSummary {
         ProbeSummary {
-            n_folds: self.probes.n_folds,
+            n_folds: self.n_folds,
             seed: config.seed,
-            lambdas: self.probes.lambdas.clone(),
-            mean_feature_variance: self.probes.mean_feature_variance,
-            fits: self.probes.fits,
-            fits_not_converged: self.probes.fits_not_converged,
+            lambdas: self.lambdas.clone(),
+            mean_feature_variance: self.mean_feature_variance,
+            fits: self.fits,
+            fits_not_converged: self.fits_not_converged,
             tol: config.solver.tol,
         }
     }
@@ -196,10 +201,24 @@ pub(crate) fn train_and_evaluate(
 ) -> Result<Evaluated> {
     let labels: Vec<&[Option<bool>]> = tasks.iter().map(|t| t.train.as_slice()).collect();
     let probes = train_probes(train.features()?, &labels, &train.patients, config)?;
-    let models: Vec<_> = probes.probes.iter().map(|p| &p.model).collect();
+    let positions: Vec<usize> = (0..tasks.len()).collect();
+    evaluate_probes(&probes, &positions, eval, tasks, interval)
+}
+
+/// Score trained probes on `eval`: task `t` is scored by `probes.probes[positions[t]]`,
+/// whose training labels must be `tasks[t].train`.
+pub(crate) fn evaluate_probes(
+    probes: &TrainedProbes,
+    positions: &[usize],
+    eval: &SplitData,
+    tasks: &[BinaryTask],
+    interval: AurocInterval,
+) -> Result<Evaluated> {
+    let chosen: Vec<&crate::probe::Probe> = positions.iter().map(|&p| &probes.probes[p]).collect();
+    let models: Vec<_> = chosen.iter().map(|p| &p.model).collect();
     let scores = decision_scores(&models, eval.features()?)?;
     let mut results = Vec::with_capacity(tasks.len());
-    for ((task, probe), s) in tasks.iter().zip(&probes.probes).zip(&scores) {
+    for ((task, probe), s) in tasks.iter().zip(&chosen).zip(&scores) {
         let rows: Vec<usize> = (0..s.len()).filter(|&i| task.eval[i].is_some()).collect();
         let kept: Vec<f64> = rows.iter().map(|&i| s[i]).collect();
         let truth: Vec<bool> = rows.iter().map(|&i| task.eval[i] == Some(true)).collect();
@@ -225,7 +244,15 @@ pub(crate) fn train_and_evaluate(
             converged: probe.model.converged,
         });
     }
-    Ok(Evaluated { probes, scores, results })
+    Ok(Evaluated {
+        lambdas: probes.lambdas.clone(),
+        mean_feature_variance: probes.mean_feature_variance,
+        n_folds: probes.n_folds,
+        fits: probes.fits,
+        fits_not_converged: probes.fits_not_converged,
+        scores,
+        results,
+    })
 }
 
 /// Reject training and evaluating on the same split (the AUROC would be optimistic).

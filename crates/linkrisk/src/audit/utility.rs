@@ -8,13 +8,13 @@
 use serde::Serialize;
 
 use super::probing::{
-    check_splits, split_data, train_and_evaluate, unprobeable, BinaryTask, NamedValues, ProbeSummary,
+    check_splits, evaluate_probes, split_data, unprobeable, BinaryTask, NamedValues, ProbeSummary,
     TaskResult, LEVEL,
 };
 use crate::cohort::{Cohort, Label, FINDINGS};
 use crate::error::{Error, Result};
 use crate::metrics::auroc::{macro_auroc, AurocInterval};
-use crate::probe::ProbeConfig;
+use crate::probe::{train_probes, ProbeConfig};
 
 /// What an uncertain (-1) finding label becomes (the policies compared by Irvin et al.
 /// 2019, CheXpert).
@@ -167,7 +167,27 @@ pub struct UtilityReport {
 
 /// Run the utility audit on `cohort`.
 pub fn utility(cohort: &Cohort, config: &UtilityConfig) -> Result<UtilityReport> {
-    config.validate()?;
+    let eval_split = config.eval_split.clone();
+    let mut reports = utility_on_splits(cohort, config, &[eval_split.as_str()])?;
+    Ok(reports.remove(0))
+}
+
+/// The utility audit evaluated on several splits with probes trained once: one report per
+/// split in `eval_splits` (each as [`utility`] with `eval_split` set to it would give; the
+/// probes are the same, so this costs one training instead of one per split).
+/// `config.eval_split` is ignored.
+pub fn utility_on_splits(
+    cohort: &Cohort,
+    config: &UtilityConfig,
+    eval_splits: &[&str],
+) -> Result<Vec<UtilityReport>> {
+    if eval_splits.is_empty() {
+        return Err(Error::config("--eval-split: name at least one split to evaluate the probes on"));
+    }
+    for split in eval_splits {
+        check_splits(&config.train_split, split)?;
+    }
+    config.probe.validate()?;
     let metadata = &cohort.metadata;
     let findings = metadata.findings.as_ref().ok_or_else(|| {
         Error::input(
@@ -178,80 +198,120 @@ pub fn utility(cohort: &Cohort, config: &UtilityConfig) -> Result<UtilityReport>
     })?;
     let view = cohort.view(&config.view)?;
     let train = split_data(cohort, view, &config.train_split, "--train-split")?;
-    let eval = split_data(cohort, view, &config.eval_split, "--eval-split")?;
+    let evals = eval_splits
+        .iter()
+        .map(|split| split_data(cohort, view, split, "--eval-split"))
+        .collect::<Result<Vec<_>>>()?;
+    let labels_of = |rows: &[usize], k: usize| -> Vec<Option<bool>> {
+        rows.iter().map(|&i| config.labels.target(findings[i][k])).collect()
+    };
 
-    let mut tasks = Vec::new();
-    let mut probed: Vec<&'static str> = Vec::new();
-    let mut skipped = Vec::new();
+    // Per eval split: the findings probeable there (both classes in train and in that split).
+    let mut probed: Vec<Vec<usize>> = vec![Vec::new(); evals.len()];
+    let mut skipped: Vec<Vec<Skipped>> = vec![Vec::new(); evals.len()];
+    let mut trained: Vec<usize> = Vec::new();
     for (k, &finding) in FINDINGS.iter().enumerate() {
-        let task = BinaryTask {
-            train: train.rows.iter().map(|&i| config.labels.target(findings[i][k])).collect(),
-            eval: eval.rows.iter().map(|&i| config.labels.target(findings[i][k])).collect(),
-        };
-        match unprobeable(&task, &config.train_split, &config.eval_split) {
-            Some(reason) => skipped.push(Skipped { finding, reason }),
-            None => {
-                probed.push(finding);
-                tasks.push(task);
+        let train_labels = labels_of(&train.rows, k);
+        let mut any = false;
+        for (e, (eval, split)) in evals.iter().zip(eval_splits).enumerate() {
+            let task = BinaryTask { train: train_labels.clone(), eval: labels_of(&eval.rows, k) };
+            match unprobeable(&task, &config.train_split, split) {
+                Some(reason) => skipped[e].push(Skipped { finding, reason }),
+                None => {
+                    probed[e].push(k);
+                    any = true;
+                }
             }
         }
+        if any {
+            trained.push(k);
+        }
     }
-    let probe_summary;
-    let mut results = Vec::new();
-    let (mut macro_value, mut macro_ci, mut macro_method) = (None, None, None);
-    if tasks.is_empty() {
-        probe_summary = ProbeSummary {
-            n_folds: config.probe.n_folds,
-            seed: config.probe.seed,
-            lambdas: Vec::new(),
-            mean_feature_variance: f64::NAN,
-            fits: 0,
-            fits_not_converged: 0,
-            tol: config.probe.solver.tol,
-        };
+    // Train once on the findings probeable for some split; evaluate each split on its own.
+    let probes = if trained.is_empty() {
+        None
     } else {
-        let evaluated = train_and_evaluate(&train, &eval, &tasks, &config.probe, config.interval)?;
-        let pairs: Vec<(&[f64], &[Option<bool>])> =
-            evaluated.scores.iter().zip(&tasks).map(|(s, t)| (s.as_slice(), t.eval.as_slice())).collect();
-        let m = macro_auroc(&pairs, Some(&eval.patients))?;
-        let e = m.ci(LEVEL, config.interval);
-        macro_value = Some(m.auroc);
-        macro_ci = Some(e.ci());
-        macro_method = Some(e.method);
-        probe_summary = evaluated.summary(&config.probe);
-        results = evaluated.results;
-    }
-    let findings_out: Vec<FindingResult> =
-        probed.iter().zip(results).map(|(&finding, result)| FindingResult { finding, result }).collect();
-    let named = |f: &dyn Fn(&TaskResult) -> f64| {
-        NamedValues(findings_out.iter().map(|r| (r.finding.to_string(), f(&r.result))).collect())
+        let train_labels: Vec<Vec<Option<bool>>> =
+            trained.iter().map(|&k| labels_of(&train.rows, k)).collect();
+        let label_refs: Vec<&[Option<bool>]> = train_labels.iter().map(Vec::as_slice).collect();
+        Some(train_probes(train.features()?, &label_refs, &train.patients, &config.probe)?)
     };
-    let per_finding = named(&|r| r.auroc);
-    let lambda_per_finding = named(&|r| r.lambda);
-    let ci95_per_finding =
-        NamedValues(findings_out.iter().map(|r| (r.finding.to_string(), r.result.ci95)).collect());
-    let mut eval_patients = eval.patients.clone();
-    eval_patients.sort_unstable();
-    eval_patients.dedup();
-    Ok(UtilityReport {
-        audit: "utility",
-        view: config.view.clone(),
-        macro_auroc: macro_value,
-        ci95_macro_auroc: macro_ci,
-        macro_ci_method: macro_method,
-        per_finding,
-        ci95_per_finding,
-        lambda_per_finding,
-        findings: findings_out,
-        skipped,
-        train_split: config.train_split.clone(),
-        eval_split: config.eval_split.clone(),
-        n_train_records: train.rows.len(),
-        n_eval_records: eval.rows.len(),
-        n_eval_patients: eval_patients.len(),
-        label_policy: config.labels,
-        probe: probe_summary,
-    })
+    let mut reports = Vec::with_capacity(evals.len());
+    for (e, eval) in evals.iter().enumerate() {
+        let tasks: Vec<BinaryTask> = probed[e]
+            .iter()
+            .map(|&k| BinaryTask { train: labels_of(&train.rows, k), eval: labels_of(&eval.rows, k) })
+            .collect();
+        let probe_summary;
+        let mut results = Vec::new();
+        let (mut macro_value, mut macro_ci, mut macro_method) = (None, None, None);
+        match &probes {
+            Some(probes) if !tasks.is_empty() => {
+                let positions: Vec<usize> =
+                    probed[e].iter().map(|k| trained.iter().position(|t| t == k).expect("trained")).collect();
+                let evaluated = evaluate_probes(probes, &positions, eval, &tasks, config.interval)?;
+                let pairs: Vec<(&[f64], &[Option<bool>])> = evaluated
+                    .scores
+                    .iter()
+                    .zip(&tasks)
+                    .map(|(s, t)| (s.as_slice(), t.eval.as_slice()))
+                    .collect();
+                let m = macro_auroc(&pairs, Some(&eval.patients))?;
+                let ci = m.ci(LEVEL, config.interval);
+                macro_value = Some(m.auroc);
+                macro_ci = Some(ci.ci());
+                macro_method = Some(ci.method);
+                probe_summary = evaluated.summary(&config.probe);
+                results = evaluated.results;
+            }
+            _ => {
+                probe_summary = ProbeSummary {
+                    n_folds: config.probe.n_folds,
+                    seed: config.probe.seed,
+                    lambdas: Vec::new(),
+                    mean_feature_variance: f64::NAN,
+                    fits: 0,
+                    fits_not_converged: 0,
+                    tol: config.probe.solver.tol,
+                };
+            }
+        }
+        let findings_out: Vec<FindingResult> = probed[e]
+            .iter()
+            .zip(results)
+            .map(|(&k, result)| FindingResult { finding: FINDINGS[k], result })
+            .collect();
+        let named = |f: &dyn Fn(&TaskResult) -> f64| {
+            NamedValues(findings_out.iter().map(|r| (r.finding.to_string(), f(&r.result))).collect())
+        };
+        let per_finding = named(&|r| r.auroc);
+        let lambda_per_finding = named(&|r| r.lambda);
+        let ci95_per_finding =
+            NamedValues(findings_out.iter().map(|r| (r.finding.to_string(), r.result.ci95)).collect());
+        let mut eval_patients = eval.patients.clone();
+        eval_patients.sort_unstable();
+        eval_patients.dedup();
+        reports.push(UtilityReport {
+            audit: "utility",
+            view: config.view.clone(),
+            macro_auroc: macro_value,
+            ci95_macro_auroc: macro_ci,
+            macro_ci_method: macro_method,
+            per_finding,
+            ci95_per_finding,
+            lambda_per_finding,
+            findings: findings_out,
+            skipped: std::mem::take(&mut skipped[e]),
+            train_split: config.train_split.clone(),
+            eval_split: eval_splits[e].to_string(),
+            n_train_records: train.rows.len(),
+            n_eval_records: eval.rows.len(),
+            n_eval_patients: eval_patients.len(),
+            label_policy: config.labels,
+            probe: probe_summary,
+        });
+    }
+    Ok(reports)
 }
 
 #[cfg(test)]

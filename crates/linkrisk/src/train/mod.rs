@@ -296,8 +296,35 @@ pub struct PrivacyLedger {
     pub lr: f64,
     /// The seed, when the user gave one (null when drawn from the operating system).
     pub seed: Option<u64>,
+    /// Where the parameters started: random, or a warm start (whose training data the DP
+    /// guarantee does not cover).
+    pub initialisation: Initialisation,
     /// linkrisk version that trained the heads.
     pub linkrisk_version: &'static str,
+}
+
+/// Where the heads' parameters started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Initialisation {
+    /// Random weights (uniform in +-1/sqrt(fan_in)), zero biases, from the seed.
+    Random,
+    /// The parameters of heads trained earlier (`train_heads_from`).
+    WarmStart {
+        /// Split the warm-start heads were trained on.
+        split: String,
+        /// Patients of that split.
+        patients: usize,
+        /// Records of that split.
+        records: usize,
+        /// Whether the warm-start heads were trained with DP-SGD (if not, their training
+        /// data has no privacy guarantee: it must be public or otherwise not protected).
+        private: bool,
+        /// Their epsilon (null when not private).
+        epsilon: Option<f64>,
+        /// Their delta (null when not private).
+        delta: Option<f64>,
+    },
 }
 
 /// Progress of a training run, passed to the observer after every step.
@@ -347,11 +374,75 @@ pub fn train_heads_with_progress(
     config: &TrainConfig,
     progress: &mut dyn FnMut(&TrainProgress),
 ) -> Result<TrainedHeads> {
+    train(cohort, config, None, progress)
+}
+
+/// Train heads on the training split of `cohort` starting from `initial` instead of random
+/// parameters (a warm start, e.g. heads fitted on public data). `initial` must have the
+/// architecture `config` describes (head kind, dimensions, fixed or learned temperature);
+/// with a fixed temperature the config's value is used. The ledger records the warm start
+/// under `initialisation`: the DP guarantee covers the patients of `config.train_split`
+/// only, not the data `initial` was trained on.
+pub fn train_heads_from(
+    cohort: &Cohort,
+    config: &TrainConfig,
+    initial: &TrainedHeads,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<TrainedHeads> {
+    train(cohort, config, Some(initial), progress)
+}
+
+fn train(
+    cohort: &Cohort,
+    config: &TrainConfig,
+    initial: Option<&TrainedHeads>,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<TrainedHeads> {
     config.validate()?;
     let data =
         TrainData::<f32>::from_cohort(cohort, &config.image_view, &config.report_view, &config.train_split)?;
     let (plan, spent) = plan(&data, config)?;
-    let model = fit(&data, config, &plan, progress);
+    let start = match initial {
+        None => None,
+        Some(heads) => {
+            let layout = layout_of(config, &data);
+            if heads.model.layout != layout {
+                return Err(Error::config(format!(
+                    "the warm-start heads ({:?} head, {} -> {} and {} -> {} dims, {} temperature) do not \
+                     match this training run ({:?} head, {} -> {} and {} -> {} dims, {} temperature)",
+                    heads.ledger.head,
+                    heads.image_input_dim(),
+                    heads.dim(),
+                    heads.report_input_dim(),
+                    heads.dim(),
+                    if heads.ledger.learned_temperature { "learned" } else { "fixed" },
+                    config.head,
+                    data.image_dim,
+                    config.dim,
+                    data.report_dim,
+                    config.dim,
+                    if layout.log_scale.is_some() { "learned" } else { "fixed" },
+                )));
+            }
+            let mut model = heads.model.clone();
+            if layout.log_scale.is_none() {
+                model.fixed_log_scale = (1.0 / config.temperature.initial()).ln() as f32;
+            }
+            Some(model)
+        }
+    };
+    let initialisation = match initial {
+        None => Initialisation::Random,
+        Some(heads) => Initialisation::WarmStart {
+            split: heads.ledger.train_split.clone(),
+            patients: heads.ledger.train_patients,
+            records: heads.ledger.train_records,
+            private: heads.ledger.private,
+            epsilon: heads.ledger.epsilon,
+            delta: heads.ledger.delta,
+        },
+    };
+    let model = fit(&data, config, &plan, start, progress);
     let (target_epsilon, delta) = match config.privacy {
         Privacy::NonPrivate => (None, None),
         Privacy::Dp { epsilon, delta } => (Some(epsilon), Some(delta)),
@@ -390,6 +481,7 @@ pub fn train_heads_with_progress(
         optimizer: config.optimizer,
         lr: config.lr,
         seed: config.seed,
+        initialisation,
         linkrisk_version: crate::VERSION,
     };
     Ok(TrainedHeads {
@@ -444,21 +536,29 @@ fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Opt
     Ok((Plan { seed, sample_rate, steps, groups_per_step, dp }, spent))
 }
 
-/// The training loop.
-fn fit<T: Real>(
-    data: &TrainData<T>,
-    config: &TrainConfig,
-    plan: &Plan,
-    progress: &mut dyn FnMut(&TrainProgress),
-) -> Model<T> {
-    let layout = Layout::new(
+/// The parameter layout `config` gives on `data`.
+fn layout_of<T>(config: &TrainConfig, data: &TrainData<T>) -> Layout {
+    Layout::new(
         config.head,
         data.image_dim,
         data.report_dim,
         config.dim,
         matches!(config.temperature, Temperature::Learned { .. }),
-    );
-    let mut model = Model::<T>::init(layout, plan.seed, config.temperature.initial());
+    )
+}
+
+/// The training loop, from `start` or (None) from random parameters.
+fn fit<T: Real>(
+    data: &TrainData<T>,
+    config: &TrainConfig,
+    plan: &Plan,
+    start: Option<Model<T>>,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Model<T> {
+    let mut model = match start {
+        Some(model) => model,
+        None => Model::<T>::init(layout_of(config, data), plan.seed, config.temperature.initial()),
+    };
     let mut optimizer = OptimizerState::<T>::new(config.optimizer, model.layout.n_params);
     let mut grad = vec![T::of(0.0); model.layout.n_params];
     let mut report = |step: u64, patients: usize, loss: f64| {
