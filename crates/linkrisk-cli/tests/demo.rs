@@ -115,6 +115,27 @@ fn demo_report_numbers_equal_the_run_json() {
             );
         }
 
+        // Re-identification: one column per attacker and model.
+        let reid_section = section(&md, "## Patient re-identification");
+        for attacker in ["nearest-neighbour", "linear-metric"] {
+            let entry = run["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| {
+                    e["label"] == model && e["audit"]["audit"] == "reid" && e["audit"]["attacker"] == attacker
+                })
+                .map(|e| &e["audit"])
+                .unwrap_or_else(|| panic!("no reid entry of {attacker} for {model}"));
+            let title = match attacker {
+                "nearest-neighbour" => format!("image (nearest neighbour): {model}"),
+                _ => format!("image (linear-metric): {model}"),
+            };
+            let column = column_of(reid_section, &title);
+            assert_eq!(cell(reid_section, "Rank-1", column), fmt::pct(f(entry, "/rank_1")), "{title}");
+            assert_eq!(cell(reid_section, "mAP", column), fmt::score(f(entry, "/map")), "{title}");
+        }
+
         // Attributes: one row per attribute.
         let attributes_json = audit(&run, "attributes", model);
         let text = section(attributes, &format!("### {model}"));
@@ -139,6 +160,29 @@ fn demo_report_numbers_equal_the_run_json() {
         "Recall@1 rises with specialization: {full_recalls:?}"
     );
     assert!(md.contains("**Headline risk.**") && html.contains("Headline risk."));
+
+    // The two-point mitigation: private heads link less than non-private ones, and the
+    // report's table shows the JSON's Recall@1 and reduction.
+    let mitigation = audit(&run, "mitigate", "mitigation");
+    let reductions = mitigation["reductions"].as_array().unwrap();
+    assert!(!reductions.is_empty());
+    let mitigate_section = section(&md, "## Mitigation: privacy–utility trade-off");
+    for r in reductions.iter().filter(|r| r["kind"] == "random") {
+        let reduction = f(r, "/relative_reduction");
+        assert!(reduction > 0.2, "DP heads cut Recall@1 by more than 20%: {r}");
+        let shown = format!("| {} | {} |", fmt::pct(f(r, "/recall_at_1")), {
+            let lo_hi = mitigate_section.lines().find(|l| l.contains(&fmt::pct(f(r, "/recall_at_1"))));
+            assert!(
+                lo_hi.is_some(),
+                "mitigation table lacks {}:\n{mitigate_section}",
+                fmt::pct(f(r, "/recall_at_1"))
+            );
+            lo_hi.unwrap().split(" | ").nth(4).unwrap_or_default().to_string()
+        });
+        let line = mitigate_section.lines().find(|l| l.contains(&shown)).unwrap();
+        assert!(line.contains(&fmt::pct(reduction)), "{line} lacks the reduction {}", fmt::pct(reduction));
+    }
+    assert!(outcome.stdout.contains("Mitigation:"), "{}", outcome.stdout);
 
     // One population, four embeddings: everything but image.npy / report.npy is shared.
     let general = out.join("cohorts/general");

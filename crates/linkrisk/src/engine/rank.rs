@@ -483,7 +483,9 @@ fn raise_floor(floor: &AtomicU32, local: &[Neighbor], k: usize) {
 
 /// Best first; equal scores by ascending gallery index.
 fn sort_neighbors(list: &mut [Neighbor]) {
-    list.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.gallery.cmp(&b.gallery)));
+    // Same order as `Neighbor::before`: -0.0 and +0.0 are one score (adding +0.0 maps -0.0
+    // to +0.0), so the smaller gallery index wins that tie, as within a chunk's top-k.
+    list.sort_by(|a, b| (b.score + 0.0).total_cmp(&(a.score + 0.0)).then(a.gallery.cmp(&b.gallery)));
 }
 
 /// Two reducers run on the same row (e.g. random and label-matched pools).

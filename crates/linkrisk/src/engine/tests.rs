@@ -467,3 +467,17 @@ fn pool_counts_equal_brute_force_and_monte_carlo_matches_the_exact_expectation()
         }
     }
 }
+
+/// A case proptest once found (a tie between scores -0.0 and +0.0 across one-column chunks): the top-k must
+/// keep the smaller gallery index among equal scores, whatever the chunk order.
+#[test]
+fn top_k_ties_across_one_column_chunks_regression() {
+    let case = adversarial_case(2697072129477236142, 0);
+    let options =
+        RankOptions { top_k: 8, sizes: BlockSizes { block_rows: 1, chunk_cols: 1, memory_budget_bytes: 0 } };
+    for (q, ranking) in run(&case, &options).iter().enumerate() {
+        let (_, top) = brute_force(&case, q, 8);
+        let got_top: Vec<(u32, f64)> = ranking.top.iter().map(|n| (n.gallery, f64::from(n.score))).collect();
+        assert_eq!(got_top, top, "query {q}");
+    }
+}

@@ -535,10 +535,24 @@ pub fn run(
                 what: format!("warm start: training non-private heads on `{split}`"),
             })?;
             let t = Instant::now();
+            // Non-private training: a batch larger than the public split (small cohorts) is
+            // clamped to the split's patients; nothing about privacy depends on it.
+            let public_patients = {
+                let mut seen: Vec<u32> = cohort
+                    .metadata
+                    .rows_in_split(split)?
+                    .iter()
+                    .map(|&r| cohort.metadata.patient[r])
+                    .collect();
+                seen.sort_unstable();
+                seen.dedup();
+                seen.len()
+            };
             let warm_config = TrainConfig {
                 privacy: Privacy::NonPrivate,
                 train_split: split.clone(),
                 seed: Some(crate::rng::stream(config.seed, "mitigate/warm-start", 0).next_u64()),
+                batch_size: config.public_training.batch_size.min(public_patients.max(2)),
                 ..config.public_training.clone()
             };
             let heads = train::train_heads_with_progress(cohort, &warm_config, &mut |p| {
