@@ -216,6 +216,7 @@ mod tests {
         for i in 0..d_in {
             gram[(i, i)] += lambda;
         }
+        use faer::linalg::solvers::Solve;
         let want = gram.llt(faer::Side::Lower).unwrap().solve(xm.transpose() * &ym);
         for i in 0..d_in {
             for j in 0..d_out {

@@ -25,7 +25,7 @@ pub(crate) fn hub_pairs(seed: u64, n: usize, dim: usize, sigma: f32) -> (Vec<f32
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let hubs = 3;
     let scale = 1.0 / (dim as f32).sqrt();
-    let mut normal = |rng: &mut ChaCha8Rng| -> f32 { StandardNormal.sample(rng) };
+    let normal = |rng: &mut ChaCha8Rng| -> f32 { StandardNormal.sample(rng) };
     let mut directions: Vec<f32> = (0..hubs * dim).map(|_| normal(&mut rng)).collect();
     unit_rows(&mut directions, dim);
     let (mut queries, mut gallery) = (Vec::with_capacity(n * dim), Vec::with_capacity(n * dim));
@@ -188,7 +188,10 @@ fn control_counts_equal_the_engine_on_decoy_targets() {
         let report: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
         for _ in 0..rng.random_range(1..4) {
             g.extend_from_slice(&report);
-            q.extend(report.iter().map(|x| x + StandardNormal.sample(&mut rng) as f32 * 0.7f32));
+            q.extend(report.iter().map(|x| {
+                let noise: f32 = StandardNormal.sample(&mut rng);
+                x + noise * 0.7
+            }));
             study.push(s);
         }
         s += 1;

@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn sparse_candidates_recover_the_optimum_on_clustered_data() {
-        // Queries near their own gallery item: the dense optimum uses top-k edges only.
+        // Queries near their own gallery item, with enough noise that a thin graph misses edges.
         use rand::SeedableRng;
         use rand_distr::{Distribution, StandardNormal};
         let (n, d) = (150, 16);
@@ -203,12 +203,27 @@ mod tests {
         let q = unit(base.iter().map(|x| x + 0.6 * normal()).collect());
         let g = unit(base.iter().map(|x| x + 0.6 * normal()).collect());
         let (qr, gr) = (Rows::new(&q, n, d).unwrap(), Rows::new(&g, n, d).unwrap());
+        let dense: Vec<f64> = (0..n * n).map(|e| dot(qr.row(e / n), gr.row(e % n))).collect();
+        let exact = hungarian(&dense, n);
+        // A thin graph (k = 8) misses edges the dense optimum uses here, but the auction is
+        // still optimal on the graph: equal to the Hungarian method with the missing edges
+        // forbidden (a large negative score).
         let graph = candidate_graph(qr, gr, 8, &BlockSizes::default(), &NoProgress).unwrap();
         assert!(graph.col.len() <= n * 16 + n);
         let got: Vec<usize> = auction(&graph, 1e-9).unwrap().iter().map(|&j| j as usize).collect();
-        let dense: Vec<f64> =
-            (0..n * n).map(|e| dot(qr.row(e / n), gr.row(e % n))).collect();
-        let exact = hungarian(&dense, n);
+        let mut masked = vec![-1e3f64; n * n];
+        for i in 0..n {
+            for e in graph.start[i]..graph.start[i + 1] {
+                masked[i * n + graph.col[e] as usize] = graph.value[e];
+            }
+        }
+        let on_graph = hungarian(&masked, n);
+        let gap = total(&masked, n, &on_graph) - total(&masked, n, &got);
+        assert!(gap.abs() < 1e-6, "auction vs the graph's optimum: gap {gap}");
+        assert!(total(&dense, n, &exact) - total(&dense, n, &got) > 1e-3, "k = 8 should miss an edge here");
+        // With k = 32 the graph holds the dense optimum and the auction finds it.
+        let graph = candidate_graph(qr, gr, 32, &BlockSizes::default(), &NoProgress).unwrap();
+        let got: Vec<usize> = auction(&graph, 1e-9).unwrap().iter().map(|&j| j as usize).collect();
         let gap = total(&dense, n, &exact) - total(&dense, n, &got);
         assert!(gap.abs() < 1e-6, "gap {gap}");
         assert_eq!(got, exact);
