@@ -366,6 +366,9 @@ pub struct AttackComparison {
     /// full database).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strongest_attack_pool_size: Option<usize>,
+    /// Leaked pairs m of the strongest row, when it is an alignment attack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strongest_attack_leaked_pairs: Option<usize>,
     /// Attacked queries.
     pub attack_queries: usize,
     /// Gallery items.
@@ -522,7 +525,7 @@ pub fn compare(
                     match outcome {
                         Some(o) => {
                             any = true;
-                            rows.push(assignment_row(pool, &o, config.level));
+                            rows.push(assignment_row(pool, &o, task.queries.n(), config.level));
                         }
                         None => skipped.push(SkippedAttack {
                             name: attack.as_str(),
@@ -582,10 +585,11 @@ pub fn compare(
             Some(b) if b.normalized_risk >= r.normalized_risk => Some(b),
             _ => Some(r),
         })
-        .map_or("cosine", |r| r.name);
+        .map_or(("cosine", None), |r| (r.name, r.leaked_pairs));
     Ok(AttackComparison {
-        strongest_attack: strongest,
+        strongest_attack: strongest.0,
         strongest_attack_pool_size: reference,
+        strongest_attack_leaked_pairs: strongest.1,
         attack_queries: task.queries.n(),
         attack_gallery: n_gallery,
         control: CONTROL_DESCRIPTION,
@@ -689,9 +693,18 @@ fn make_row(
     }
 }
 
-fn assignment_row(pool: Option<usize>, o: &assignment::AssignmentOutcome, level: f64) -> AttackRow {
-    let attack = wilson(o.correct, o.links as f64, level);
-    let control = wilson(o.control_correct, o.control_links as f64, level);
+/// The assignment row. Batches redraw the same queries, so links are not independent: the
+/// Wilson intervals use at most as many trials as there are distinct queries (the rates
+/// are unchanged), as the relink audit does for repeated pools.
+fn assignment_row(pool: Option<usize>, o: &assignment::AssignmentOutcome, n_queries: usize, level: f64) -> AttackRow {
+    let interval = |correct: f64, links: usize| {
+        let n_eff = links.min(n_queries).max(1) as f64;
+        let mut e = wilson(correct / links as f64 * n_eff, n_eff, level);
+        e.value = correct / links as f64;
+        e
+    };
+    let attack = interval(o.correct, o.links);
+    let control = interval(o.control_correct, o.control_links);
     let parameters = Parameters {
         solver: Some(o.solver),
         batches: Some(o.batches),

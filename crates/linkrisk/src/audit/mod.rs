@@ -10,4 +10,4 @@ pub mod relink;
 mod test_cohort;
 pub mod utility;
 
-pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};
+pub use relink::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, RelinkReport};

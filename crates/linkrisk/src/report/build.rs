@@ -98,8 +98,12 @@ fn plain_headline(r: &Relink) -> Option<Headline<'_>> {
 fn attack_headline(r: &Relink) -> Option<Headline<'_>> {
     let attacks = r.attacks.as_ref()?;
     let strongest = attacks.strongest.as_ref()?;
-    let mut rows: Vec<&Attack> =
-        attacks.attacks.iter().filter(|a| &a.name == strongest && a.recall_at_1.is_some()).collect();
+    let mut rows: Vec<&Attack> = attacks
+        .attacks
+        .iter()
+        .filter(|a| &a.name == strongest && a.recall_at_1.is_some())
+        .filter(|a| attacks.strongest_leaked_pairs.is_none() || a.leaked_pairs == attacks.strongest_leaked_pairs)
+        .collect();
     rows.sort_by_key(|a| match a.pool_size {
         Some(n) => (n == HEADLINE_POOL, n),
         None => (false, 0),
@@ -557,7 +561,9 @@ fn attack_table(attacks: &super::model::Attacks) -> Table {
         ("Lift", true),
     ]);
     for a in &attacks.attacks {
-        let name = if attacks.strongest.as_deref() == Some(a.name.as_str()) {
+        let strongest = attacks.strongest.as_deref() == Some(a.name.as_str())
+            && (attacks.strongest_leaked_pairs.is_none() || a.leaked_pairs == attacks.strongest_leaked_pairs);
+        let name = if strongest {
             format!("{} (strongest)", a.name)
         } else {
             a.name.clone()
