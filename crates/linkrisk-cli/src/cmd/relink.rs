@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
-use linkrisk::audit::relink::{DirectionReport, PoolReport};
 use linkrisk::attack::{AttackComparison, AttackConfig, AttackName};
+use linkrisk::audit::relink::{DirectionReport, PoolReport};
 use linkrisk::audit::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, RelinkReport};
 use linkrisk::cohort::Cohort;
 use linkrisk::engine::Progress;
 
-use crate::output::write_json;
+use crate::output::{argv, record_in_run, write_json};
 use crate::progress::bar;
 
 /// Arguments of `linkrisk relink`.
@@ -55,6 +55,9 @@ pub struct Args {
     /// Write the JSON report here (`-` for stdout, replacing the table).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Attacks, comma-separated, each scored against a control baseline: cosine, csls,
     /// inverted_softmax, qb_norm, assignment, procrustes, ridge; `all` runs every one;
     /// `none` skips the comparison. Plain cosine is always included.
@@ -158,6 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     config.validate()?;
     let cohort = Cohort::load(&args.dir)?;
+    let started = std::time::Instant::now();
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
@@ -168,6 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
+    record_in_run(args.out.as_deref(), argv(), Some(args.seed), started.elapsed().as_secs_f64(), &report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -290,7 +295,10 @@ fn print_pool(p: &PoolReport) {
 fn print_attacks(c: &AttackComparison) {
     println!();
     let side = c.side.as_ref().map_or("none".to_string(), |s| format!("{} ({} pairs)", s.source, s.n_pairs));
-    println!("  attacks: {} queries x {} gallery items; side pairs: {side}", c.attack_queries, c.attack_gallery);
+    println!(
+        "  attacks: {} queries x {} gallery items; side pairs: {side}",
+        c.attack_queries, c.attack_gallery
+    );
     println!(
         "  {:<18} {:>8} {:>7} {:>9} {:>20} {:>9} {:>10} {:>20}",
         "attack", "pool", "leaked", "Recall@1", "95% CI", "control", "norm.risk", "95% CI"

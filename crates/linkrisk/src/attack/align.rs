@@ -183,7 +183,8 @@ mod tests {
         }
         // Closed form, independently: W = M (M^T M)^{-1/2} for M = X^T Y of full rank.
         let xm = Mat::from_fn(n, d, |i, j| f64::from(x[i * d + j]));
-        let ym = Mat::from_fn(n, d, |i, j| f64::from(y[i * d + j]) + 0.3 * f64::from(x[((i + 1) % n) * d + j]));
+        let ym =
+            Mat::from_fn(n, d, |i, j| f64::from(y[i * d + j]) + 0.3 * f64::from(x[((i + 1) % n) * d + j]));
         let yr: Vec<f32> = (0..n * d).map(|k| ym[(k / d, k % d)] as f32).collect();
         let map = procrustes(Rows::new(&x, n, d).unwrap(), Rows::new(&yr, n, d).unwrap()).unwrap();
         let ymf = Mat::from_fn(n, d, |i, j| f64::from(yr[i * d + j]));

@@ -106,7 +106,13 @@ pub fn normalized_risk(attack: &Estimate, control: &Estimate) -> Estimate {
     let (a, c) = (attack.value, control.value);
     let level = attack.level;
     if !(c < 1.0) || !a.is_finite() {
-        return Estimate { value: f64::NAN, ci_low: f64::NAN, ci_high: f64::NAN, level, method: "delta_wilson" };
+        return Estimate {
+            value: f64::NAN,
+            ci_low: f64::NAN,
+            ci_high: f64::NAN,
+            level,
+            method: "delta_wilson",
+        };
     }
     let value = (a - c) / (1.0 - c);
     let half_a = (attack.ci_high - attack.ci_low) / 2.0;
@@ -134,7 +140,8 @@ mod tests {
         let study = [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 5];
         let mut b = Targets::builder(12);
         for q in 0..12u32 {
-            let ex: Vec<u32> = (0..12u32).filter(|&g| g != q && study[g as usize] == study[q as usize]).collect();
+            let ex: Vec<u32> =
+                (0..12u32).filter(|&g| g != q && study[g as usize] == study[q as usize]).collect();
             b.push(&[q], &ex).unwrap();
         }
         let targets = b.build();
@@ -161,7 +168,10 @@ mod tests {
             }
         }
         // Reproducible.
-        assert_eq!(decoy_targets(&targets, 3).unwrap().decoy_of, decoy_targets(&targets, 3).unwrap().decoy_of);
+        assert_eq!(
+            decoy_targets(&targets, 3).unwrap().decoy_of,
+            decoy_targets(&targets, 3).unwrap().decoy_of
+        );
         // Impossible: every query in one study.
         let mut b = Targets::builder(3);
         for q in 0..3u32 {

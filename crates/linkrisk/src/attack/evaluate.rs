@@ -12,7 +12,9 @@ use crate::engine::{
     ScoreRow, Targets,
 };
 use crate::error::{Error, Result};
-use crate::metrics::retrieval::{expected_pool_hit_probability, first_hit_probability, summarize, RankedQuery};
+use crate::metrics::retrieval::{
+    expected_pool_hit_probability, first_hit_probability, summarize, RankedQuery,
+};
 use crate::metrics::{wilson, Estimate};
 
 /// Where one query's target landed.
@@ -70,7 +72,10 @@ pub fn evaluate(
     let mut top1 = Vec::new();
     for (ranking, control) in ranked {
         let anchor = ranking.anchor_rank().ok_or_else(|| {
-            Error::config(format!("query {} has no true match; every attacked query needs one", ranking.query))
+            Error::config(format!(
+                "query {} has no true match; every attacked query needs one",
+                ranking.query
+            ))
         })?;
         let first = ranking.first_positive().expect("a query with an anchor has a positive");
         attack.push(QueryOutcome {
@@ -80,9 +85,9 @@ pub fn evaluate(
             n_negatives: ranking.n_negatives,
             n_positives: ranking.positives.len() as u64,
         });
-        control_out.push(control.ok_or_else(|| {
-            Error::config(format!("query {} has no control decoy", ranking.query))
-        })?);
+        control_out.push(
+            control.ok_or_else(|| Error::config(format!("query {} has no control decoy", ranking.query)))?,
+        );
         if want_top1 {
             top1.push(ranking.top.first().map_or(u32::MAX, |n| n.gallery));
         }
@@ -167,7 +172,12 @@ pub fn full_summary(outcomes: &[QueryOutcome], level: f64) -> FullSummary {
 /// Exact expected Recall@1 of random pools of `pool_size` (the anchor plus `pool_size - 1`
 /// negatives drawn uniformly), over the queries with enough negatives: `(estimate,
 /// queries)`. Uses `include` to restrict to queries evaluable in both attack and control.
-pub fn pool_summary(outcomes: &[QueryOutcome], include: &[bool], pool_size: usize, level: f64) -> (Estimate, usize) {
+pub fn pool_summary(
+    outcomes: &[QueryOutcome],
+    include: &[bool],
+    pool_size: usize,
+    level: f64,
+) -> (Estimate, usize) {
     let draws = (pool_size - 1) as u64;
     let (mut hits, mut n) = (0.0, 0usize);
     for (o, _) in outcomes.iter().zip(include).filter(|(_, &inc)| inc) {

@@ -383,7 +383,8 @@ pub struct AttackComparison {
     pub skipped_attacks: Vec<SkippedAttack>,
 }
 
-const CONTROL_DESCRIPTION: &str = "decoy: each query's true match replaced by another query's (seeded permutation, \
+const CONTROL_DESCRIPTION: &str =
+    "decoy: each query's true match replaced by another query's (seeded permutation, \
      never from the query's own study or patient), the true match removed from the candidates";
 
 /// Run the attacks of `config` on `task` (see the module docs).
@@ -452,8 +453,14 @@ pub fn compare(
         match attack {
             AttackName::Cosine => {}
             AttackName::Csls => {
-                let offsets =
-                    hubness::csls_offsets(task.queries, task.gallery, neighbourhood, config.csls_k, sizes, progress)?;
+                let offsets = hubness::csls_offsets(
+                    task.queries,
+                    task.gallery,
+                    neighbourhood,
+                    config.csls_k,
+                    sizes,
+                    progress,
+                )?;
                 let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                 progress.begin(task.queries.n() as u64, "attack: csls");
                 let e = evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
@@ -461,30 +468,46 @@ pub fn compare(
                 push_rows(&mut rows, "csls", None, &e, &pool_sizes, p, config.level);
             }
             AttackName::InvertedSoftmax => {
-                let offsets =
-                    hubness::inverted_softmax_offsets(task.queries, task.gallery, neighbourhood, beta, sizes, progress)?;
+                let offsets = hubness::inverted_softmax_offsets(
+                    task.queries,
+                    task.gallery,
+                    neighbourhood,
+                    beta,
+                    sizes,
+                    progress,
+                )?;
                 let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                 progress.begin(task.queries.n() as u64, "attack: inverted softmax");
                 let e = evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
-                let p = Parameters { beta: Some(beta), beta_source: Some(beta_source), ..Parameters::default() };
+                let p =
+                    Parameters { beta: Some(beta), beta_source: Some(beta_source), ..Parameters::default() };
                 push_rows(&mut rows, "inverted_softmax", None, &e, &pool_sizes, p, config.level);
             }
             AttackName::QbNorm => {
                 let Some(s) = side else {
-                    skipped.push(skip(attack, "needs a query bank: labelled records besides the attacked queries"));
+                    skipped.push(skip(
+                        attack,
+                        "needs a query bank: labelled records besides the attacked queries",
+                    ));
                     continue;
                 };
                 let bank = s.task.queries;
-                let offsets = hubness::inverted_softmax_offsets(bank, task.gallery, None, beta, sizes, progress)?;
+                let offsets =
+                    hubness::inverted_softmax_offsets(bank, task.gallery, None, beta, sizes, progress)?;
                 let active = hubness::activation_set(bank, task.gallery, sizes, progress)?;
                 let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                 progress.begin(task.queries.n() as u64, "attack: qb-norm");
-                let normalised = evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
+                let normalised =
+                    evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
                 // Dynamic inverted softmax: normalised scores only for activated queries.
                 let activated: Vec<bool> =
                     cosine.top1.iter().map(|&g| g != u32::MAX && active[g as usize]).collect();
                 let pick = |a: &[QueryOutcome], b: &[QueryOutcome]| -> Vec<QueryOutcome> {
-                    activated.iter().zip(a.iter().zip(b)).map(|(&on, (x, y))| if on { *x } else { *y }).collect()
+                    activated
+                        .iter()
+                        .zip(a.iter().zip(b))
+                        .map(|(&on, (x, y))| if on { *x } else { *y })
+                        .collect()
                 };
                 let merged = Evaluation {
                     attack: pick(&normalised.attack, &cosine.attack),
@@ -504,7 +527,10 @@ pub fn compare(
             }
             AttackName::Assignment => {
                 if !task.paired {
-                    skipped.push(skip(attack, "needs paired views (each query's match a distinct gallery item)"));
+                    skipped.push(skip(
+                        attack,
+                        "needs paired views (each query's match a distinct gallery item)",
+                    ));
                     continue;
                 }
                 let mut any = false;
@@ -541,7 +567,10 @@ pub fn compare(
             }
             AttackName::Procrustes | AttackName::Ridge => {
                 let Some(s) = side.filter(|s| s.task.paired) else {
-                    skipped.push(skip(attack, "needs leaked pairs: paired records besides the attacked queries"));
+                    skipped.push(skip(
+                        attack,
+                        "needs leaked pairs: paired records besides the attacked queries",
+                    ));
                     continue;
                 };
                 let order = leaked_order(s.task.queries.n(), config.seed);
@@ -560,8 +589,13 @@ pub fn compare(
                         chosen.iter().map(|&q| s.task.targets.anchor(q).expect("validated")).collect();
                     let x = gather_rows(s.task.queries, chosen);
                     let y = gather_rows(s.task.gallery, &anchors);
-                    let (xr, yr) = (Rows::new(&x, m, s.task.queries.dim())?, Rows::new(&y, m, s.task.gallery.dim())?);
-                    let map = if attack == AttackName::Procrustes { align::procrustes(xr, yr)? } else { align::ridge(xr, yr)? };
+                    let (xr, yr) =
+                        (Rows::new(&x, m, s.task.queries.dim())?, Rows::new(&y, m, s.task.gallery.dim())?);
+                    let map = if attack == AttackName::Procrustes {
+                        align::procrustes(xr, yr)?
+                    } else {
+                        align::ridge(xr, yr)?
+                    };
                     let mapped = map.apply(task.queries)?;
                     let mapped_rows = Rows::new(&mapped, task.queries.n(), map.d_out)?;
                     progress.begin(task.queries.n() as u64, &format!("attack: {} m={m}", attack.as_str()));
@@ -639,8 +673,12 @@ fn push_rows(
     ));
     for &size in pool_sizes {
         let need = (size - 1) as u64;
-        let include: Vec<bool> =
-            e.attack.iter().zip(&e.control).map(|(a, c)| a.n_negatives >= need && c.n_negatives >= need).collect();
+        let include: Vec<bool> = e
+            .attack
+            .iter()
+            .zip(&e.control)
+            .map(|(a, c)| a.n_negatives >= need && c.n_negatives >= need)
+            .collect();
         let (a, n) = evaluate::pool_summary(&e.attack, &include, size, level);
         if n == 0 {
             continue;
@@ -696,7 +734,12 @@ fn make_row(
 /// The assignment row. Batches redraw the same queries, so links are not independent: the
 /// Wilson intervals use at most as many trials as there are distinct queries (the rates
 /// are unchanged), as the relink audit does for repeated pools.
-fn assignment_row(pool: Option<usize>, o: &assignment::AssignmentOutcome, n_queries: usize, level: f64) -> AttackRow {
+fn assignment_row(
+    pool: Option<usize>,
+    o: &assignment::AssignmentOutcome,
+    n_queries: usize,
+    level: f64,
+) -> AttackRow {
     let interval = |correct: f64, links: usize| {
         let n_eff = links.min(n_queries).max(1) as f64;
         let mut e = wilson(correct / links as f64 * n_eff, n_eff, level);

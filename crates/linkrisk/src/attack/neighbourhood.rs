@@ -208,7 +208,13 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting rounds to an integer
     let below = x < -87.0;
-    let xc = if x < -87.0 { -87.0 } else if x > 88.0 { 88.0 } else { x };
+    let xc = if x < -87.0 {
+        -87.0
+    } else if x > 88.0 {
+        88.0
+    } else {
+        x
+    };
     let n = (xc * LOG2E + ROUND) - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.0
@@ -289,7 +295,7 @@ mod tests {
         other[6 * dim..7 * dim].copy_from_slice(&copy);
         let excluded = |i: usize| -> Vec<u32> {
             match i % 4 {
-                0 => vec![4, 5, 6],          // a whole duplicate group
+                0 => vec![4, 5, 6],                 // a whole duplicate group
                 1 => vec![5, (i % n_other) as u32], // part of it
                 2 => vec![],
                 _ => vec![(i * 7 % n_other) as u32],
@@ -315,7 +321,11 @@ mod tests {
                     .collect();
                 let m = sims.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let want = beta * m + sims.iter().map(|s| (beta * (s - m)).exp()).sum::<f64>().ln();
-                assert!((lse[i] - want).abs() < 2e-5 * want.abs().max(1.0), "row {i} beta {beta}: {} vs {want}", lse[i]);
+                assert!(
+                    (lse[i] - want).abs() < 2e-5 * want.abs().max(1.0),
+                    "row {i} beta {beta}: {} vs {want}",
+                    lse[i]
+                );
                 if beta == 1.0 {
                     let mut sorted = sims.clone();
                     sorted.sort_by(|a, b| b.total_cmp(a));

@@ -131,7 +131,8 @@ fn hubness_corrections_and_control_equal_brute_force() {
     let csls: Vec<Vec<f64>> =
         (0..n).map(|i| (0..n).map(|j| 2.0 * cos[i][j] - r_q[i] - r_g[j]).collect()).collect();
     let z: Vec<f64> = (0..n).map(|j| (0..n).map(|i| (beta * cos[i][j]).exp()).sum()).collect();
-    let inv: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| (beta * cos[i][j]).exp() / z[j]).collect()).collect();
+    let inv: Vec<Vec<f64>> =
+        (0..n).map(|i| (0..n).map(|j| (beta * cos[i][j]).exp() / z[j]).collect()).collect();
     let zb: Vec<f64> = (0..n).map(|j| (0..n_side).map(|b| (beta * bank[b][j]).exp()).sum()).collect();
     let argmax = |v: &[f64]| (0..v.len()).fold(0, |b, j| if v[j] > v[b] { j } else { b });
     let active: Vec<bool> = {
@@ -164,7 +165,9 @@ fn hubness_corrections_and_control_equal_brute_force() {
             let s = scores[i][i];
             let beaten = (0..n).filter(|&j| j != i && scores[i][j] > s).count() as f64;
             // P(no beater among 4 draws from n-1 negatives).
-            (0..4).map(|t| (n as f64 - 1.0 - beaten - t as f64) / (n as f64 - 1.0 - t as f64)).product::<f64>()
+            (0..4)
+                .map(|t| (n as f64 - 1.0 - beaten - t as f64) / (n as f64 - 1.0 - t as f64))
+                .product::<f64>()
         }));
         assert!((pool.recall_at_1 - want).abs() < 1e-9, "{name} pool: {} vs {want}", pool.recall_at_1);
         assert_eq!(pool.chance_at_1, 0.2);
@@ -201,7 +204,8 @@ fn control_counts_equal_the_engine_on_decoy_targets() {
     unit_rows(&mut g, dim);
     let mut b = Targets::builder(n);
     for i in 0..n {
-        let ex: Vec<u32> = (0..n as u32).filter(|&j| j as usize != i && study[j as usize] == study[i]).collect();
+        let ex: Vec<u32> =
+            (0..n as u32).filter(|&j| j as usize != i && study[j as usize] == study[i]).collect();
         b.push(&[i as u32], &ex).unwrap();
     }
     let targets = b.build();
@@ -252,7 +256,11 @@ fn on_hub_prone_embeddings_corrections_and_assignment_raise_recall() {
             AttackName::Assignment,
         ],
         pool_sizes: vec![10, 100],
-        assignment: AssignmentSettings { links_per_size: 400, exact_max: 150, ..AssignmentSettings::default() },
+        assignment: AssignmentSettings {
+            links_per_size: 400,
+            exact_max: 150,
+            ..AssignmentSettings::default()
+        },
         seed: 1,
         ..AttackConfig::default()
     };
@@ -277,9 +285,18 @@ fn on_hub_prone_embeddings_corrections_and_assignment_raise_recall() {
     // Controls sit at chance; the strongest attack is not plain cosine.
     for row in &c.attacks {
         let ceiling = (6.0 * row.chance_at_1).max(0.03);
-        assert!(row.control_recall_at_1 < ceiling, "{} {:?}: control {}", row.name, row.pool_size, row.control_recall_at_1);
+        assert!(
+            row.control_recall_at_1 < ceiling,
+            "{} {:?}: control {}",
+            row.name,
+            row.pool_size,
+            row.control_recall_at_1
+        );
         assert!(row.normalized_risk <= row.recall_at_1 + 1e-12);
-        assert!(row.ci95_normalized_risk[0] < row.normalized_risk && row.normalized_risk < row.ci95_normalized_risk[1]);
+        assert!(
+            row.ci95_normalized_risk[0] < row.normalized_risk
+                && row.normalized_risk < row.ci95_normalized_risk[1]
+        );
     }
     assert_ne!(c.strongest_attack, "cosine");
     assert_eq!(c.strongest_attack_pool_size, Some(100));
@@ -299,8 +316,9 @@ fn leaked_pairs_recover_a_rotated_view_where_cosine_is_at_chance() {
     // "Anonymise" the gallery view by a random rotation.
     let rotation = align_tests_rotation(5, dim);
     for row in g_all.chunks_mut(dim) {
-        let rotated: Vec<f32> =
-            (0..dim).map(|j| (0..dim).map(|k| f64::from(row[k]) * rotation[k * dim + j]).sum::<f64>() as f32).collect();
+        let rotated: Vec<f32> = (0..dim)
+            .map(|j| (0..dim).map(|k| f64::from(row[k]) * rotation[k * dim + j]).sum::<f64>() as f32)
+            .collect();
         row.copy_from_slice(&rotated);
     }
     let targets = Targets::identity(n);
@@ -333,7 +351,10 @@ fn leaked_pairs_recover_a_rotated_view_where_cosine_is_at_chance() {
     assert!(cosine.recall_at_1 < 0.03, "rotated view: cosine {} should be near chance", cosine.recall_at_1);
     assert!(cosine.ci95_normalized_risk[0] < 0.02);
     let aligned = |name: &str, m: usize| {
-        c.attacks.iter().find(|r| r.name == name && r.leaked_pairs == Some(m) && r.pool_size.is_none()).unwrap()
+        c.attacks
+            .iter()
+            .find(|r| r.name == name && r.leaked_pairs == Some(m) && r.pool_size.is_none())
+            .unwrap()
     };
     let procrustes = aligned("procrustes", 100);
     assert!(

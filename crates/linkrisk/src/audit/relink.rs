@@ -594,7 +594,13 @@ fn audit_direction(
 
     let attack_comparison = match config.attack_config() {
         Some(attack_config) => {
-            let task = AttackTask { queries, gallery: gallery_rows, targets: &targets, paired: true, neighbourhood_exclusions: false };
+            let task = AttackTask {
+                queries,
+                gallery: gallery_rows,
+                targets: &targets,
+                paired: true,
+                neighbourhood_exclusions: false,
+            };
             let side_data = match side {
                 Some((name, rows)) => {
                     let q = gather(query_view, rows);

@@ -102,7 +102,9 @@ fn attack_headline(r: &Relink) -> Option<Headline<'_>> {
         .attacks
         .iter()
         .filter(|a| &a.name == strongest && a.recall_at_1.is_some())
-        .filter(|a| attacks.strongest_leaked_pairs.is_none() || a.leaked_pairs == attacks.strongest_leaked_pairs)
+        .filter(|a| {
+            attacks.strongest_leaked_pairs.is_none() || a.leaked_pairs == attacks.strongest_leaked_pairs
+        })
         .collect();
     rows.sort_by_key(|a| match a.pool_size {
         Some(n) => (n == HEADLINE_POOL, n),
@@ -563,11 +565,7 @@ fn attack_table(attacks: &super::model::Attacks) -> Table {
     for a in &attacks.attacks {
         let strongest = attacks.strongest.as_deref() == Some(a.name.as_str())
             && (attacks.strongest_leaked_pairs.is_none() || a.leaked_pairs == attacks.strongest_leaked_pairs);
-        let name = if strongest {
-            format!("{} (strongest)", a.name)
-        } else {
-            a.name.clone()
-        };
+        let name = if strongest { format!("{} (strongest)", a.name) } else { a.name.clone() };
         table.push(vec![
             name,
             a.pool_size.map_or_else(|| "full".to_string(), |n| fmt::count(n as f64)),

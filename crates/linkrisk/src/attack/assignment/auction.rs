@@ -48,7 +48,8 @@ pub fn candidate_graph(
     let options = RankOptions { top_k: k, sizes: *sizes };
     let forward = rank(queries, &Gallery::new(gallery), &Targets::none(n, n), 0..n, &options, progress)?;
     let backward = rank(gallery, &Gallery::new(queries), &Targets::none(n, n), 0..n, &options, progress)?;
-    let mut lists: Vec<Vec<u32>> = forward.iter().map(|r| r.top.iter().map(|x| x.gallery).collect()).collect();
+    let mut lists: Vec<Vec<u32>> =
+        forward.iter().map(|r| r.top.iter().map(|x| x.gallery).collect()).collect();
     for (g, r) in backward.iter().enumerate() {
         for x in &r.top {
             lists[x.gallery as usize].push(g as u32);
@@ -106,7 +107,8 @@ pub fn auction(graph: &SparseScores, eps_final: f64) -> Result<Vec<u32>> {
     if (0..n).any(|i| graph.start[i] == graph.start[i + 1]) {
         return Err(Error::config("auction: a row has no candidate column"));
     }
-    let (lo, hi) = graph.value.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let (lo, hi) =
+        graph.value.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
     let range = (hi - lo).max(eps_final);
     const NONE: u32 = u32::MAX;
     let mut price = vec![0f64; n];
@@ -144,7 +146,9 @@ pub fn auction(graph: &SparseScores, eps_final: f64) -> Result<Vec<u32>> {
             assigned[i] = j as u32;
             bids += 1;
             if bids > max_bids {
-                return Err(Error::config("auction did not converge: the candidate graph has no perfect matching"));
+                return Err(Error::config(
+                    "auction did not converge: the candidate graph has no perfect matching",
+                ));
             }
         }
         if eps <= eps_final {

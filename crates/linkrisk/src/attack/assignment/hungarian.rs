@@ -115,7 +115,13 @@ mod tests {
             for case in 0..30 {
                 // Integer-valued scores in some cases, so that optima tie.
                 let scores: Vec<f64> = (0..n * n)
-                    .map(|_| if case % 2 == 0 { rng.random_range(-3..4) as f64 } else { rng.random_range(-1.0..1.0) })
+                    .map(|_| {
+                        if case % 2 == 0 {
+                            rng.random_range(-3..4) as f64
+                        } else {
+                            rng.random_range(-1.0..1.0)
+                        }
+                    })
                     .collect();
                 let got = hungarian(&scores, n);
                 let mut sorted = got.clone();
@@ -134,8 +140,9 @@ mod tests {
         // (bench/attacks/hungarian_reference.py); optimal total score.
         const SCIPY_TOTAL: f64 = 58.055;
         let n = 60;
-        let scores: Vec<f64> =
-            (0..n * n).map(|k| ((k / n * 7919 + k % n * 104_729 + (k / n) * (k % n) * 31) % 1000) as f64 / 1000.0).collect();
+        let scores: Vec<f64> = (0..n * n)
+            .map(|k| ((k / n * 7919 + k % n * 104_729 + (k / n) * (k % n) * 31) % 1000) as f64 / 1000.0)
+            .collect();
         let got = hungarian(&scores, n);
         assert!((total(&scores, n, &got) - SCIPY_TOTAL).abs() < 1e-9, "{}", total(&scores, n, &got));
     }

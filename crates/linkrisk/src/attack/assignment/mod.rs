@@ -142,8 +142,16 @@ pub fn solve_batch(
     let n = queries.n();
     let dim = queries.dim();
     // Nearest neighbour within the batch (exact ranks, ties in expectation).
-    let nn = rank(queries, &Gallery::new(gallery), &Targets::identity(n), 0..n, &RankOptions { top_k: 0, sizes: *sizes }, progress)?;
-    let nn_hits: f64 = nn.iter().map(|r| hit_probability(r.positives[0].greater, r.positives[0].tied, 1)).sum();
+    let nn = rank(
+        queries,
+        &Gallery::new(gallery),
+        &Targets::identity(n),
+        0..n,
+        &RankOptions { top_k: 0, sizes: *sizes },
+        progress,
+    )?;
+    let nn_hits: f64 =
+        nn.iter().map(|r| hit_probability(r.positives[0].greater, r.positives[0].tied, 1)).sum();
     let mut perm: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         perm.swap(i, rng.random_range(0..=i));
@@ -200,7 +208,8 @@ pub fn run_pool(
             let q_data = gather_rows(queries, &batch);
             let g_data = gather_rows(gallery, &anchors);
             let n = batch.len();
-            let (q_rows, g_rows) = (Rows::new(&q_data, n, queries.dim())?, Rows::new(&g_data, n, gallery.dim())?);
+            let (q_rows, g_rows) =
+                (Rows::new(&q_data, n, queries.dim())?, Rows::new(&g_data, n, gallery.dim())?);
             let (correct, nn, solver) = solve_batch(q_rows, g_rows, settings, &mut rng, sizes, &NoProgress)?;
             Ok(Some((correct, nn, n, solver)))
         };
@@ -223,10 +232,13 @@ pub fn run_pool(
         Ok(Some(total))
     };
     progress.begin(2 * batches as u64, &format!("assignment: pool {label}"));
-    let Some((correct, nn, links, batch_size, solver)) = side(targets, format!("assignment-batches-{label}"))? else {
+    let Some((correct, nn, links, batch_size, solver)) =
+        side(targets, format!("assignment-batches-{label}"))?
+    else {
         return Ok(None);
     };
-    let Some((control_correct, _, control_links, _, _)) = side(control, format!("assignment-control-batches-{label}"))?
+    let Some((control_correct, _, control_links, _, _)) =
+        side(control, format!("assignment-control-batches-{label}"))?
     else {
         return Ok(None);
     };
