@@ -437,3 +437,80 @@ fn pool_expectation_uses_the_engine_formula() {
     // C(17, 4) / C(20, 4) = 2380 / 4845.
     assert!((e.value - 2380.0 / 4845.0).abs() < 1e-12);
 }
+
+#[test]
+fn same_view_reid_task_with_neighbourhood_exclusions_equals_brute_force() {
+    // Re-identification shape (the entry point `compare` serves reid with): one view is
+    // both queries and gallery; the query's own record is excluded from its ranking and
+    // from the hubness neighbourhoods; positives are the patient's other records.
+    let (dim, k, beta) = (8, 3, 9.0);
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let (mut data, mut patient) = (Vec::new(), Vec::new());
+    let mut p = 0;
+    while patient.len() < 45 {
+        let centre: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+        for _ in 0..rng.random_range(2..4) {
+            data.extend(centre.iter().map(|c| {
+                let noise: f32 = StandardNormal.sample(&mut rng);
+                c + 0.9 * noise
+            }));
+            patient.push(p);
+        }
+        p += 1;
+    }
+    let n = patient.len();
+    unit_rows(&mut data, dim);
+    let mut b = Targets::builder(n);
+    for i in 0..n {
+        let pos: Vec<u32> = (0..n as u32).filter(|&j| j as usize != i && patient[j as usize] == patient[i]).collect();
+        b.push(&pos, &[i as u32]).unwrap();
+    }
+    let targets = b.build();
+    let rows = Rows::new(&data, n, dim).unwrap();
+    let task = AttackTask { queries: rows, gallery: rows, targets: &targets, paired: false, neighbourhood_exclusions: true };
+    let config = AttackConfig {
+        attacks: vec![AttackName::Csls, AttackName::InvertedSoftmax, AttackName::Assignment, AttackName::Procrustes],
+        csls_k: k,
+        beta_grid: vec![beta],
+        pool_sizes: vec![],
+        seed: 5,
+        sizes: BlockSizes { block_rows: 4, chunk_cols: 6, memory_budget_bytes: 0 },
+        ..AttackConfig::default()
+    };
+    let c = compare(&task, None, &config, &NoProgress).unwrap();
+    // Without side pairs the temperature is the default, not the grid's.
+    assert_eq!(full_row(&c, "inverted_softmax").parameters.beta, Some(DEFAULT_BETA));
+    let beta = DEFAULT_BETA;
+    let cos = cosines(&data, &data, dim);
+    // Neighbourhoods over the other records only (the own record is excluded).
+    let others = |j: usize| (0..n).filter(move |&i| i != j);
+    let r_g: Vec<f64> = (0..n)
+        .map(|j| {
+            let mut v: Vec<f64> = others(j).map(|i| cos[i][j]).collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            v[..k].iter().sum::<f64>() / k as f64
+        })
+        .collect();
+    let z: Vec<f64> = (0..n).map(|j| others(j).map(|i| (beta * cos[i][j]).exp()).sum()).collect();
+    let score = |name: &str, i: usize, j: usize| match name {
+        "cosine" => cos[i][j],
+        "csls" => 2.0 * cos[i][j] - r_g[j],
+        _ => (beta * cos[i][j]).exp() / z[j],
+    };
+    for name in ["cosine", "csls", "inverted_softmax"] {
+        // Rank-1: the best-scoring non-excluded item is a positive.
+        let want = mean((0..n).map(|i| {
+            let best = others(i).fold(None::<usize>, |b, j| match b {
+                Some(b) if score(name, i, b) >= score(name, i, j) => Some(b),
+                _ => Some(j),
+            });
+            f64::from(u8::from(patient[best.unwrap()] == patient[i]))
+        }));
+        let got = full_row(&c, name).recall_at_1;
+        assert!((got - want).abs() < 1e-12, "{name}: {got} vs brute force {want}");
+    }
+    // Paired-view attacks are skipped with their reason, not run on a same-view task.
+    for name in ["assignment", "procrustes"] {
+        assert!(c.skipped_attacks.iter().any(|s| s.name == name), "{name} should be skipped");
+    }
+}
