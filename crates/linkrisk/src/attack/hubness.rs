@@ -4,7 +4,7 @@
 //! per-gallery-item offset, which the engine adds inside its blocked pass; per-query terms
 //! shift a whole row and leave its ranking unchanged, so they are dropped.
 //!
-//! - CSLS (Lample et al. 2018): 2 cos(q, g) - r_q - r_g, r = mean similarity to the k
+//! - CSLS (Conneau, Lample et al. 2018): 2 cos(q, g) - r_q - r_g, r = mean similarity to the k
 //!   nearest neighbours in the other domain. Ranking q's row: cos - r_g / 2 (offset -r_g/2,
 //!   the same order bit for bit, since scaling by 2 is exact in floating point).
 //! - Inverted softmax (Smith et al. 2017): exp(beta cos(q, g)) / sum_q' exp(beta cos(q', g)),

@@ -14,7 +14,7 @@ use crate::engine::{for_each_block, rank, BlockSizes, Gallery, Progress, RankOpt
 use crate::error::{Error, Result};
 
 /// Mean similarity of each row of `rows` to its `k` most similar rows of `other`
-/// (CSLS's r term: Lample et al. 2018, eq. 6). `exclusions` (rows x other, only its
+/// (CSLS's r term: Conneau, Lample et al. 2018). `exclusions` (rows x other, only its
 /// exclusions are used) removes pairs from the neighbourhoods; a row with fewer than `k`
 /// eligible neighbours averages over those it has (0 when it has none).
 pub fn knn_mean_similarity(
