@@ -51,6 +51,9 @@ enum Command {
     /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
     /// of another view (image -> report) by cosine similarity?
     Relink(cmd::relink::Args),
+    /// Patient re-identification audit: is the nearest other image of a query image one of
+    /// the same patient? Plain nearest neighbour and a trained linear-metric attacker.
+    Reid(cmd::reid::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Utility(args) => cmd::utility::run(args),
         Command::Attributes(args) => cmd::attributes::run(args),
         Command::Relink(args) => cmd::relink::run(args),
+        Command::Reid(args) => cmd::reid::run(args),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod attributes;
 pub mod demo;
 pub mod gate;
 pub mod inspect;
+pub mod reid;
 pub mod relink;
 pub mod report;
 pub mod synth;

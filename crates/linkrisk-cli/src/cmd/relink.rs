@@ -13,7 +13,7 @@ use linkrisk::audit::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, R
 use linkrisk::cohort::Cohort;
 use linkrisk::engine::Progress;
 
-use crate::output::{argv, record_in_run, write_json};
+use crate::output::write_json;
 use crate::progress::bar;
 
 /// Arguments of `linkrisk relink`.
@@ -55,8 +55,8 @@ pub struct Args {
     /// Write the JSON report here (`-` for stdout, replacing the table).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
-    #[arg(long)]
+    /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
+    #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
     /// Attacks, comma-separated, each scored against a control baseline: cosine, csls,
     /// inverted_softmax, qb_norm, assignment, procrustes, ridge; `all` runs every one;
@@ -165,6 +165,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
+    crate::output::record_in_run(
+        args.out.as_deref(),
+        crate::output::argv(),
+        Some(args.seed),
+        started.elapsed().as_secs_f64(),
+        &report,
+    )?;
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if !to_stdout {
         print_report(&report);
@@ -172,7 +179,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
-    record_in_run(args.out.as_deref(), argv(), Some(args.seed), started.elapsed().as_secs_f64(), &report)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,7 @@ pub mod assignment;
 pub mod control;
 pub mod evaluate;
 pub mod hubness;
+pub mod linear_metric;
 pub mod neighbourhood;
 
 #[cfg(test)]

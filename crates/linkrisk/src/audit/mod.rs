@@ -5,9 +5,11 @@
 
 pub mod attributes;
 pub mod probing;
+pub mod reid;
 pub mod relink;
 #[cfg(test)]
 mod test_cohort;
 pub mod utility;
 
+pub use reid::{reid, Attackers, ReidConfig, ReidReport};
 pub use relink::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, RelinkReport};
