@@ -41,7 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         row.iter_mut().for_each(|x| *x /= norm);
     }
     let bank = unit_rows(3, n / 2, dim);
-    let (q, g, b) = (Rows::new(&queries, n, dim)?, Rows::new(&gallery, n, dim)?, Rows::new(&bank, n / 2, dim)?);
+    let (q, g, b) =
+        (Rows::new(&queries, n, dim)?, Rows::new(&gallery, n, dim)?, Rows::new(&bank, n / 2, dim)?);
     let targets = Targets::identity(n);
     let control = decoy_targets(&targets, 0)?.targets;
     let sizes = BlockSizes::default();

@@ -255,3 +255,66 @@ fn report_headline_is_the_strongest_attack_with_its_numbers() {
         assert!(found, "{name}: normalized risk {normalized} at N=100 missing");
     }
 }
+
+#[test]
+fn reid_attack_comparison_agrees_with_nearest_neighbour_and_reaches_the_report() {
+    let tmp = temp_dir();
+    let cohort = tmp.path().join("cohort");
+    let run_dir = tmp.path().join("run");
+    let c = cohort.to_str().unwrap();
+    run_ok([
+        "synth",
+        "--out",
+        c,
+        "--patients",
+        "400",
+        "--dim",
+        "32",
+        "--feature-dim",
+        "32",
+        "--external-patients",
+        "0",
+    ]);
+    let out = run_ok([
+        "reid",
+        c,
+        "--attacker",
+        "none",
+        "--bootstrap",
+        "0",
+        "--attack",
+        "all",
+        "--json",
+        "-",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ]);
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    // Plain cosine on the re-ID task is the nearest-neighbour attacker's Rank-1.
+    let cosine = row(&json, "cosine", None, None);
+    assert!((f(&cosine["recall_at_1"]) - f(&json["rank_1"])).abs() < 1e-12, "{cosine} vs {}", json["rank_1"]);
+    for name in ["csls", "inverted_softmax", "qb_norm"] {
+        let r = row(&json, name, None, None);
+        // The control is consistent with chance (127 queries: its interval reaches chance).
+        assert!(f(&r["ci95_control_recall_at_1"][0]) <= f(&r["chance_at_1"]), "{r}");
+    }
+    // Paired-view attacks do not apply to one view: skipped with the reason.
+    let skipped: Vec<&str> =
+        json["skipped_attacks"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(skipped, vec!["assignment", "procrustes", "ridge"]);
+    assert_eq!(json["side"]["source"], "split train");
+    let strongest = json["strongest_attack"].as_str().unwrap();
+    let best = row(&json, strongest, None, None);
+    // The report's attack section lists the re-ID comparison with the strongest marked.
+    run_ok(["report", run_dir.to_str().unwrap(), "--md"]);
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(md.contains("Re-identification, image"), "no re-ID attack table");
+    let name = strongest.replace('_', "\\_");
+    let pct = linkrisk::report::fmt::pct(f(&best["recall_at_1"]));
+    assert!(md.lines().any(|l| l.contains(&format!("{name} (strongest)")) && l.contains(&pct)), "{pct}");
+    // --attack none (the default) adds no comparison.
+    let out = run_ok(["reid", c, "--attacker", "none", "--bootstrap", "0", "--json", "-"]);
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(json.get("attacks").is_none());
+    run_err(["reid", c, "--attack", "bogus"], &["--attack", "bogus"]);
+}

@@ -78,18 +78,29 @@ pub struct Args {
 
 /// Turn `--attack` and its settings into the attack configuration (`None` for `none`).
 fn attack_config(args: &Args) -> anyhow::Result<Option<AttackConfig>> {
-    let items: Vec<&str> = args.attack.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    parse_attacks(&args.attack, args.csls_k, args.leaked_pairs.clone())
+}
+
+/// `--attack` items (names, `all` or `none`) with `--csls-k` and `--leaked-pairs` as an
+/// attack configuration (`None` for `none`); shared by relink and reid.
+pub(crate) fn parse_attacks(
+    attack: &[String],
+    csls_k: usize,
+    leaked_pairs: Vec<usize>,
+) -> anyhow::Result<Option<AttackConfig>> {
+    let items: Vec<&str> = attack.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
     if items.iter().any(|s| s.eq_ignore_ascii_case("none")) {
         if items.len() > 1 {
             bail!("--attack: `none` cannot be combined with attack names");
         }
         return Ok(None);
     }
+    let defaults = AttackConfig::default();
     Ok(Some(AttackConfig {
         attacks: AttackName::parse_list(&items)?,
-        csls_k: args.csls_k,
-        leaked_pairs: args.leaked_pairs.clone(),
-        ..AttackConfig::default()
+        csls_k,
+        leaked_pairs: if leaked_pairs.is_empty() { defaults.leaked_pairs.clone() } else { leaked_pairs },
+        ..defaults
     }))
 }
 
@@ -298,7 +309,8 @@ fn print_pool(p: &PoolReport) {
     }
 }
 
-fn print_attacks(c: &AttackComparison) {
+/// Print an attack comparison as a table (relink and reid).
+pub(crate) fn print_attacks(c: &AttackComparison) {
     println!();
     let side = c.side.as_ref().map_or("none".to_string(), |s| format!("{} ({} pairs)", s.source, s.n_pairs));
     println!(

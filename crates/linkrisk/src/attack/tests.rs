@@ -462,14 +462,26 @@ fn same_view_reid_task_with_neighbourhood_exclusions_equals_brute_force() {
     unit_rows(&mut data, dim);
     let mut b = Targets::builder(n);
     for i in 0..n {
-        let pos: Vec<u32> = (0..n as u32).filter(|&j| j as usize != i && patient[j as usize] == patient[i]).collect();
+        let pos: Vec<u32> =
+            (0..n as u32).filter(|&j| j as usize != i && patient[j as usize] == patient[i]).collect();
         b.push(&pos, &[i as u32]).unwrap();
     }
     let targets = b.build();
     let rows = Rows::new(&data, n, dim).unwrap();
-    let task = AttackTask { queries: rows, gallery: rows, targets: &targets, paired: false, neighbourhood_exclusions: true };
+    let task = AttackTask {
+        queries: rows,
+        gallery: rows,
+        targets: &targets,
+        paired: false,
+        neighbourhood_exclusions: true,
+    };
     let config = AttackConfig {
-        attacks: vec![AttackName::Csls, AttackName::InvertedSoftmax, AttackName::Assignment, AttackName::Procrustes],
+        attacks: vec![
+            AttackName::Csls,
+            AttackName::InvertedSoftmax,
+            AttackName::Assignment,
+            AttackName::Procrustes,
+        ],
         csls_k: k,
         beta_grid: vec![beta],
         pool_sizes: vec![],
