@@ -70,7 +70,7 @@ pub fn ridge(x: Rows<'_>, y: Rows<'_>) -> Result<LinearMap> {
     let y_sq: f64 = (0..m).map(|i| (0..ym.ncols()).map(|j| ym[(i, j)].powi(2)).sum::<f64>()).sum();
     let outside = (y_sq - row_sq.iter().sum::<f64>()).max(0.0);
     let mean_sq = (0..r).map(|i| s[i] * s[i]).sum::<f64>() / r.max(1) as f64;
-    if !(mean_sq > 0.0) {
+    if mean_sq.is_nan() || mean_sq <= 0.0 {
         return Err(Error::config("the leaked query rows are all zero; ridge alignment is undefined"));
     }
     let mut best = (f64::INFINITY, mean_sq);

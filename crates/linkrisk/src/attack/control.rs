@@ -105,7 +105,7 @@ pub fn decoy_targets(targets: &Targets, seed: u64) -> Result<Decoys> {
 pub fn normalized_risk(attack: &Estimate, control: &Estimate) -> Estimate {
     let (a, c) = (attack.value, control.value);
     let level = attack.level;
-    if !(c < 1.0) || !a.is_finite() {
+    if c.is_nan() || c >= 1.0 || !a.is_finite() {
         return Estimate {
             value: f64::NAN,
             ci_low: f64::NAN,

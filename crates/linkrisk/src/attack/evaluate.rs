@@ -110,7 +110,7 @@ impl QueryReducer for ControlReducer<'_> {
         let scores: Vec<f32> = items.iter().map(|&g| row.score(g as usize)).collect();
         let best = items
             .iter()
-            .zip(&positive[..])
+            .zip(positive.iter())
             .zip(&scores)
             .filter(|((_, &p), _)| p)
             .map(|(_, &s)| s)

@@ -101,7 +101,7 @@ pub fn auction(graph: &SparseScores, eps_final: f64) -> Result<Vec<u32>> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    if !(eps_final > 0.0) {
+    if eps_final.is_nan() || eps_final <= 0.0 {
         return Err(Error::config("auction: the final epsilon must be positive"));
     }
     if (0..n).any(|i| graph.start[i] == graph.start[i + 1]) {

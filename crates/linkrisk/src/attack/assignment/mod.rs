@@ -178,6 +178,10 @@ pub fn solve_batch(
     Ok((correct, nn_hits, solver))
 }
 
+/// Summed over a pool size's batches: (correct, nearest-neighbour hits, links, batch size,
+/// solver).
+type BatchTotals = (f64, f64, usize, usize, Solver);
+
 /// Run the assignment attack at pool size `pool` (None: one batch of every query that fits,
 /// the full database) on `targets` and on the control `control`. None when the task has
 /// fewer than `pool` queries from distinct groups.
@@ -197,7 +201,7 @@ pub fn run_pool(
         Some(n) => settings.links_per_size.div_ceil(n).max(1),
         None => 1,
     };
-    let side = |truth: &Targets, purpose: String| -> Result<Option<(f64, f64, usize, usize, Solver)>> {
+    let side = |truth: &Targets, purpose: String| -> Result<Option<BatchTotals>> {
         let run_one = |b: usize| -> Result<Option<(usize, f64, usize, Solver)>> {
             let mut rng = rng::stream(seed, &purpose, b as u64);
             let Some(batch) = sample_batch(truth, pool, &mut rng) else { return Ok(None) };
