@@ -94,10 +94,12 @@ fn plain_headline(r: &Relink) -> Option<Headline<'_>> {
 }
 
 /// The strongest attack's figure of one relink (the audit names it in `strongest_attack`),
-/// preferring its pool-10,000 row, else its largest pool, else its full-database row.
+/// preferring its pool-10,000 row, else its largest pool, else its full-database row; none
+/// when the strongest is plain cosine.
 fn attack_headline(r: &Relink) -> Option<Headline<'_>> {
     let attacks = r.attacks.as_ref()?;
-    let strongest = attacks.strongest.as_ref()?;
+    // Plain cosine as the strongest is the audit's own figure: the plain headline says it.
+    let strongest = attacks.strongest.as_ref().filter(|s| s.as_str() != "cosine")?;
     let mut rows: Vec<&Attack> = attacks
         .attacks
         .iter()
