@@ -6,6 +6,7 @@
 mod util;
 
 mod accountant;
+mod attacks;
 mod cohort_input;
 mod demo;
 mod inspect;

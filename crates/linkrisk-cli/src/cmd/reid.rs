@@ -57,6 +57,15 @@ pub struct Args {
     /// this flag.
     #[arg(long, value_name = "OUT")]
     pub per_record: Option<PathBuf>,
+    /// Also run stronger attacks on the nearest-neighbour task, each scored against a control
+    /// baseline: cosine, csls, inverted_softmax, qb_norm (comma-separated) or `all`; `none`
+    /// (default) runs only the attackers of `--attacker`. Paired-view attacks (assignment,
+    /// procrustes, ridge) do not apply to one view and are listed as skipped.
+    #[arg(long, default_value = "none", value_delimiter = ',')]
+    pub attack: Vec<String>,
+    /// Neighbours k of CSLS's local scaling.
+    #[arg(long, default_value_t = 10)]
+    pub csls_k: usize,
 }
 
 /// `--attacker` values.
@@ -93,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         bootstrap_replicates: args.bootstrap,
         negatives_per_query: args.negatives_per_query,
+        attack: super::relink::parse_attacks(&args.attack, args.csls_k, Vec::new())?,
         ..ReidConfig::default()
     };
     config.validate()?;
@@ -128,6 +138,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(report: &ReidReport) {
+    print_headline(report);
+    if let Some(c) = &report.attack_comparison {
+        super::relink::print_attacks(c);
+    }
+}
+
+fn print_headline(report: &ReidReport) {
     let h = &report.headline;
     println!(
         "linkrisk reid: view {}, split {}, {} queries ({} patients) x {} gallery records, seed {}",

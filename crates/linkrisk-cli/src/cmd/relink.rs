@@ -1,13 +1,15 @@
 //! `linkrisk relink DIR`: the cross-modal re-linkage audit (paper 1). Parses flags into a
 //! `RelinkConfig`, runs it with a progress bar, prints a table and optionally writes JSON.
+//! `--attack` adds stronger attackers and a control baseline (issue 8).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
+use linkrisk::attack::{AttackComparison, AttackConfig, AttackName};
 use linkrisk::audit::relink::{DirectionReport, PoolReport};
-use linkrisk::audit::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};
+use linkrisk::audit::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, RelinkReport};
 use linkrisk::cohort::Cohort;
 use linkrisk::engine::Progress;
 
@@ -56,6 +58,50 @@ pub struct Args {
     /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
     #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
+    /// Attacks, comma-separated, each scored against a control baseline: cosine, csls,
+    /// inverted_softmax, qb_norm, assignment, procrustes, ridge; `all` runs every one;
+    /// `none` skips the comparison. Plain cosine is always included.
+    #[arg(long, default_value = "cosine", value_delimiter = ',')]
+    pub attack: Vec<String>,
+    /// Split whose records are the attacker's labelled side pairs (inverted-softmax
+    /// temperature, QB-Norm query bank, leaked pairs): `auto` (the `train` split when it
+    /// exists and is not audited), a split name, or `none`.
+    #[arg(long, default_value = "auto")]
+    pub attack_side: String,
+    /// Neighbours k of CSLS's local scaling.
+    #[arg(long, default_value_t = 10)]
+    pub csls_k: usize,
+    /// Numbers of leaked pairs m for the alignment attacks (procrustes, ridge).
+    #[arg(long, default_value = "10,100,1000", value_delimiter = ',')]
+    pub leaked_pairs: Vec<usize>,
+}
+
+/// Turn `--attack` and its settings into the attack configuration (`None` for `none`).
+fn attack_config(args: &Args) -> anyhow::Result<Option<AttackConfig>> {
+    parse_attacks(&args.attack, args.csls_k, args.leaked_pairs.clone())
+}
+
+/// `--attack` items (names, `all` or `none`) with `--csls-k` and `--leaked-pairs` as an
+/// attack configuration (`None` for `none`); shared by relink and reid.
+pub(crate) fn parse_attacks(
+    attack: &[String],
+    csls_k: usize,
+    leaked_pairs: Vec<usize>,
+) -> anyhow::Result<Option<AttackConfig>> {
+    let items: Vec<&str> = attack.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    if items.iter().any(|s| s.eq_ignore_ascii_case("none")) {
+        if items.len() > 1 {
+            bail!("--attack: `none` cannot be combined with attack names");
+        }
+        return Ok(None);
+    }
+    let defaults = AttackConfig::default();
+    Ok(Some(AttackConfig {
+        attacks: AttackName::parse_list(&items)?,
+        csls_k,
+        leaked_pairs: if leaked_pairs.is_empty() { defaults.leaked_pairs.clone() } else { leaked_pairs },
+        ..defaults
+    }))
 }
 
 /// `--match` values.
@@ -99,7 +145,6 @@ fn parse_pools(items: &[String]) -> anyhow::Result<Vec<usize>> {
 
 /// Run the audit.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let started = std::time::Instant::now();
     let config = RelinkConfig {
         query_view: args.query.clone(),
         gallery_view: args.gallery.clone(),
@@ -117,10 +162,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         seed: args.seed,
         bootstrap_replicates: args.bootstrap,
+        attack: attack_config(&args)?,
+        attack_side: match args.attack_side.as_str() {
+            "auto" => AttackSide::Auto,
+            "none" => AttackSide::None,
+            split => AttackSide::Split(split.to_string()),
+        },
         ..RelinkConfig::default()
     };
     config.validate()?;
     let cohort = Cohort::load(&args.dir)?;
+    let started = std::time::Instant::now();
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
@@ -213,6 +265,9 @@ fn print_direction(d: &DirectionReport) {
     for s in &d.skipped_pools {
         println!("  skipped: pool {} ({}): {}", s.pool_size, s.kind, s.reason);
     }
+    if let Some(c) = &d.attack_comparison {
+        print_attacks(c);
+    }
     if !d.subgroups.is_empty() {
         println!();
         println!(
@@ -251,6 +306,46 @@ fn print_pool(p: &PoolReport) {
     );
     if let Some(exact) = p.exact_match_fraction {
         println!("  {:<24} negatives with identical findings: {:.1}%", "", 100.0 * exact);
+    }
+}
+
+/// Print an attack comparison as a table (relink and reid).
+pub(crate) fn print_attacks(c: &AttackComparison) {
+    println!();
+    let side = c.side.as_ref().map_or("none".to_string(), |s| format!("{} ({} pairs)", s.source, s.n_pairs));
+    println!(
+        "  attacks: {} queries x {} gallery items; side pairs: {side}",
+        c.attack_queries, c.attack_gallery
+    );
+    println!(
+        "  {:<18} {:>8} {:>7} {:>9} {:>20} {:>9} {:>10} {:>20}",
+        "attack", "pool", "leaked", "Recall@1", "95% CI", "control", "norm.risk", "95% CI"
+    );
+    for r in &c.attacks {
+        println!(
+            "  {:<18} {:>8} {:>7} {:>9.5} {:>20} {:>9.5} {:>10.5} {:>20}",
+            r.name,
+            r.pool_size.map_or("full".to_string(), |n| n.to_string()),
+            r.leaked_pairs.map_or("-".to_string(), |m| m.to_string()),
+            r.recall_at_1,
+            interval(r.ci95_recall_at_1),
+            r.control_recall_at_1,
+            r.normalized_risk,
+            interval(r.ci95_normalized_risk)
+        );
+    }
+    let at = c.strongest_attack_pool_size.map_or("the full database".to_string(), |n| format!("pool {n}"));
+    let m = c.strongest_attack_leaked_pairs.map_or(String::new(), |m| format!(", {m} leaked pairs"));
+    println!("  strongest attack (normalized risk at {at}): {}{m}", c.strongest_attack);
+    for s in &c.skipped_attacks {
+        let mut what = s.name.to_string();
+        if let Some(m) = s.leaked_pairs {
+            what.push_str(&format!(" m={m}"));
+        }
+        if let Some(n) = s.pool_size {
+            what.push_str(&format!(" pool {n}"));
+        }
+        println!("  skipped attack {what}: {}", s.reason);
     }
 }
 

@@ -15,4 +15,4 @@ pub mod utility;
 
 pub use mitigate::{run as mitigate, MitigateConfig, MitigateReport};
 pub use reid::{reid, Attackers, ReidConfig, ReidReport};
-pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};
+pub use relink::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, RelinkReport};

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::attack::{self, AttackComparison, AttackConfig, AttackTask, SideInfo};
 use crate::cohort::{Cohort, Label, Metadata};
 use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
 use crate::engine::{
@@ -75,6 +76,25 @@ pub struct RelinkConfig {
     pub level: f64,
     /// Kernel block sizes.
     pub sizes: BlockSizes,
+    /// Attack comparison with control baseline (issue 8); `None` runs none. Its pool sizes,
+    /// seed, level and block sizes are taken from this configuration.
+    pub attack: Option<AttackConfig>,
+    /// Where the attacker's labelled side pairs come from (inverted-softmax tuning, the
+    /// QB-Norm query bank, leaked pairs for alignment).
+    pub attack_side: AttackSide,
+}
+
+/// The attacker's side information in a relink audit: labelled pairs disjoint from the
+/// audited records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttackSide {
+    /// The `train` split when the cohort has one and it is not the audited split, else none.
+    Auto,
+    /// The records of this split (must differ from the audited split).
+    Split(String),
+    /// No side information: inverted softmax uses its default temperature; QB-Norm and the
+    /// alignment attacks are skipped (with the reason in `skipped_attacks`).
+    None,
 }
 
 impl Default for RelinkConfig {
@@ -92,6 +112,8 @@ impl Default for RelinkConfig {
             bootstrap_replicates: 1000,
             level: 0.95,
             sizes: BlockSizes::default(),
+            attack: Some(AttackConfig::default()),
+            attack_side: AttackSide::Auto,
         }
     }
 }
@@ -119,7 +141,28 @@ impl RelinkConfig {
         if !(self.level > 0.0 && self.level < 1.0) {
             return Err(Error::config(format!("interval level must be in (0, 1), got {}", self.level)));
         }
+        if let Some(a) = self.attack_config() {
+            a.validate()?;
+        }
+        if let (AttackSide::Split(side), Some(split)) = (&self.attack_side, &self.split) {
+            if side == split {
+                return Err(Error::config(format!(
+                    "--attack-side {side}: the side pairs must come from another split than the audited --split {split}"
+                )));
+            }
+        }
         self.sizes.validate()
+    }
+
+    /// The attack configuration with this audit's pools, seed, level and block sizes.
+    pub fn attack_config(&self) -> Option<AttackConfig> {
+        self.attack.as_ref().map(|a| AttackConfig {
+            pool_sizes: self.pool_sizes.clone(),
+            seed: self.seed,
+            level: self.level,
+            sizes: self.sizes,
+            ..a.clone()
+        })
     }
 }
 
@@ -171,6 +214,9 @@ pub struct DirectionReport {
     pub exclusions: ExclusionReport,
     /// Full-database results per subgroup (sex, race, age band, split).
     pub subgroups: Vec<SubgroupReport>,
+    /// The attack comparison (`strongest_attack`, `attacks`, ...; issue 8), when run.
+    #[serde(flatten)]
+    pub attack_comparison: Option<AttackComparison>,
 }
 
 /// Full-database retrieval statistics.
@@ -346,12 +392,15 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
             records.len()
         )));
     }
+    let side_records = side_records(meta, config)?;
+    let side = side_records.as_ref().map(|(name, rows)| (name.as_str(), rows.as_slice()));
     let forward =
-        audit_direction(cohort, &records, &config.query_view, &config.gallery_view, config, progress)?;
+        audit_direction(cohort, &records, side, &config.query_view, &config.gallery_view, config, progress)?;
     let reverse = match config.direction {
         Direction::Both => Some(audit_direction(
             cohort,
             &records,
+            side,
             &config.gallery_view,
             &config.query_view,
             config,
@@ -369,6 +418,37 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
         forward,
         reverse,
     })
+}
+
+/// The side split's name and records, when the attack comparison runs and has one.
+fn side_records(meta: &Metadata, config: &RelinkConfig) -> Result<Option<(String, Vec<usize>)>> {
+    if config.attack.is_none() {
+        return Ok(None);
+    }
+    let name = match &config.attack_side {
+        AttackSide::None => return Ok(None),
+        AttackSide::Split(name) => name.clone(),
+        AttackSide::Auto => {
+            let audited = config.split.as_deref();
+            match meta.split_names.iter().find(|s| s.as_str() == "train") {
+                Some(train) if config.split.is_some() && audited != Some(train.as_str()) => train.clone(),
+                _ => return Ok(None),
+            }
+        }
+    };
+    if config.split.is_none() {
+        return Err(Error::config(format!(
+            "--attack-side {name}: with --split all every record is attacked; choose an audited --split so the side pairs are disjoint"
+        )));
+    }
+    let rows = meta.rows_in_split(&name)?;
+    if rows.len() < 2 {
+        return Err(Error::config(format!(
+            "--attack-side {name}: {} record(s); the side pairs need at least 2 (or use --attack-side none)",
+            rows.len()
+        )));
+    }
+    Ok(Some((name, rows)))
 }
 
 fn join(v: &[usize]) -> String {
@@ -429,6 +509,7 @@ fn finding_codes(meta: &Metadata, records: &[usize]) -> Option<Vec<u32>> {
 fn audit_direction(
     cohort: &Cohort,
     records: &[usize],
+    side: Option<(&str, &[usize])>,
     query_name: &str,
     gallery_name: &str,
     config: &RelinkConfig,
@@ -511,6 +592,42 @@ fn audit_direction(
     }
     pools.retain(|p| p.n_queries > 0);
 
+    let attack_comparison = match config.attack_config() {
+        Some(attack_config) => {
+            let task = AttackTask {
+                queries,
+                gallery: gallery_rows,
+                targets: &targets,
+                paired: true,
+                neighbourhood_exclusions: false,
+            };
+            let side_data = match side {
+                Some((name, rows)) => {
+                    let q = gather(query_view, rows);
+                    let g = gather(gallery_view, rows);
+                    let (t, _, _) = build_targets(meta, rows, config.match_level)?;
+                    Some((format!("split {name}"), q, g, t, rows.len()))
+                }
+                None => None,
+            };
+            let side_task = match &side_data {
+                Some((source, q, g, t, n_side)) => Some(SideInfo {
+                    task: AttackTask {
+                        queries: Rows::new(q, *n_side, query_view.dim())?,
+                        gallery: Rows::new(g, *n_side, gallery_view.dim())?,
+                        targets: t,
+                        paired: true,
+                        neighbourhood_exclusions: false,
+                    },
+                    source: source.as_str(),
+                }),
+                None => None,
+            };
+            Some(attack::compare(&task, side_task.as_ref(), &attack_config, progress)?)
+        }
+        None => None,
+    };
+
     let expected_recall_curve = curve(&ranked);
     let subgroups = subgroups(meta, records, &ranked_queries, config);
     let n_patients = {
@@ -536,6 +653,7 @@ fn audit_direction(
             gallery_exact_duplicates: gallery.n_duplicates(),
         },
         subgroups,
+        attack_comparison,
     })
 }
 

@@ -17,13 +17,13 @@
 //! is a shard: results of disjoint ranges concatenate to the result of their union, bit for
 //! bit, because every score's bits are independent of the block that computed them.
 
-mod count;
+pub(crate) mod count;
 pub mod gallery;
 pub mod kernel;
 pub mod pools;
 pub mod rank;
 pub mod rows;
-mod simd;
+pub(crate) mod simd;
 pub mod targets;
 mod topk;
 

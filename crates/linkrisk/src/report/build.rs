@@ -94,12 +94,20 @@ fn plain_headline(r: &Relink) -> Option<Headline<'_>> {
 }
 
 /// The strongest attack's figure of one relink (the audit names it in `strongest_attack`),
-/// preferring its pool-10,000 row, else its largest pool, else its full-database row.
+/// preferring its pool-10,000 row, else its largest pool, else its full-database row; none
+/// when the strongest is plain cosine.
 fn attack_headline(r: &Relink) -> Option<Headline<'_>> {
     let attacks = r.attacks.as_ref()?;
-    let strongest = attacks.strongest.as_ref()?;
-    let mut rows: Vec<&Attack> =
-        attacks.attacks.iter().filter(|a| &a.name == strongest && a.recall_at_1.is_some()).collect();
+    // Plain cosine as the strongest is the audit's own figure: the plain headline says it.
+    let strongest = attacks.strongest.as_ref().filter(|s| s.as_str() != "cosine")?;
+    let mut rows: Vec<&Attack> = attacks
+        .attacks
+        .iter()
+        .filter(|a| &a.name == strongest && a.recall_at_1.is_some())
+        .filter(|a| {
+            attacks.strongest_leaked_pairs.is_none() || a.leaked_pairs == attacks.strongest_leaked_pairs
+        })
+        .collect();
     rows.sort_by_key(|a| match a.pool_size {
         Some(n) => (n == HEADLINE_POOL, n),
         None => (false, 0),
@@ -557,11 +565,9 @@ fn attack_table(attacks: &super::model::Attacks) -> Table {
         ("Lift", true),
     ]);
     for a in &attacks.attacks {
-        let name = if attacks.strongest.as_deref() == Some(a.name.as_str()) {
-            format!("{} (strongest)", a.name)
-        } else {
-            a.name.clone()
-        };
+        let strongest = attacks.strongest.as_deref() == Some(a.name.as_str())
+            && (attacks.strongest_leaked_pairs.is_none() || a.leaked_pairs == attacks.strongest_leaked_pairs);
+        let name = if strongest { format!("{} (strongest)", a.name) } else { a.name.clone() };
         table.push(vec![
             name,
             a.pool_size.map_or_else(|| "full".to_string(), |n| fmt::count(n as f64)),

@@ -94,6 +94,9 @@ pub struct Attack {
 pub struct Attacks {
     /// `strongest_attack`: the name of the attack the audit found strongest.
     pub strongest: Option<String>,
+    /// `strongest_attack_leaked_pairs`: which of an alignment attack's rows (one per number
+    /// of leaked pairs) is the strongest.
+    pub strongest_leaked_pairs: Option<f64>,
     /// Every attack row.
     pub attacks: Vec<Attack>,
 }
@@ -484,7 +487,11 @@ fn attacks(audit: &Obj) -> Option<Attacks> {
             })
         })
         .collect();
-    Some(Attacks { strongest: text(audit, "strongest_attack"), attacks })
+    Some(Attacks {
+        strongest: text(audit, "strongest_attack"),
+        strongest_leaked_pairs: num(audit, "strongest_attack_leaked_pairs"),
+        attacks,
+    })
 }
 
 /// ROC points from `{"fpr": [...], "tpr": [...]}`, `[{"fpr", "tpr"}, ...]` or `[[fpr, tpr], ...]`.

@@ -687,6 +687,9 @@ fn point_training(config: &MitigateConfig, epsilon: f64, member_patients: usize,
     } else {
         let mut c = config.non_private_training.clone();
         c.privacy = Privacy::NonPrivate;
+        // Without privacy the batch only sets the optimiser's step: a cohort smaller than
+        // one batch trains on all its member patients per step (the report records it).
+        c.batch_size = c.batch_size.min(member_patients.max(2));
         c
     };
     c.train_split = config.splits.members.clone();

@@ -26,7 +26,8 @@ use serde::Serialize;
 pub use eval::{QueryOutcome, ReidFigures, RocPoints, VerificationPairs, CMC_RANKS};
 pub use training::{Candidate, LinearMetricReport};
 
-use crate::cohort::Cohort;
+use crate::attack::{self, AttackComparison, AttackConfig, AttackTask, SideInfo};
+use crate::cohort::{Cohort, Metadata};
 use crate::engine::{gather, BlockSizes, Progress, Rows};
 use crate::error::{Error, Result};
 
@@ -123,6 +124,11 @@ pub struct ReidConfig {
     pub linear_metric: LinearMetricConfig,
     /// Kernel block sizes.
     pub sizes: BlockSizes,
+    /// Attack comparison with control baseline on the nearest-neighbour task (`--attack`,
+    /// issue 8); `None` runs none. Side pairs (inverted-softmax tuning, QB-Norm's bank) are
+    /// the `train_split` patients not in the audited split. Its seed, level and block sizes
+    /// are this configuration's; re-ID reports the full gallery only (no pools).
+    pub attack: Option<AttackConfig>,
 }
 
 impl Default for ReidConfig {
@@ -140,11 +146,23 @@ impl Default for ReidConfig {
             level: 0.95,
             linear_metric: LinearMetricConfig::default(),
             sizes: BlockSizes::default(),
+            attack: None,
         }
     }
 }
 
 impl ReidConfig {
+    /// The attack configuration with this audit's seed, level and block sizes and no pools.
+    pub fn attack_config(&self) -> Option<AttackConfig> {
+        self.attack.as_ref().map(|a| AttackConfig {
+            pool_sizes: Vec::new(),
+            seed: self.seed,
+            level: self.level,
+            sizes: self.sizes,
+            ..a.clone()
+        })
+    }
+
     /// Whether the trained attacker must run (an error when it cannot be trained).
     pub fn trains(&self) -> bool {
         matches!(self.attackers, Attackers::LinearMetric | Attackers::Both)
@@ -182,6 +200,9 @@ impl ReidConfig {
         }
         if lm.ranks.contains(&0) {
             return Err(Error::config("linear-metric ranks must be at least 1"));
+        }
+        if let Some(a) = self.attack_config() {
+            a.validate()?;
         }
         if !(lm.validation_fraction > 0.0 && lm.validation_fraction < 1.0) {
             return Err(Error::config("linear-metric validation fraction must be in (0, 1)"));
@@ -271,6 +292,10 @@ pub struct ReidReport {
     pub linear_metric: Option<LinearMetricReport>,
     /// Why the trained attacker did not run under `--attacker auto` (null otherwise).
     pub linear_metric_skipped: Option<String>,
+    /// The attack comparison on the nearest-neighbour task (`strongest_attack`, `attacks`,
+    /// ...; issue 8), with `--attack`.
+    #[serde(flatten)]
+    pub attack_comparison: Option<AttackComparison>,
 }
 
 impl ReidReport {
@@ -304,6 +329,8 @@ impl ReidReport {
             headline: chosen.figures.clone(),
             attackers: vec![chosen.clone()],
             linear_metric: if chosen.attacker == LINEAR_METRIC { self.linear_metric.clone() } else { None },
+            // The comparison goes with the first entry only, so the run directory holds it once.
+            attack_comparison: if index == 0 { self.attack_comparison.clone() } else { None },
             ..self.clone()
         })
     }
@@ -385,6 +412,12 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
         attackers.push(AttackerResult { attacker: LINEAR_METRIC, figures });
         linear_metric = Some(training_report);
     }
+    let attack_comparison = match config.attack_config() {
+        Some(attack_config) => {
+            Some(attack_on_plan(meta, view, rows, &plan, config, &attack_config, progress)?)
+        }
+        None => None,
+    };
     // The headline: the strongest Rank-1; on a tie, the first (nearest neighbour).
     let mut headline = 0;
     for (i, a) in attackers.iter().enumerate() {
@@ -408,7 +441,69 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
         exclusions: plan.exclusions,
         linear_metric,
         linear_metric_skipped,
+        attack_comparison,
     })
+}
+
+/// The attack comparison on the re-ID task: queries against the split, the query's own
+/// record (and study) excluded from rankings and from the hubness neighbourhoods. Side
+/// pairs: the re-ID task of the `train_split` records whose patients are not audited.
+fn attack_on_plan(
+    meta: &Metadata,
+    view: &crate::cohort::View,
+    rows: Rows<'_>,
+    plan: &eval::QueryPlan,
+    config: &ReidConfig,
+    attack_config: &AttackConfig,
+    progress: &dyn Progress,
+) -> Result<AttackComparison> {
+    let query_data = attack::gather_rows(rows, &plan.queries);
+    let queries = Rows::new(&query_data, plan.queries.len(), rows.dim())?;
+    let task = AttackTask {
+        queries,
+        gallery: rows,
+        targets: &plan.targets,
+        paired: false,
+        neighbourhood_exclusions: true,
+    };
+    let side_plan = if config.train_split != config.split {
+        let audited: std::collections::HashSet<u32> = plan.records.iter().map(|&r| meta.patient[r]).collect();
+        match meta.rows_in_split(&config.train_split) {
+            Ok(all) => {
+                let side: Vec<usize> =
+                    all.into_iter().filter(|&r| !audited.contains(&meta.patient[r])).collect();
+                let p = eval::plan(meta, &side, config.include_same_study)?;
+                (p.queries.len() >= 2).then_some(p)
+            }
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let side_data = side_plan.as_ref().map(|p| {
+        let gallery = gather(view, &p.records);
+        let q: Vec<f32> = p
+            .queries
+            .iter()
+            .flat_map(|&i| gallery[i * view.dim()..(i + 1) * view.dim()].iter().copied())
+            .collect();
+        (gallery, q)
+    });
+    let source = format!("split {}", config.train_split);
+    let side = match (&side_plan, &side_data) {
+        (Some(p), Some((gallery, q))) => Some(SideInfo {
+            task: AttackTask {
+                queries: Rows::new(q, p.queries.len(), view.dim())?,
+                gallery: Rows::new(gallery, p.records.len(), view.dim())?,
+                targets: &p.targets,
+                paired: false,
+                neighbourhood_exclusions: true,
+            },
+            source: &source,
+        }),
+        _ => None,
+    };
+    attack::compare(&task, side.as_ref(), attack_config, progress)
 }
 
 /// Write the per-record re-identification outcomes of `report` (cohort `metadata`) to
