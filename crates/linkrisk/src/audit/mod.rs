@@ -6,6 +6,7 @@
 pub mod attributes;
 pub mod probing;
 pub mod relink;
+pub mod relink_partial;
 #[cfg(test)]
 mod test_cohort;
 pub mod utility;
