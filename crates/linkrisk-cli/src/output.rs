@@ -66,7 +66,6 @@ pub fn table(indent: &str, header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// This process's command line, as recorded in `run.json`.
-#[allow(dead_code)]
 pub fn argv() -> Vec<String> {
     std::env::args().collect()
 }
@@ -78,7 +77,6 @@ pub fn argv() -> Vec<String> {
 ///
 /// Every audit command calls it after its work, e.g.
 /// `output::record_in_run(args.out.as_deref(), output::argv(), Some(args.seed), started.elapsed().as_secs_f64(), &report)?`.
-#[allow(dead_code)]
 pub fn record_in_run<T: Serialize>(
     out: Option<&Path>,
     argv: Vec<String>,

@@ -37,12 +37,16 @@ pub struct Args {
     /// Write the JSON report here (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
+    #[arg(long, value_name = "RUN")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub probe: ProbeArgs,
 }
 
 /// Run the attribute audit and print or write its report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let targets = args.targets.iter().map(|t| t.parse::<Attribute>()).collect::<Result<Vec<_>, _>>()?;
     let config = AttributesConfig {
         view: args.view.clone(),
@@ -64,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let report = attributes(&cohort, &config, flags.as_deref())?;
+    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(args.probe.seed), started.elapsed().as_secs_f64(), &report)?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         if path.as_os_str() == "-" {

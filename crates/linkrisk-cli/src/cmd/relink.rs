@@ -53,6 +53,9 @@ pub struct Args {
     /// Write the JSON report here (`-` for stdout, replacing the table).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
+    #[arg(long, value_name = "RUN")]
+    pub out: Option<PathBuf>,
 }
 
 /// `--match` values.
@@ -96,6 +99,7 @@ fn parse_pools(items: &[String]) -> anyhow::Result<Vec<usize>> {
 
 /// Run the audit.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let config = RelinkConfig {
         query_view: args.query.clone(),
         gallery_view: args.gallery.clone(),
@@ -120,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
+    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(args.seed), started.elapsed().as_secs_f64(), &report)?;
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if !to_stdout {
         print_report(&report);

@@ -94,6 +94,9 @@ pub struct Args {
     /// Write the JSON report here (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
+    #[arg(long, value_name = "RUN")]
+    pub out: Option<PathBuf>,
     /// Uncertain (-1) finding labels.
     #[arg(long, value_enum, default_value_t = UncertainArg::Exclude)]
     pub uncertain: UncertainArg,
@@ -106,6 +109,7 @@ pub struct Args {
 
 /// Run the utility audit and print or write its report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let config = UtilityConfig {
         view: args.view.clone(),
         train_split: args.probe.train_split.clone(),
@@ -127,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let cohort = Cohort::load(&args.dir)?;
     let report = utility(&cohort, &config)?;
+    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(args.probe.seed), started.elapsed().as_secs_f64(), &report)?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         if path.as_os_str() == "-" {
