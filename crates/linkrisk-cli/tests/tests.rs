@@ -13,3 +13,4 @@ mod relink;
 mod report;
 mod synth;
 mod train_heads;
+mod shard;

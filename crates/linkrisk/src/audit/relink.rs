@@ -390,7 +390,7 @@ impl<'a> RelinkInputs<'a> {
         let n = records.len();
         let (dim, gallery_dim) = (query_view.dim(), gallery_view.dim());
         let query_data = match config.direction {
-            Direction::Both => query_view.rows().to_vec(),
+            Direction::Both => query_view.into_rows(),
             Direction::QueryToGallery => {
                 // Untouched pages of a zeroed allocation are never committed: this costs
                 // memory only for the slice.
@@ -399,7 +399,6 @@ impl<'a> RelinkInputs<'a> {
                 data
             }
         };
-        drop(query_view);
         let loaded = match config.direction {
             Direction::Both => 0..n,
             Direction::QueryToGallery => slice,
@@ -411,7 +410,7 @@ impl<'a> RelinkInputs<'a> {
             gallery: ViewRows {
                 name: config.gallery_view.clone(),
                 dim: gallery_dim,
-                data: Cow::Owned(gallery_view.rows().to_vec()),
+                data: Cow::Owned(gallery_view.into_rows()),
             },
             loaded,
         })

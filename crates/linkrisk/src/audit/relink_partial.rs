@@ -270,7 +270,7 @@ mod tests {
         use rand::Rng;
         let dim = 6;
         let mut r = crate::rng::stream(seed, "relink-partial-test", 0);
-        let mut value = |r: &mut rand_chacha::ChaCha8Rng| -> f32 {
+        let value = |r: &mut rand_chacha::ChaCha8Rng| -> f32 {
             if coarse {
                 r.random_range(-1i32..=1) as f32
             } else {
