@@ -156,8 +156,11 @@ fn merge_refuses_other_settings_missing_and_duplicated_shards() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), changed.join(entry.file_name())).unwrap();
     }
-    let csv = std::fs::read_to_string(changed.join("metadata.csv")).unwrap();
-    std::fs::write(changed.join("metadata.csv"), csv.replacen("F", "M", 1)).unwrap();
+    // The lowest mantissa byte of the last value of the image view: still a valid cohort.
+    let mut image = std::fs::read(changed.join("image.npy")).unwrap();
+    let at = image.len() - 4;
+    image[at] ^= 1;
+    std::fs::write(changed.join("image.npy"), image).unwrap();
     let moved = tmp.path().join("moved.lrp");
     linkrisk()
         .arg("relink")
@@ -169,7 +172,7 @@ fn merge_refuses_other_settings_missing_and_duplicated_shards() {
         .success();
     run_err(
         ["merge", p(1).to_str().unwrap(), p(2).to_str().unwrap(), moved.to_str().unwrap()],
-        &["metadata.csv has different contents"],
+        &["image.npy has different contents"],
     );
     // Another shard count.
     let four = tmp.path().join("four.lrp");

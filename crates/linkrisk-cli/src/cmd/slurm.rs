@@ -200,7 +200,6 @@ pub fn write_scripts(args: &Args) -> anyhow::Result<Scripts> {
          set -euo pipefail\n\
          {threads}\
          exec {q_bin} {audit} {q_dir}{flags} --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\" --out {q_run}\n",
-        linkrisk::VERSION,
         run = run.display(),
         logs = run.join("logs").display(),
     );
