@@ -26,8 +26,8 @@ work=$(mktemp -d /tmp/linkrisk-slurm-e2e.XXXXXX)
 chmod 755 "$work"
 if [ "${KEEP:-0}" = 1 ]; then trap 'log "kept $work"' EXIT; else trap 'rm -rf "$work"' EXIT; fi
 
-patients=${E2E_PATIENTS:-6000}
-"$bin" synth --out "$work/cohort" --patients "$patients" --dim 64 --seed 3 >/dev/null
+patients=${E2E_PATIENTS:-10000}
+"$bin" synth --out "$work/cohort" --patients "$patients" --dim 64 --feature-dim 8 --seed 3 >/dev/null
 flags=(--split all --pools 2,10,100,full --trials 5 --hard-negatives --bootstrap 100 --seed 9)
 t0=$(date +%s.%N)
 "$bin" relink "$work/cohort" "${flags[@]}" --json "$work/single.json" >/dev/null
@@ -60,7 +60,7 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 [ "$state" = RUNNING ] || fail "task 2 never seen running (state '$state'); use a larger E2E_PATIENTS"
-sleep 1
+sleep 0.5
 scancel "${array}_2"
 log "cancelled task ${array}_2 while it ran"
 wait_gone "$array"
