@@ -94,7 +94,10 @@ fn merged_shards_equal_the_single_run_and_land_in_the_run_directory() {
     // Resume: a complete shard is not recomputed.
     let before = std::fs::metadata(partial(&run_dir, 2, n)).unwrap().modified().unwrap();
     let stdout = shard(&dir, &run_dir, 2, n);
-    assert!(stdout.contains("already holds this shard's complete result") && stdout.contains("skipped"), "{stdout}");
+    assert!(
+        stdout.contains("already holds this shard's complete result") && stdout.contains("skipped"),
+        "{stdout}"
+    );
     assert_eq!(std::fs::metadata(partial(&run_dir, 2, n)).unwrap().modified().unwrap(), before);
 
     let paths: Vec<PathBuf> = (1..=n).rev().map(|i| partial(&run_dir, i, n)).collect();
@@ -108,12 +111,17 @@ fn merged_shards_equal_the_single_run_and_land_in_the_run_directory() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["audit"], single);
     // A directory argument stands for its partials.
-    let stdout = run_ok(["merge".as_ref(), run_dir.join("shards").as_os_str(), "--json".as_ref(), "-".as_ref()]).stdout;
+    let stdout =
+        run_ok(["merge".as_ref(), run_dir.join("shards").as_os_str(), "--json".as_ref(), "-".as_ref()])
+            .stdout;
     assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap(), single);
     // `linkrisk report` renders the merged audit from the run directory.
     run_ok(["report".as_ref(), run_dir.as_os_str(), "--md".as_ref()]);
     let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
-    assert!(md.to_lowercase().contains("relink") || md.contains("Re-linkage") || md.contains("re-linkage"), "{md}");
+    assert!(
+        md.to_lowercase().contains("relink") || md.contains("Re-linkage") || md.contains("re-linkage"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -129,7 +137,13 @@ fn merge_refuses_other_settings_missing_and_duplicated_shards() {
     let err = run_err(["merge", p(1).to_str().unwrap(), p(3).to_str().unwrap()], &["missing shard 2/3"]);
     assert!(err.contains("--shard I/3"), "{err}");
     run_err(
-        ["merge", p(1).to_str().unwrap(), p(2).to_str().unwrap(), p(2).to_str().unwrap(), p(3).to_str().unwrap()],
+        [
+            "merge",
+            p(1).to_str().unwrap(),
+            p(2).to_str().unwrap(),
+            p(2).to_str().unwrap(),
+            p(3).to_str().unwrap(),
+        ],
         &["shard 2/3 is given twice"],
     );
     // Another seed: a different fingerprint, named in the message.
@@ -176,21 +190,40 @@ fn merge_refuses_other_settings_missing_and_duplicated_shards() {
     );
     // Another shard count.
     let four = tmp.path().join("four.lrp");
-    linkrisk().arg("relink").arg(&dir).args(FLAGS).args(["--shard", "1/4", "--partial"]).arg(&four).assert().success();
-    run_err(["merge", four.to_str().unwrap(), p(2).to_str().unwrap(), p(3).to_str().unwrap()], &["shard count 4 vs 3"]);
+    linkrisk()
+        .arg("relink")
+        .arg(&dir)
+        .args(FLAGS)
+        .args(["--shard", "1/4", "--partial"])
+        .arg(&four)
+        .assert()
+        .success();
+    run_err(
+        ["merge", four.to_str().unwrap(), p(2).to_str().unwrap(), p(3).to_str().unwrap()],
+        &["shard count 4 vs 3"],
+    );
     // A truncated file (what a killed writer without atomic rename would leave).
     let bytes = std::fs::read(p(2)).unwrap();
     let cut = tmp.path().join("cut.lrp");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    run_err(["merge", p(1).to_str().unwrap(), cut.to_str().unwrap(), p(3).to_str().unwrap()], &["not a complete partial result"]);
+    run_err(
+        ["merge", p(1).to_str().unwrap(), cut.to_str().unwrap(), p(3).to_str().unwrap()],
+        &["not a complete partial result"],
+    );
     // Not a partial at all; no partials at all.
     run_err(["merge", dir.join("metadata.csv").to_str().unwrap()], &["not a linkrisk partial result"]);
     let out = run(["merge"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     // Bad --shard values and a shard without a destination.
-    run_err(["relink", dir.to_str().unwrap(), "--shard", "4/3", "--out", "x"], &["--shard", "numbered 1 to 3"]);
+    run_err(
+        ["relink", dir.to_str().unwrap(), "--shard", "4/3", "--out", "x"],
+        &["--shard", "numbered 1 to 3"],
+    );
     run_err(["relink", dir.to_str().unwrap(), "--shard", "two", "--out", "x"], &["--shard", "I/N"]);
-    run_err(["relink", dir.to_str().unwrap(), "--split", "all", "--shard", "1/2"], &["--out RUN", "--partial FILE"]);
+    run_err(
+        ["relink", dir.to_str().unwrap(), "--split", "all", "--shard", "1/2"],
+        &["--out RUN", "--partial FILE"],
+    );
 }
 
 /// Kill a shard while it runs (SIGKILL, no chance to clean up), at several moments: the
@@ -299,13 +332,19 @@ fn slurm_writes_an_array_and_a_dependent_merge_job() {
     ] {
         assert!(array.contains(line), "missing `{line}` in\n{array}");
     }
-    assert!(array.contains(&format!("#SBATCH --output={}/logs/relink-shard-%a-of-4", run_abs.display())), "{array}");
+    assert!(
+        array.contains(&format!("#SBATCH --output={}/logs/relink-shard-%a-of-4", run_abs.display())),
+        "{array}"
+    );
     let merge = std::fs::read_to_string(run_abs.join("slurm/relink-merge.sbatch")).unwrap();
     assert!(merge.contains(" merge "), "{merge}");
     for i in 1..=4 {
         assert!(merge.contains(&format!("shards/relink.shard-{i:04}-of-0004.lrp")), "{merge}");
     }
-    assert!(merge.contains(&format!("--json {}/relink.json --out {}", run_abs.display(), run_abs.display())), "{merge}");
+    assert!(
+        merge.contains(&format!("--json {}/relink.json --out {}", run_abs.display(), run_abs.display())),
+        "{merge}"
+    );
     assert!(!merge.contains("--array"), "{merge}");
     assert!(run_abs.join("logs").is_dir() && run_abs.join("shards").is_dir());
 
@@ -338,7 +377,10 @@ fn slurm_writes_an_array_and_a_dependent_merge_job() {
     let calls: Vec<&str> = calls.lines().collect();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(calls[0].starts_with("--parsable ") && calls[0].ends_with("relink-array.sbatch"), "{calls:?}");
-    assert!(calls[1].contains("--dependency=afterok:4101") && calls[1].ends_with("relink-merge.sbatch"), "{calls:?}");
+    assert!(
+        calls[1].contains("--dependency=afterok:4101") && calls[1].ends_with("relink-merge.sbatch"),
+        "{calls:?}"
+    );
 }
 
 #[test]
@@ -348,10 +390,11 @@ fn slurm_rejects_bad_audit_flags_before_writing_anything() {
     cohort(&dir, 12);
     let run_dir = tmp.path().join("RUN");
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["slurm", "relink", dir.to_str().unwrap(), "--shards", "4", "--out", run_dir.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> =
+            ["slurm", "relink", dir.to_str().unwrap(), "--shards", "4", "--out", run_dir.to_str().unwrap()]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };

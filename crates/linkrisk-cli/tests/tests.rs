@@ -11,6 +11,6 @@ mod inspect;
 mod probes;
 mod relink;
 mod report;
+mod shard;
 mod synth;
 mod train_heads;
-mod shard;

@@ -68,7 +68,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let report = attributes(&cohort, &config, flags.as_deref())?;
-    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(args.probe.seed), started.elapsed().as_secs_f64(), &report)?;
+    crate::output::record_in_run(
+        args.out.as_deref(),
+        crate::output::argv(),
+        Some(args.probe.seed),
+        started.elapsed().as_secs_f64(),
+        &report,
+    )?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         if path.as_os_str() == "-" {

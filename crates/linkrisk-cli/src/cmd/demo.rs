@@ -86,7 +86,13 @@ impl Tour {
     }
 
     /// Record one audit's report under `label` (the model's name), returning its JSON.
-    fn record<T: Serialize>(&mut self, label: &str, command: String, seconds: f64, report: &T) -> anyhow::Result<Value> {
+    fn record<T: Serialize>(
+        &mut self,
+        label: &str,
+        command: String,
+        seconds: f64,
+        report: &T,
+    ) -> anyhow::Result<Value> {
         let audit = serde_json::to_value(report).context("serialising the report")?;
         self.run.record_entry(RunEntry {
             key: String::new(),
@@ -143,7 +149,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn audit_model(tour: &mut Tour, args: &Args, demo: &DemoCohort, cohort: &Cohort) -> anyhow::Result<ModelRow> {
     let model = demo.model;
     let dir = demo.summary.dir.display().to_string();
-    let mut row = ModelRow { model: model.to_string(), specialization: demo.summary.specialization, ..ModelRow::default() };
+    let mut row = ModelRow {
+        model: model.to_string(),
+        specialization: demo.summary.specialization,
+        ..ModelRow::default()
+    };
 
     tour.step(&format!("{model}: re-linkage image -> report"));
     let config = RelinkConfig {
@@ -173,8 +183,14 @@ fn audit_model(tour: &mut Tour, args: &Args, demo: &DemoCohort, cohort: &Cohort)
 
     tour.step(&format!("{model}: utility (14 findings) and attribute probes"));
     let clock = Instant::now();
-    let report = utility(cohort, &UtilityConfig { probe: probe_config(args.seed), ..UtilityConfig::default() })?;
-    tour.record(model, format!("linkrisk utility {dir} --seed {}", args.seed), clock.elapsed().as_secs_f64(), &report)?;
+    let report =
+        utility(cohort, &UtilityConfig { probe: probe_config(args.seed), ..UtilityConfig::default() })?;
+    tour.record(
+        model,
+        format!("linkrisk utility {dir} --seed {}", args.seed),
+        clock.elapsed().as_secs_f64(),
+        &report,
+    )?;
     row.utility = report.macro_auroc;
 
     let clock = Instant::now();
@@ -208,7 +224,17 @@ fn print_summary(args: &Args, rows: &[ModelRow], written: &[PathBuf], seconds: f
         rows.len()
     );
     println!();
-    let header = ["model", "special.", "R@1 full", "lift full", "pool", "R@1 pool", "lift pool", "utility", "sex AUROC"];
+    let header = [
+        "model",
+        "special.",
+        "R@1 full",
+        "lift full",
+        "pool",
+        "R@1 pool",
+        "lift pool",
+        "utility",
+        "sex AUROC",
+    ];
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

@@ -160,7 +160,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
-    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(args.seed), started.elapsed().as_secs_f64(), &report)?;
+    crate::output::record_in_run(
+        args.out.as_deref(),
+        crate::output::argv(),
+        Some(args.seed),
+        started.elapsed().as_secs_f64(),
+        &report,
+    )?;
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if !to_stdout {
         print_report(&report);

@@ -87,7 +87,8 @@ pub struct Scripts {
 
 /// Quote `text` for a POSIX shell (single quotes; embedded quotes escaped).
 fn quote(text: &str) -> String {
-    let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./,=:%+@".contains(&b));
+    let plain =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./,=:%+@".contains(&b));
     if plain {
         text.to_string()
     } else {
@@ -110,8 +111,9 @@ fn check_audit_args(args: &Args, dir: &Path) -> anyhow::Result<()> {
             let line = std::iter::once("linkrisk relink".into())
                 .chain(std::iter::once(dir.as_os_str().to_os_string()))
                 .chain(args.audit_args.iter().map(Into::into));
-            let parsed = RelinkLine::try_parse_from(line)
-                .map_err(|e| anyhow::anyhow!("the audit flags after `--` are not valid `linkrisk relink` flags:\n{e}"))?;
+            let parsed = RelinkLine::try_parse_from(line).map_err(|e| {
+                anyhow::anyhow!("the audit flags after `--` are not valid `linkrisk relink` flags:\n{e}")
+            })?;
             let a = &parsed.args;
             let set_here = [
                 ("--shard", a.shard.is_some()),
@@ -165,10 +167,9 @@ pub fn write_scripts(args: &Args) -> anyhow::Result<Scripts> {
         bail!("--shards must be at least 1");
     }
     ShardSpec::new(args.shards, args.shards)?;
-    let dir = args
-        .dir
-        .canonicalize()
-        .with_context(|| format!("cohort directory {}: not found; pass an existing cohort directory", args.dir.display()))?;
+    let dir = args.dir.canonicalize().with_context(|| {
+        format!("cohort directory {}: not found; pass an existing cohort directory", args.dir.display())
+    })?;
     check_audit_args(args, &dir)?;
     let resources = resource_lines(args)?;
     let audit = args.audit.name();
@@ -178,7 +179,9 @@ pub fn write_scripts(args: &Args) -> anyhow::Result<Scripts> {
     }
     let run = args.out.canonicalize().with_context(|| format!("--out {}", args.out.display()))?;
     let bin = match &args.linkrisk {
-        Some(path) => path.canonicalize().with_context(|| format!("--linkrisk {}: not found", path.display()))?,
+        Some(path) => {
+            path.canonicalize().with_context(|| format!("--linkrisk {}: not found", path.display()))?
+        }
         None => std::env::current_exe().context("locating the linkrisk binary (pass --linkrisk PATH)")?,
     };
     let n = args.shards;
@@ -186,10 +189,8 @@ pub fn write_scripts(args: &Args) -> anyhow::Result<Scripts> {
     let (q_bin, q_dir, q_run) = (quote_path(&bin)?, quote_path(&dir)?, quote_path(&run)?);
     let q_logs = quote_path(&run.join("logs"))?;
     let threads = "if [ -n \"${SLURM_CPUS_PER_TASK:-}\" ]; then export RAYON_NUM_THREADS=\"$SLURM_CPUS_PER_TASK\"; fi\n";
-    let header = format!(
-        "#!/bin/bash\n# Written by `linkrisk slurm {audit}` (linkrisk {}).\n",
-        linkrisk::VERSION
-    );
+    let header =
+        format!("#!/bin/bash\n# Written by `linkrisk slurm {audit}` (linkrisk {}).\n", linkrisk::VERSION);
     let array_script = format!(
         "{header}# Task i computes shard i/{n} of the audit into {run}/shards/; resubmitting this script\n\
          # skips every shard whose partial result is already complete (same inputs and settings).\n\
@@ -283,7 +284,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let array_id = sbatch(&scripts.array, &[])?;
-    let merge_id = sbatch(&scripts.merge, &[format!("--dependency=afterok:{array_id}"), "--kill-on-invalid-dep=yes".into()])?;
+    let merge_id = sbatch(
+        &scripts.merge,
+        &[format!("--dependency=afterok:{array_id}"), "--kill-on-invalid-dep=yes".into()],
+    )?;
     println!("array job {array_id} ({} tasks)", args.shards);
     println!("merge job {merge_id} (after array job {array_id} succeeds)");
     println!("the merged report will be {}", scripts.json.display());

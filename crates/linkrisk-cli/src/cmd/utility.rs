@@ -131,7 +131,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let cohort = Cohort::load(&args.dir)?;
     let report = utility(&cohort, &config)?;
-    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(args.probe.seed), started.elapsed().as_secs_f64(), &report)?;
+    crate::output::record_in_run(
+        args.out.as_deref(),
+        crate::output::argv(),
+        Some(args.probe.seed),
+        started.elapsed().as_secs_f64(),
+        &report,
+    )?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         if path.as_os_str() == "-" {

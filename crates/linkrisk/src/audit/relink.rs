@@ -19,12 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::cohort::{load_views, Cohort, Label, Metadata, View, ViewRequest};
 use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
-use crate::engine::{gather, rank_with, BlockSizes, FirstPositive, Gallery, Progress, RankOptions, Rows, Targets};
+use crate::engine::{
+    gather, rank_with, BlockSizes, FirstPositive, Gallery, Progress, RankOptions, Rows, Targets,
+};
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::cluster_bootstrap_means;
 use crate::metrics::retrieval::{
-    expected_pool_hit_probability, expected_reciprocal_rank, first_hit_probability, hit_probability, summarize,
-    RankedQuery,
+    expected_pool_hit_probability, expected_reciprocal_rank, first_hit_probability, hit_probability,
+    summarize, RankedQuery,
 };
 use crate::metrics::wilson;
 use crate::shard::ShardSpec;
@@ -423,7 +425,13 @@ impl<'a> RelinkInputs<'a> {
 }
 
 /// Checks of the two views against each other and the metadata, before any work.
-fn check_views(dir: &Path, meta: &Metadata, query: &View, gallery: &View, config: &RelinkConfig) -> Result<()> {
+fn check_views(
+    dir: &Path,
+    meta: &Metadata,
+    query: &View,
+    gallery: &View,
+    config: &RelinkConfig,
+) -> Result<()> {
     if query.dim() != gallery.dim() {
         return Err(Error::input(
             dir,
@@ -567,10 +575,13 @@ pub fn relink_range(
             inputs.loaded
         )));
     }
-    let (context, records) = direction_records(inputs, &inputs.query, &inputs.gallery, config, range.clone(), progress)?;
-    let mut part = RelinkPart { context: RelinkContext { directions: vec![context] }, records: vec![records] };
+    let (context, records) =
+        direction_records(inputs, &inputs.query, &inputs.gallery, config, range.clone(), progress)?;
+    let mut part =
+        RelinkPart { context: RelinkContext { directions: vec![context] }, records: vec![records] };
     if config.direction == Direction::Both {
-        let (context, records) = direction_records(inputs, &inputs.gallery, &inputs.query, config, range, progress)?;
+        let (context, records) =
+            direction_records(inputs, &inputs.gallery, &inputs.query, config, range, progress)?;
         part.context.directions.push(context);
         part.records.push(records);
     }
@@ -578,7 +589,6 @@ pub fn relink_range(
 }
 
 fn join(v: &[usize]) -> String {
-
     v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
 }
 
@@ -699,7 +709,11 @@ fn direction_records(
 
 /// Turn per-query records into the report: every statistic over queries is computed here,
 /// for a single run and for merged shards alike.
-pub fn finish(config: &RelinkConfig, context: &RelinkContext, records: &[Vec<QueryRecord>]) -> Result<RelinkReport> {
+pub fn finish(
+    config: &RelinkConfig,
+    context: &RelinkContext,
+    records: &[Vec<QueryRecord>],
+) -> Result<RelinkReport> {
     config.validate()?;
     let expected = if config.direction == Direction::Both { 2 } else { 1 };
     if context.directions.len() != expected || records.len() != expected {
@@ -729,7 +743,11 @@ pub fn finish(config: &RelinkConfig, context: &RelinkContext, records: &[Vec<Que
     })
 }
 
-fn finish_direction(config: &RelinkConfig, ctx: &DirectionContext, records: &[QueryRecord]) -> Result<DirectionReport> {
+fn finish_direction(
+    config: &RelinkConfig,
+    ctx: &DirectionContext,
+    records: &[QueryRecord],
+) -> Result<DirectionReport> {
     if records.len() != ctx.n_queries {
         return Err(Error::config(format!(
             "{} records for the {} queries of {} -> {}",
@@ -761,7 +779,8 @@ fn finish_direction(config: &RelinkConfig, ctx: &DirectionContext, records: &[Qu
 
     let mut pools = Vec::new();
     for (s, &size) in ctx.pool_sizes.iter().enumerate() {
-        let outcomes = records.iter().map(|r| pool_outcome(Some(r.random.as_slice()), s)).collect::<Result<Vec<_>>>()?;
+        let outcomes =
+            records.iter().map(|r| pool_outcome(Some(r.random.as_slice()), s)).collect::<Result<Vec<_>>>()?;
         pools.push(pool_report(size, "random", &outcomes, &patient_of, config)?);
         if ctx.pathology_matched {
             let outcomes =
@@ -1001,7 +1020,11 @@ fn age_band(age: Option<f64>) -> String {
 
 /// The subgroup attributes of the split's records (sex, race, age band, and split when
 /// the audit spans several), each with its sorted values and every record's value index.
-fn subgroup_codes(meta: &Metadata, records: &[usize], config: &RelinkConfig) -> (Vec<SubgroupAttribute>, Vec<Vec<u32>>) {
+fn subgroup_codes(
+    meta: &Metadata,
+    records: &[usize],
+    config: &RelinkConfig,
+) -> (Vec<SubgroupAttribute>, Vec<Vec<u32>>) {
     let mut attributes: Vec<(&'static str, Vec<String>)> = Vec::new();
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     if let Some(sex) = &meta.sex {
@@ -1022,7 +1045,8 @@ fn subgroup_codes(meta: &Metadata, records: &[usize], config: &RelinkConfig) -> 
         let mut distinct: Vec<String> = values.clone();
         distinct.sort();
         distinct.dedup();
-        let index: HashMap<&str, u32> = distinct.iter().enumerate().map(|(i, v)| (v.as_str(), i as u32)).collect();
+        let index: HashMap<&str, u32> =
+            distinct.iter().enumerate().map(|(i, v)| (v.as_str(), i as u32)).collect();
         codes.push(values.iter().map(|v| index[v.as_str()]).collect());
         described.push(SubgroupAttribute { attribute: attribute.to_string(), values: distinct });
     }

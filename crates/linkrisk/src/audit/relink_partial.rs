@@ -15,7 +15,9 @@
 
 use std::path::Path;
 
-use super::relink::{finish, relink_range, QueryRecord, RelinkConfig, RelinkContext, RelinkInputs, RelinkReport};
+use super::relink::{
+    finish, relink_range, QueryRecord, RelinkConfig, RelinkContext, RelinkInputs, RelinkReport,
+};
 use crate::engine::pools::{PoolCounts, PoolDraw, PoolOutcome};
 use crate::engine::{FirstPositive, Progress};
 use crate::error::{Error, Result};
@@ -89,8 +91,9 @@ pub fn merge(partials: &[Partial]) -> Result<RelinkReport> {
     if fingerprint.audit != AUDIT {
         return Err(Error::input(&first.path, format!("holds a `{}` audit, not relink", fingerprint.audit)));
     }
-    let config: RelinkConfig = serde_json::from_value(fingerprint.config.clone())
-        .map_err(|e| Error::input(&first.path, format!("unreadable relink settings in the fingerprint: {e}")))?;
+    let config: RelinkConfig = serde_json::from_value(fingerprint.config.clone()).map_err(|e| {
+        Error::input(&first.path, format!("unreadable relink settings in the fingerprint: {e}"))
+    })?;
     let context: RelinkContext = serde_json::from_value(first.header.context.clone())
         .map_err(|e| Error::input(&first.path, format!("unreadable relink context: {e}")))?;
     let directions = context.directions.len();
@@ -235,8 +238,9 @@ fn decode_outcomes(r: &mut Reader<'_>) -> Result<Vec<Option<PoolOutcome>>> {
         if trials > 1 << 24 {
             return Err(r.corrupt("impossible trial count"));
         }
-        let trials =
-            (0..trials).map(|_| Ok(PoolCounts { greater: r.u32()?, tied: r.u32()? })).collect::<Result<Vec<_>>>()?;
+        let trials = (0..trials)
+            .map(|_| Ok(PoolCounts { greater: r.u32()?, tied: r.u32()? }))
+            .collect::<Result<Vec<_>>>()?;
         let draw = PoolDraw {
             fixed_greater: r.u64()?,
             fixed_tied: r.u64()?,
@@ -289,8 +293,13 @@ mod tests {
         for p in 0..patients {
             let split = ["train", "train", "test", "external"][r.random_range(0..4)];
             for s in 0..r.random_range(1..4) {
-                let labels: [Label; N_FINDINGS] =
-                    std::array::from_fn(|k| if k < 3 && r.random_bool(0.4) { Label::Positive } else { Label::Negative });
+                let labels: [Label; N_FINDINGS] = std::array::from_fn(|k| {
+                    if k < 3 && r.random_bool(0.4) {
+                        Label::Positive
+                    } else {
+                        Label::Negative
+                    }
+                });
                 let mut report_row: Vec<f32> = (0..dim).map(|_| value(&mut r)).collect();
                 report_row[0] += 3.0; // never all zero
                 for k in 0..r.random_range(1..3) {
@@ -299,9 +308,18 @@ mod tests {
                     b.study_ids.as_mut().unwrap().push(format!("s{s}"));
                     b.splits.as_mut().unwrap().push(split.to_string());
                     b.findings.as_mut().unwrap().push(labels);
-                    b.sex.as_mut().unwrap().push(r.random_bool(0.9).then(|| if p % 2 == 0 { "F" } else { "M" }.into()));
+                    b.sex
+                        .as_mut()
+                        .unwrap()
+                        .push(r.random_bool(0.9).then(|| if p % 2 == 0 { "F" } else { "M" }.into()));
                     b.age.as_mut().unwrap().push(r.random_bool(0.8).then(|| r.random_range(20.0..95.0)));
-                    image.extend(report_row.iter().map(|&v| if r.random_bool(0.5) { v } else { v + value(&mut r) }));
+                    image.extend(report_row.iter().map(|&v| {
+                        if r.random_bool(0.5) {
+                            v
+                        } else {
+                            v + value(&mut r)
+                        }
+                    }));
                     report.extend_from_slice(&report_row);
                 }
             }
@@ -312,7 +330,11 @@ mod tests {
         dir
     }
 
-    fn shards_then_merge(dir: &Path, config: &RelinkConfig, count: usize) -> (RelinkReport, Vec<std::path::PathBuf>) {
+    fn shards_then_merge(
+        dir: &Path,
+        config: &RelinkConfig,
+        count: usize,
+    ) -> (RelinkReport, Vec<std::path::PathBuf>) {
         let out = tempfile::tempdir().unwrap().keep();
         let paths: Vec<_> = (1..=count)
             .map(|i| {
@@ -336,13 +358,13 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 10, .. ProptestConfig::default() })]
 
-        /// merge(shards) == single run, exactly, for random cohorts, settings and 1..7 shards.
+        /// merge(shards) == single run, exactly, for random cohorts, settings and 1 to 7 shards.
         #[test]
         fn merged_shards_equal_the_single_run(
             patients in 4usize..40,
             seed in 0u64..1000,
             coarse in any::<bool>(),
-            count in 1usize..7,
+            count in 1usize..=7,
             both in any::<bool>(),
             patient_level in any::<bool>(),
             hard in any::<bool>(),
@@ -398,7 +420,13 @@ mod tests {
     #[test]
     fn a_shard_reads_only_its_query_rows_and_resumes() {
         let dir = synth_dir(40, 5, false);
-        let config = RelinkConfig { pool_sizes: vec![5], trials: 2, bootstrap_replicates: 0, split: None, ..RelinkConfig::default() };
+        let config = RelinkConfig {
+            pool_sizes: vec![5],
+            trials: 2,
+            bootstrap_replicates: 0,
+            split: None,
+            ..RelinkConfig::default()
+        };
         let shard = ShardSpec::new(2, 3).unwrap();
         let inputs = RelinkInputs::load(dir.path(), &config, shard).unwrap();
         let range = shard.queries(inputs.n_queries());
@@ -416,13 +444,18 @@ mod tests {
         // settings replace it.
         let out = tempfile::tempdir().unwrap();
         let path = out.path().join(shard.file_name(AUDIT));
-        assert!(matches!(run_shard(dir.path(), &config, shard, &path, &NoProgress).unwrap(), ShardRun::Written { .. }));
+        assert!(matches!(
+            run_shard(dir.path(), &config, shard, &path, &NoProgress).unwrap(),
+            ShardRun::Written { .. }
+        ));
         let before = std::fs::metadata(&path).unwrap().modified().unwrap();
         assert_eq!(run_shard(dir.path(), &config, shard, &path, &NoProgress).unwrap(), ShardRun::Skipped);
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), before);
         let other = RelinkConfig { seed: 1, ..config.clone() };
         match run_shard(dir.path(), &other, shard, &path, &NoProgress).unwrap() {
-            ShardRun::Written { replaced: Some(reason), .. } => assert!(reason.contains("other inputs or settings")),
+            ShardRun::Written { replaced: Some(reason), .. } => {
+                assert!(reason.contains("other inputs or settings"))
+            }
             r => panic!("{r:?}"),
         }
     }

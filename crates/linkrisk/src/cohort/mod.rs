@@ -235,7 +235,10 @@ pub fn load_views(
         let Some(i) = views.iter().position(|v| v.name() == name) else {
             return Err(Error::input(
                 dir,
-                format!("no view named `{name}`; check the view names with `linkrisk inspect {}`", dir.display()),
+                format!(
+                    "no view named `{name}`; check the view names with `linkrisk inspect {}`",
+                    dir.display()
+                ),
             ));
         };
         out.push(views.swap_remove(i));
@@ -359,7 +362,9 @@ fn load_dir(dir: &Path, select: Option<Selector<'_>>) -> Result<(Metadata, Vec<V
         push_views(&plan, contents, &mut views, requests, metadata.len())?;
     }
     for plan in &plans {
-        if requests.is_some() && !plan.names.is_empty() && plan.names.iter().all(|(_, n)| wanted(requests, n).is_none())
+        if requests.is_some()
+            && !plan.names.is_empty()
+            && plan.names.iter().all(|(_, n)| wanted(requests, n).is_none())
         {
             continue;
         }

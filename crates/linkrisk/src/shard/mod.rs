@@ -72,7 +72,8 @@ impl ShardSpec {
 
     /// Parse `I/N`.
     pub fn parse(text: &str) -> Result<ShardSpec> {
-        let bad = || Error::config(format!("--shard `{text}`: expected I/N with 1 <= I <= N, e.g. --shard 2/8"));
+        let bad =
+            || Error::config(format!("--shard `{text}`: expected I/N with 1 <= I <= N, e.g. --shard 2/8"));
         let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
         let index: usize = i.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;
@@ -178,8 +179,8 @@ impl Fingerprint {
         inputs: Vec<InputFile>,
         shard_count: usize,
     ) -> Result<Fingerprint> {
-        let config =
-            serde_json::to_value(config).map_err(|e| Error::config(format!("serialising the configuration: {e}")))?;
+        let config = serde_json::to_value(config)
+            .map_err(|e| Error::config(format!("serialising the configuration: {e}")))?;
         Ok(Fingerprint {
             format: PARTIAL_FORMAT,
             linkrisk_version: crate::VERSION.to_string(),
@@ -268,7 +269,12 @@ pub struct PartialHeader {
 
 impl PartialHeader {
     /// The header of shard `shard` of an audit over `n_queries` queries.
-    pub fn new(fingerprint: Fingerprint, shard: ShardSpec, n_queries: usize, context: Value) -> PartialHeader {
+    pub fn new(
+        fingerprint: Fingerprint,
+        shard: ShardSpec,
+        n_queries: usize,
+        context: Value,
+    ) -> PartialHeader {
         let range = shard.queries(n_queries);
         PartialHeader {
             fingerprint_id: fingerprint.id(),
@@ -299,8 +305,8 @@ pub struct Partial {
 
 /// Write a partial result atomically: a temporary sibling is written, synced and renamed.
 pub fn write_partial(path: &Path, header: &PartialHeader, body: &[u8]) -> Result<()> {
-    let header_json =
-        serde_json::to_vec(header).map_err(|e| Error::config(format!("serialising the partial header: {e}")))?;
+    let header_json = serde_json::to_vec(header)
+        .map_err(|e| Error::config(format!("serialising the partial header: {e}")))?;
     let mut bytes = Vec::with_capacity(OVERHEAD + header_json.len() + body.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&PARTIAL_FORMAT.to_le_bytes());
@@ -358,7 +364,8 @@ pub fn read_partial(path: &Path) -> Result<Partial> {
     let header_len = u64::from_le_bytes(bytes[20..28].try_into().expect("8 bytes")) as usize;
     let body_len_at = 28usize.checked_add(header_len).filter(|&e| e + 8 <= hashed_end);
     let Some(body_len_at) = body_len_at else { return Err(corrupt("bad header length")) };
-    let body_len = u64::from_le_bytes(bytes[body_len_at..body_len_at + 8].try_into().expect("8 bytes")) as usize;
+    let body_len =
+        u64::from_le_bytes(bytes[body_len_at..body_len_at + 8].try_into().expect("8 bytes")) as usize;
     if body_len_at + 8 + body_len != hashed_end {
         return Err(corrupt("bad body length"));
     }
@@ -447,8 +454,12 @@ pub fn check_set(partials: &[Partial]) -> Result<Vec<usize>> {
         }
         slot[k] = Some(i);
     }
-    let missing: Vec<String> =
-        slot.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(k, _)| format!("{}/{count}", k + 1)).collect();
+    let missing: Vec<String> = slot
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(k, _)| format!("{}/{count}", k + 1))
+        .collect();
     if !missing.is_empty() {
         return Err(Error::config(format!(
             "missing shard{} {} of {count}: a merge needs every shard; rerun the missing shard{} \
@@ -556,7 +567,10 @@ mod tests {
         let shard = ShardSpec::new(2, 3).unwrap();
         assert_eq!(resume_state(&path, &fp.id(), shard), ResumeState::Complete);
         assert!(matches!(resume_state(&path, &fingerprint(1, 3).id(), shard), ResumeState::Stale(_)));
-        assert!(matches!(resume_state(&path, &fp.id(), ShardSpec::new(1, 3).unwrap()), ResumeState::Stale(_)));
+        assert!(matches!(
+            resume_state(&path, &fp.id(), ShardSpec::new(1, 3).unwrap()),
+            ResumeState::Stale(_)
+        ));
         assert_eq!(resume_state(&tmp.path().join("none.lrp"), &fp.id(), shard), ResumeState::Missing);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
@@ -567,7 +581,10 @@ mod tests {
         for cut in [bytes.len() - 1, bytes.len() - 20, bytes.len() / 2, 10] {
             std::fs::write(&bad, &bytes[..cut]).unwrap();
             let e = read_partial(&bad).unwrap_err().to_string();
-            assert!(e.contains("not a complete partial result") || e.contains("not a linkrisk partial"), "{e}");
+            assert!(
+                e.contains("not a complete partial result") || e.contains("not a linkrisk partial"),
+                "{e}"
+            );
             assert!(matches!(resume_state(&bad, &fp.id(), shard), ResumeState::Stale(_)));
         }
         // One flipped bit in the body: checksum.
