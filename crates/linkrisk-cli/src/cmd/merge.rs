@@ -72,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         relink_partial::AUDIT => {
             let report = relink_partial::merge(&partials)?;
             let seed = report.seed;
-            finish(&args, seed, started, &report, |r| super::relink::print_report(r))
+            finish(&args, seed, started, &report, super::relink::print_report)
         }
         other => bail!(
             "{}: `{other}` partial results cannot be merged by this linkrisk ({}); merge them with the version that wrote them",
