@@ -55,6 +55,9 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Run a full-rank audit as a Slurm job array (one shard per task) plus a merge job.
     Slurm(cmd::slurm::Args),
+    /// Patient re-identification audit: is the nearest other image of a query image one of
+    /// the same patient? Plain nearest neighbour and a trained linear-metric attacker.
+    Reid(cmd::reid::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relink(args) => cmd::relink::run(args),
         Command::Merge(args) => cmd::merge::run(args),
         Command::Slurm(args) => cmd::slurm::run(args),
+        Command::Reid(args) => cmd::reid::run(args),
     }
 }
 

@@ -24,3 +24,25 @@ fn draw_target() -> ProgressDrawTarget {
         ProgressDrawTarget::hidden()
     }
 }
+
+/// The library engine's progress callbacks drawn on an indicatif bar (hidden off a TTY).
+pub struct EngineBar(pub ProgressBar);
+
+impl EngineBar {
+    /// A new, empty bar; each ranking pass sets its own length and label.
+    pub fn new(what: &str) -> EngineBar {
+        EngineBar(bar(0, what))
+    }
+}
+
+impl linkrisk::engine::Progress for EngineBar {
+    fn begin(&self, total: u64, what: &str) {
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(what.to_string());
+    }
+
+    fn advance(&self, queries: u64) {
+        self.0.inc(queries);
+    }
+}

@@ -151,3 +151,66 @@ fn bad_flags_and_inputs_exit_2_with_a_clear_message() {
     fails(&["--gallery", "text"], "no view named `text`");
     fails(&["--hard-negatives"], "--hard-negatives needs the 14 CheXpert finding columns");
 }
+
+/// Paper 1's shape on synthetic cohorts: Recall@1 rises with specialization, pathology-matched
+/// pools lower it without removing it, and lift grows with the pool size. Also `--out RUN`
+/// records the audit.
+#[test]
+fn synthetic_cohorts_show_the_papers_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut full = Vec::new();
+    for specialization in ["0.2", "1.0"] {
+        let dir = tmp.path().join(format!("s{specialization}"));
+        linkrisk()
+            .args(["synth", "--patients", "1500", "--seed", "3", "--specialization", specialization, "--out"])
+            .arg(&dir)
+            .assert()
+            .success();
+        let json = tmp.path().join(format!("relink{specialization}.json"));
+        let run = tmp.path().join("RUN");
+        linkrisk()
+            .arg("relink")
+            .arg(&dir)
+            .args([
+                "--pools",
+                "10,100,full",
+                "--hard-negatives",
+                "--trials",
+                "5",
+                "--bootstrap",
+                "0",
+                "--json",
+            ])
+            .arg(&json)
+            .arg("--out")
+            .arg(&run)
+            .assert()
+            .success();
+        let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let pool = |size: u64, kind: &str| {
+            v["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["pool_size"] == size && p["kind"] == kind)
+                .unwrap_or_else(|| panic!("no {kind} pool of {size} in {v}"))
+                .clone()
+        };
+        for size in [10, 100] {
+            let (random, matched) = (pool(size, "random"), pool(size, "pathology_matched"));
+            let (r, m) = (random["recall_at_1"].as_f64().unwrap(), matched["recall_at_1"].as_f64().unwrap());
+            let chance = matched["chance_at_1"].as_f64().unwrap();
+            assert!(m < r, "s={specialization} N={size}: matched {m} < random {r}");
+            assert!(m > 2.0 * chance, "s={specialization} N={size}: matched {m} well above chance {chance}");
+        }
+        let lift = |size| pool(size, "random")["lift_at_1"].as_f64().unwrap();
+        assert!(lift(100) > lift(10), "lift grows with the pool: {} vs {}", lift(100), lift(10));
+        full.push(v["full"]["recall_at_1"].as_f64().unwrap());
+        let recorded = linkrisk::report::run::read_run_file(&run).unwrap();
+        assert!(
+            recorded.runs.iter().any(|e| e.audit["full"]["recall_at_1"] == v["full"]["recall_at_1"]),
+            "--out RUN recorded the audit"
+        );
+    }
+    assert!(full[1] > 2.0 * full[0], "Recall@1 rises with specialization: {full:?}");
+}

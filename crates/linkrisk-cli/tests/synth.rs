@@ -103,29 +103,3 @@ fn bad_flags_exit_2_naming_the_flag() {
     }
     assert!(!tmp.path().join("x").exists(), "nothing is written when the flags are invalid");
 }
-
-#[test]
-fn demo_writes_four_cohorts_of_one_population() {
-    let tmp = temp_dir();
-    let out = tmp.path().join("demo");
-    let assert = linkrisk().args(["demo", "--patients", "100", "--out"]).arg(&out).assert().success();
-    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    let mut images = Vec::new();
-    for model in ["general", "biomedical", "radiology", "cxr-specialist"] {
-        assert!(stdout.contains(model), "{stdout}");
-        let dir = out.join("cohorts").join(model);
-        assert!(stdout.contains(&dir.display().to_string()), "{stdout}");
-        let cohort = linkrisk::cohort::Cohort::load(&dir).unwrap();
-        assert_eq!(cohort.metadata.split_names.len(), 3);
-        assert_eq!(read(&dir, "metadata.csv"), read(&out.join("cohorts/general"), "metadata.csv"));
-        assert_eq!(
-            read(&dir, "image_features.npy"),
-            read(&out.join("cohorts/general"), "image_features.npy")
-        );
-        images.push(read(&dir, "image.npy"));
-    }
-    assert!(images.windows(2).all(|w| w[0] != w[1]), "each model embeds differently");
-    for s in ["0.00", "0.33", "0.67", "1.00"] {
-        assert!(stdout.contains(&format!("specialization {s}")), "{stdout}");
-    }
-}

@@ -7,8 +7,10 @@ mod util;
 
 mod accountant;
 mod cohort_input;
+mod demo;
 mod inspect;
 mod probes;
+mod reid;
 mod relink;
 mod report;
 mod shard;

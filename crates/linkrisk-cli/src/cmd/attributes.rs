@@ -5,12 +5,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use linkrisk::audit::attributes::{attributes, AgeThreshold, Attribute, AttributesConfig};
+use linkrisk::audit::attributes::{
+    attributes, attributes_by_reid, AgeThreshold, Attribute, AttributesConfig,
+};
+use linkrisk::audit::reid::{FlagSource, ReidConfig};
 use linkrisk::cohort::flags::read_flags;
 use linkrisk::cohort::Cohort;
 
 use super::utility::ProbeArgs;
 use crate::output::write_json;
+use crate::progress::EngineBar;
 
 /// Arguments of `linkrisk attributes`.
 #[derive(Debug, clap::Args)]
@@ -32,8 +36,17 @@ pub struct Args {
     /// Per-record re-identification flags (CSV `id,reidentified`, as written by
     /// `linkrisk reid --per-record`): report AUROCs on re-identified vs not re-identified
     /// eval records and test the difference.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stratify_by_reid")]
     pub reidentified: Option<PathBuf>,
+    /// Compute the re-identification flags here: run the re-ID audit on the eval split
+    /// (as `linkrisk reid --split EVAL_SPLIT`) and stratify by its flags (paper 2's analysis
+    /// in one command).
+    #[arg(long)]
+    pub stratify_by_reid: bool,
+    /// Attacker whose flags `--stratify-by-reid` uses (`none`: nearest neighbour on the
+    /// view, as paper 2; `linear-metric`/`auto`: the stronger of it and the trained metric).
+    #[arg(long, value_enum, default_value = "none", requires = "stratify_by_reid")]
+    pub reid_attacker: super::reid::AttackerArg,
     /// Write the JSON report here (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -60,14 +73,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     config.validate()?;
     let cohort = Cohort::load(&args.dir)?;
-    let flags = match &args.reidentified {
-        Some(path) => Some(
-            read_flags(path, "reidentified", &cohort.metadata)
-                .with_context(|| format!("reading --reidentified {}", path.display()))?,
-        ),
-        None => None,
+    let report = if args.stratify_by_reid {
+        let reid = ReidConfig {
+            view: config.view.clone(),
+            split: config.eval_split.clone(),
+            train_split: config.train_split.clone(),
+            attackers: args.reid_attacker.attackers(),
+            seed: args.probe.seed,
+            bootstrap_replicates: 0,
+            ..ReidConfig::default()
+        };
+        let progress = EngineBar::new("re-identifying");
+        let report = attributes_by_reid(&cohort, &config, &reid, &progress)?;
+        progress.0.finish_and_clear();
+        report
+    } else {
+        let flags = match &args.reidentified {
+            Some(path) => Some(
+                read_flags(path, "reidentified", &cohort.metadata)
+                    .with_context(|| format!("reading --reidentified {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let mut report = attributes(&cohort, &config, flags.as_deref())?;
+        if let Some(path) = &args.reidentified {
+            report.reidentification_source = Some(FlagSource::File { path: path.display().to_string() });
+        }
+        report
     };
-    let report = attributes(&cohort, &config, flags.as_deref())?;
     crate::output::record_in_run(
         args.out.as_deref(),
         crate::output::argv(),
@@ -110,6 +143,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("        {note}");
             }
         }
+    }
+    if let (Some(counts), Some(source)) = (&report.reidentification, &report.reidentification_source) {
+        let from = match source {
+            FlagSource::File { path } => format!("from {path}"),
+            FlagSource::ReidAudit { attacker, split, rank_1, .. } => {
+                format!("from the re-ID audit ({attacker} on `{split}`, Rank-1 {:.2}%)", 100.0 * rank_1)
+            }
+        };
+        println!(
+            "  re-identification flags {from}: {} re-identified, {} not, {} without a flag",
+            counts.n_reidentified, counts.n_not_reidentified, counts.n_without_flag
+        );
     }
     for s in &report.skipped {
         println!("  {:<5} skipped: {}", s.attribute, s.reason);

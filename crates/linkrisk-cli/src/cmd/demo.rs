@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use linkrisk::audit::attributes::{attributes, AttributesConfig};
+use linkrisk::audit::attributes::{attributes_by_reid, AttributesConfig};
+use linkrisk::audit::reid::{reid, Attackers, ReidConfig};
 use linkrisk::audit::utility::{utility, UtilityConfig};
 use linkrisk::audit::{relink, RelinkConfig};
 use linkrisk::cohort::Cohort;
@@ -116,6 +117,7 @@ struct ModelRow {
     recall_full: Option<f64>,
     lift_full: Option<f64>,
     recall_largest_pool: Option<(u64, f64, f64)>,
+    reid_rank_1: Option<(&'static str, f64)>,
     utility: Option<f64>,
     sex_auroc: Option<f64>,
 }
@@ -181,7 +183,7 @@ fn audit_model(tour: &mut Tour, args: &Args, demo: &DemoCohort, cohort: &Cohort)
         .max_by_key(|p| p.pool_size)
         .map(|p| (p.pool_size as u64, p.recall_at_1, p.lift_at_1));
 
-    tour.step(&format!("{model}: utility (14 findings) and attribute probes"));
+    tour.step(&format!("{model}: utility probes (14 findings)"));
     let clock = Instant::now();
     let report =
         utility(cohort, &UtilityConfig { probe: probe_config(args.seed), ..UtilityConfig::default() })?;
@@ -193,12 +195,36 @@ fn audit_model(tour: &mut Tour, args: &Args, demo: &DemoCohort, cohort: &Cohort)
     )?;
     row.utility = report.macro_auroc;
 
+    tour.step(&format!("{model}: patient re-identification (nearest neighbour and a trained metric)"));
+    let reid_config = ReidConfig {
+        attackers: Attackers::Auto,
+        seed: args.seed,
+        bootstrap_replicates: args.bootstrap,
+        ..ReidConfig::default()
+    };
+    let clock = Instant::now();
+    let report = reid(cohort, &reid_config, &NoProgress)?;
+    let seconds = clock.elapsed().as_secs_f64();
+    for entry in report.run_entries() {
+        let command = format!(
+            "linkrisk reid {dir} --attacker auto --bootstrap {} --seed {}",
+            args.bootstrap, args.seed
+        );
+        tour.record(model, command, seconds, &entry)?;
+    }
+    row.reid_rank_1 = Some((report.attacker, report.headline.rank_1));
+
+    tour.step(&format!("{model}: attribute probes, stratified by re-identification"));
     let clock = Instant::now();
     let config = AttributesConfig { probe: probe_config(args.seed), ..AttributesConfig::default() };
-    let report = attributes(cohort, &config, None)?;
+    // Paper 2 stratifies by the nearest-neighbour flags: the trained metric re-identifies
+    // nearly everyone here, which would leave too few records to compare against.
+    let flags_config =
+        ReidConfig { attackers: Attackers::NearestNeighbour, bootstrap_replicates: 0, ..reid_config };
+    let report = attributes_by_reid(cohort, &config, &flags_config, &NoProgress)?;
     let json = tour.record(
         model,
-        format!("linkrisk attributes {dir} --seed {}", args.seed),
+        format!("linkrisk attributes {dir} --stratify-by-reid --reid-attacker none --seed {}", args.seed),
         clock.elapsed().as_secs_f64(),
         &report,
     )?;
@@ -232,6 +258,7 @@ fn print_summary(args: &Args, rows: &[ModelRow], written: &[PathBuf], seconds: f
         "pool",
         "R@1 pool",
         "lift pool",
+        "re-ID rank-1",
         "utility",
         "sex AUROC",
     ];
@@ -247,6 +274,7 @@ fn print_summary(args: &Args, rows: &[ModelRow], written: &[PathBuf], seconds: f
                 pool.map(|p| p.0.to_string()).unwrap_or_else(|| "-".into()),
                 opt(pool.map(|p| p.1), |v| format!("{v:.4}")),
                 opt(pool.map(|p| p.2), |v| format!("{v:.1}")),
+                r.reid_rank_1.map(|(who, v)| format!("{v:.4} ({who})")).unwrap_or_else(|| "-".into()),
                 opt(r.utility, |v| format!("{v:.4}")),
                 opt(r.sex_auroc, |v| format!("{v:.4}")),
             ]
@@ -255,7 +283,9 @@ fn print_summary(args: &Args, rows: &[ModelRow], written: &[PathBuf], seconds: f
     print!("{}", table("  ", &header, &cells));
     println!();
     println!("R@1: Recall@1 of image -> report re-linkage; lift: R@1 / chance; utility: macro AUROC of");
-    println!("linear probes over the 14 findings; sex AUROC: attribute inference from the image embedding.");
+    println!("linear probes over the 14 findings; re-ID rank-1: another image of the same patient is the");
+    println!("nearest one (the stronger of nearest neighbour and a trained linear metric); sex AUROC:");
+    println!("attribute inference from the image embedding.");
     println!();
     for path in written.iter().filter(|p| p.extension().is_some_and(|e| e == "html" || e == "md")) {
         println!("report: {}", path.display());

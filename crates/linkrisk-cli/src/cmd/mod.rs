@@ -7,6 +7,7 @@ pub mod demo;
 pub mod gate;
 pub mod inspect;
 pub mod merge;
+pub mod reid;
 pub mod relink;
 pub mod report;
 pub mod slurm;

@@ -254,6 +254,9 @@ pub struct AttributesReport {
     pub skipped: Vec<SkippedAttribute>,
     /// Stratification flags, when given.
     pub reidentification: Option<FlagCounts>,
+    /// Where the stratification flags came from (a file, or a re-identification audit run
+    /// by [`attributes_by_reid`]); null without flags.
+    pub reidentification_source: Option<crate::audit::reid::FlagSource>,
     /// Split the probes were trained on.
     pub train_split: String,
     /// Split they were evaluated on.
@@ -495,12 +498,31 @@ pub fn attributes(
         per_attribute,
         skipped,
         reidentification: flag_counts,
+        reidentification_source: None,
         train_split: config.train_split.clone(),
         eval_split: config.eval_split.clone(),
         n_train_records: train.rows.len(),
         n_eval_records: eval.rows.len(),
         probe: probe_summary,
     })
+}
+
+/// Paper 2's analysis in one call: run the re-identification audit (`reid`, on the eval
+/// split of `config`, whatever split `reid` names) to flag each eval record re-identified
+/// or not, then the attribute audit stratified by those flags. The report records the
+/// flags' source (`reidentification_source`).
+pub fn attributes_by_reid(
+    cohort: &Cohort,
+    config: &AttributesConfig,
+    reid: &crate::audit::reid::ReidConfig,
+    progress: &dyn crate::engine::Progress,
+) -> Result<AttributesReport> {
+    config.validate()?;
+    let reid = crate::audit::reid::ReidConfig { split: config.eval_split.clone(), ..reid.clone() };
+    let (flags, source) = crate::audit::reid::reidentified_flags(cohort, &reid, progress)?;
+    let mut report = attributes(cohort, config, Some(&flags))?;
+    report.reidentification_source = Some(source);
+    Ok(report)
 }
 
 /// AUROC (binary) or macro AUROC (one-vs-rest) of a plan's tasks on the eval records
@@ -672,6 +694,39 @@ mod tests {
             flags[q] = Some(c.metadata.patient[best] == c.metadata.patient[q]);
         }
         flags
+    }
+
+    #[test]
+    fn stratified_by_the_reid_audit_in_one_call() {
+        // The re-identification audit's own flags (nearest neighbour, own study excluded:
+        // here every record is its own study) equal the brute-force flags, and attributes
+        // are predicted better on the re-identified records (paper 2).
+        use crate::audit::reid::{Attackers, FlagSource, ReidConfig};
+        let c = cohort_with_noise(700, 24, 0.4, 11, &|p| if p % 3 == 0 { 2.0 } else { 0.3 });
+        let config =
+            AttributesConfig { min_group_records: 30, targets: vec![Attribute::Sex], ..Default::default() };
+        let reid = ReidConfig {
+            attackers: Attackers::NearestNeighbour,
+            split: "train".into(), // replaced by the eval split
+            bootstrap_replicates: 0,
+            ..ReidConfig::default()
+        };
+        let report = attributes_by_reid(&c, &config, &reid, &crate::engine::NoProgress).unwrap();
+        let by_file = attributes(&c, &config, Some(&nearest_neighbour_flags(&c, "test"))).unwrap();
+        assert_eq!(report.reidentification, by_file.reidentification);
+        assert_eq!(report.attributes, by_file.attributes);
+        match report.reidentification_source.as_ref().unwrap() {
+            FlagSource::ReidAudit { attacker, split, n_queries, .. } => {
+                assert_eq!((*attacker, split.as_str()), ("nearest-neighbour", "test"));
+                assert_eq!(*n_queries, report.n_eval_records);
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = report.attributes.0[0].1.stratified.as_ref().unwrap();
+        assert!(s.reidentified.as_ref().unwrap().auroc > s.not_reidentified.as_ref().unwrap().auroc + 0.05);
+        assert!(by_file.reidentification_source.is_none());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["reidentification_source"]["kind"], "reid_audit");
     }
 
     #[test]

@@ -5,10 +5,12 @@
 
 pub mod attributes;
 pub mod probing;
+pub mod reid;
 pub mod relink;
 pub mod relink_partial;
 #[cfg(test)]
 mod test_cohort;
 pub mod utility;
 
+pub use reid::{reid, Attackers, ReidConfig, ReidReport};
 pub use relink::{relink, Direction, MatchLevel, RelinkConfig, RelinkReport};

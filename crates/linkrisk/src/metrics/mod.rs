@@ -2,6 +2,7 @@
 //! chance, lift), Wilson and patient-bootstrap intervals, AUROC with DeLong variance.
 
 pub mod auroc;
+pub mod average_precision;
 pub mod bootstrap;
 pub mod interval;
 pub mod retrieval;

@@ -706,10 +706,12 @@ fn utility(model: &ReportModel) -> Option<Section> {
     let mut blocks = vec![Block::Para(vec![t(
         "Utility: a linear probe's AUROC for each finding on the test split, and their macro average.",
     )])];
+    let order = |name: &str| crate::cohort::FINDINGS.iter().position(|f| *f == name).unwrap_or(usize::MAX);
+    if model.utility.len() > 1 {
+        blocks.extend(utility_comparison(&model.utility, order));
+        return Some(Section { id: "utility".to_string(), title: "Utility".to_string(), blocks });
+    }
     for u in &model.utility {
-        if model.utility.len() > 1 {
-            blocks.push(Block::Heading(u.name.clone()));
-        }
         if let Some(m) = u.macro_auroc {
             let mut spans = vec![t(format!("Macro AUROC ({} view): ", u.view)), b(fmt::score(m.value))];
             if let Some(ci) = m.ci95 {
@@ -720,8 +722,6 @@ fn utility(model: &ReportModel) -> Option<Section> {
         }
         let mut table = Table::new(&[("Finding", false), ("AUROC", true), ("95% CI", true)]);
         let mut findings: Vec<_> = u.per_finding.iter().collect();
-        let order =
-            |name: &str| crate::cohort::FINDINGS.iter().position(|f| *f == name).unwrap_or(usize::MAX);
         findings.sort_by_key(|(name, _)| (order(name), name.clone()));
         for (name, fig) in findings {
             table.push(vec![name.clone(), fmt::score(fig.value), ci_score(fig.ci95)]);
@@ -731,6 +731,45 @@ fn utility(model: &ReportModel) -> Option<Section> {
         }
     }
     Some(Section { id: "utility".to_string(), title: "Utility".to_string(), blocks })
+}
+
+/// Several utility audits (e.g. one per model) side by side: the macro AUROC with its
+/// interval, then one row per finding, one column per audit.
+fn utility_comparison(utilities: &[super::model::Utility], order: impl Fn(&str) -> usize) -> Vec<Block> {
+    let names: Vec<String> = utilities.iter().map(|u| format!("{} ({})", u.name, u.view)).collect();
+    let mut columns = vec![("Finding", false)];
+    columns.extend(names.iter().map(|n| (n.as_str(), true)));
+    let mut table = Table::new(&columns);
+    let macro_row = |cell: fn(super::model::Figure) -> String| -> Vec<String> {
+        utilities.iter().map(|u| u.macro_auroc.map(cell).unwrap_or_else(|| MISSING.to_string())).collect()
+    };
+    let mut row = vec!["Macro AUROC".to_string()];
+    row.extend(macro_row(|f| fmt::score(f.value)));
+    table.push(row);
+    let mut row = vec!["Macro 95% CI".to_string()];
+    row.extend(macro_row(|f| ci_score(f.ci95)));
+    table.push(row);
+    let mut findings: Vec<&String> = Vec::new();
+    for u in utilities {
+        for (name, _) in &u.per_finding {
+            if !findings.contains(&name) {
+                findings.push(name);
+            }
+        }
+    }
+    findings.sort_by_key(|name| (order(name), (*name).clone()));
+    for finding in findings {
+        let mut row = vec![finding.clone()];
+        row.extend(utilities.iter().map(|u| {
+            u.per_finding
+                .iter()
+                .find(|(n, _)| n == finding)
+                .map(|(_, f)| fmt::score(f.value))
+                .unwrap_or_else(|| MISSING.to_string())
+        }));
+        table.push(row);
+    }
+    vec![Block::Table(table)]
 }
 
 fn mitigate(model: &ReportModel) -> Option<Section> {

@@ -311,7 +311,7 @@ impl ReportModel {
             let name = entry_name(entry);
             match audit.get("audit").and_then(Value::as_str).unwrap_or_default() {
                 "relink" | "attacks" => model.relink.push(relink(audit, name)),
-                "reid" => model.reid.push(reid(audit, name)),
+                "reid" => model.reid.extend(reid_entries(audit, name)),
                 "attributes" => model.attributes.push(attributes(audit, name)),
                 "utility" => model.utility.push(utility(audit, name)),
                 "mitigate" => model.mitigate.push(mitigate(audit, name)),
@@ -516,6 +516,35 @@ fn first_roc(obj: &Obj, keys: &[&str]) -> Vec<(f64, f64)> {
     keys.iter().map(|k| roc(obj.get(*k))).find(|r| !r.is_empty()).unwrap_or_default()
 }
 
+/// The re-ID measurements of one audit entry: one per attacker. A `linkrisk reid` report
+/// carries the headline attacker's figures at its top level and every attacker under
+/// `attackers` (each with its `attacker` name and figures); a report with several attackers
+/// becomes one column each (named `NAME/ATTACKER`), one with at most one is read from the
+/// top level.
+fn reid_entries(audit: &Obj, name: String) -> Vec<Reid> {
+    let listed: Vec<&Obj> = audit
+        .get("attackers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default();
+    if listed.len() < 2 {
+        return vec![reid(audit, name)];
+    }
+    listed
+        .into_iter()
+        .map(|attacker| {
+            // The attacker's figures over the audit's shared fields (view, split, ...).
+            let mut merged = audit.clone();
+            merged.remove("attackers");
+            for (k, v) in attacker {
+                merged.insert(k.clone(), v.clone());
+            }
+            let label = text(attacker, "attacker").unwrap_or_else(|| "attacker".to_string());
+            reid(&merged, format!("{name}/{label}"))
+        })
+        .collect()
+}
+
 fn reid(audit: &Obj, name: String) -> Reid {
     let ci_cmc = audit.get("ci95_cmc").and_then(Value::as_object);
     let mut cmc: Vec<(u64, Figure)> = audit
@@ -538,7 +567,8 @@ fn reid(audit: &Obj, name: String) -> Reid {
     Reid {
         name,
         view: text(audit, "view").unwrap_or_else(|| "image".to_string()),
-        attacker: text(audit, "attacker"),
+        // Plain nearest neighbour is the untrained baseline, shown without an attacker name.
+        attacker: text(audit, "attacker").filter(|a| a != "nearest-neighbour" && a != "none"),
         n_queries: num(audit, "n_queries"),
         n_gallery: num(audit, "n_gallery"),
         rank_1: figure(audit, "rank_1"),

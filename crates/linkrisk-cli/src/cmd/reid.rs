@@ -1,0 +1,195 @@
+//! `linkrisk reid DIR`: the patient re-identification audit (paper 2). Parses flags into a
+//! `ReidConfig`, runs it with a progress bar, prints the attackers side by side and
+//! optionally writes the JSON report, the run-directory entries and the per-record flags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use linkrisk::audit::reid::{reid, write_per_record, Attackers, ReidConfig, ReidReport};
+use linkrisk::cohort::Cohort;
+
+use crate::output::{table, write_json};
+use crate::progress::EngineBar;
+
+/// Arguments of `linkrisk reid`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Cohort directory (metadata.csv + one .npy per view).
+    pub dir: PathBuf,
+    /// View whose records are matched to each other.
+    #[arg(long, default_value = "image")]
+    pub view: String,
+    /// Split audited: its records of patients with two or more studies are the queries,
+    /// all its records the gallery.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Attackers: `linear-metric` trains a metric on `--train-split` patients (disjoint from
+    /// the audited ones) and reports it beside plain nearest neighbour, the stronger being
+    /// the headline; `none` runs nearest neighbour only; `auto` is `linear-metric` when the
+    /// train split has patients to learn from, else `none` (the reason is in the report).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attacker: AttackerArg,
+    /// Split the trained attacker learns from (patients also in `--split` are left out).
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    /// Count other records of the query's own study as positives (default: excluded, they
+    /// are the same acquisition rather than a re-identification).
+    #[arg(long)]
+    pub include_same_study: bool,
+    /// Seed for the verification negatives, the bootstrap and the attacker's model selection.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Patient-bootstrap replicates for the Rank-1 and mAP intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Different-patient pairs sampled per query for the verification AUROC.
+    #[arg(long, default_value_t = 50)]
+    pub negatives_per_query: usize,
+    /// Write the JSON report here (`-` for stdout, replacing the table).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk
+    /// report`): one entry per attacker.
+    #[arg(long, value_name = "RUN")]
+    pub out: Option<PathBuf>,
+    /// Write each query record's re-identified flag (CSV `id,reidentified,...`, the input of
+    /// `linkrisk attributes --reidentified`). Per-record results are sensitive: only with
+    /// this flag.
+    #[arg(long, value_name = "OUT")]
+    pub per_record: Option<PathBuf>,
+}
+
+/// `--attacker` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttackerArg {
+    /// Trained linear metric beside nearest neighbour when it can be trained.
+    Auto,
+    /// Trained linear metric beside nearest neighbour (an error when it cannot be trained).
+    LinearMetric,
+    /// Nearest neighbour on the view only.
+    None,
+}
+
+impl AttackerArg {
+    /// The library's attacker set.
+    pub fn attackers(self) -> Attackers {
+        match self {
+            AttackerArg::Auto => Attackers::Auto,
+            AttackerArg::LinearMetric => Attackers::Both,
+            AttackerArg::None => Attackers::NearestNeighbour,
+        }
+    }
+}
+
+/// Run the audit.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let config = ReidConfig {
+        view: args.view.clone(),
+        split: args.split.clone(),
+        train_split: args.train_split.clone(),
+        attackers: args.attacker.attackers(),
+        include_same_study: args.include_same_study,
+        seed: args.seed,
+        bootstrap_replicates: args.bootstrap,
+        negatives_per_query: args.negatives_per_query,
+        ..ReidConfig::default()
+    };
+    config.validate()?;
+    let cohort = Cohort::load(&args.dir)?;
+    let progress = EngineBar::new("ranking");
+    let report = reid(&cohort, &config, &progress)?;
+    progress.0.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    for entry in report.run_entries() {
+        crate::output::record_in_run(
+            args.out.as_deref(),
+            crate::output::argv(),
+            Some(args.seed),
+            seconds,
+            &entry,
+        )?;
+    }
+    let per_record = match &args.per_record {
+        Some(path) => Some((path, write_per_record(&report, &cohort.metadata, path)?)),
+        None => None,
+    };
+    let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if !to_stdout {
+        print_report(&report);
+        if let Some((path, rows)) = per_record {
+            println!("per-record flags of {rows} queries written to {}", path.display());
+        }
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &ReidReport) {
+    let h = &report.headline;
+    println!(
+        "linkrisk reid: view {}, split {}, {} queries ({} patients) x {} gallery records, seed {}",
+        report.view, report.split, h.n_queries, h.n_query_patients, h.n_gallery, report.seed
+    );
+    let x = &report.exclusions;
+    println!(
+        "  not queried {} records ({} patients with a single study); same-study records {} {}; exact duplicate vectors {}",
+        x.records_not_queried,
+        x.patients_with_one_study,
+        if report.same_study == "positive" { x.same_study_positives } else { x.excluded_same_study },
+        if report.same_study == "positive" { "counted as positives" } else { "excluded" },
+        x.gallery_exact_duplicates
+    );
+    println!();
+    let mut header = vec!["measure"];
+    header.extend(report.attackers.iter().map(|a| a.attacker));
+    let pct = |v: f64| format!("{:.2}%", 100.0 * v);
+    let ci = |c: [f64; 2]| format!("[{:.2}, {:.2}]%", 100.0 * c[0], 100.0 * c[1]);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut row = |label: &str, cell: &dyn Fn(&linkrisk::audit::reid::ReidFigures) -> String| {
+        let mut cells = vec![label.to_string()];
+        cells.extend(report.attackers.iter().map(|a| cell(&a.figures)));
+        rows.push(cells);
+    };
+    row("Rank-1", &|f| pct(f.rank_1));
+    row("Rank-1 95% CI (Wilson)", &|f| ci(f.ci95_rank_1));
+    row("Rank-1 95% CI (bootstrap)", &|f| f.bootstrap_ci95_rank_1.map_or("-".into(), ci));
+    for (k, _) in &h.cmc.0 {
+        row(&format!("CMC@{k}"), &|f| {
+            f.cmc.0.iter().find(|(j, _)| j == k).map_or("-".into(), |(_, v)| pct(*v))
+        });
+    }
+    row("mAP", &|f| format!("{:.4}", f.map));
+    row("mAP 95% CI (bootstrap)", &|f| {
+        f.ci95_map.map_or("-".into(), |c| format!("[{:.4}, {:.4}]", c[0], c[1]))
+    });
+    row("verification AUROC", &|f| f.verification_auroc.map_or("-".into(), |v| format!("{v:.4}")));
+    row("AUROC 95% CI", &|f| {
+        f.ci95_verification_auroc.map_or("-".into(), |c| format!("[{:.4}, {:.4}]", c[0], c[1]))
+    });
+    row("chance Rank-1", &|f| pct(f.chance_rank_1));
+    row("lift (Rank-1 / chance)", &|f| format!("{:.1}", f.lift_rank_1));
+    row("re-identified queries", &|f| f.n_reidentified.to_string());
+    print!("{}", table("  ", &header, &rows));
+    println!();
+    println!("  headline (strongest): {}, Rank-1 {}", report.attacker, pct(h.rank_1));
+    if let Some(t) = &report.linear_metric {
+        println!(
+            "  linear-metric: trained on {} records of {} `{}` patients ({} overlapping, {} single-study records left out); {} of {} directions, shrinkage {} ({})",
+            t.n_train_records,
+            t.n_train_patients,
+            t.train_split,
+            t.train_records_overlapping_patients,
+            t.train_records_single_study,
+            t.rank,
+            t.input_dim,
+            t.shrinkage,
+            t.selection
+        );
+    }
+    if let Some(reason) = &report.linear_metric_skipped {
+        println!("  linear-metric not run: {reason}");
+    }
+}
