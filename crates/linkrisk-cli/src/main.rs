@@ -51,6 +51,10 @@ enum Command {
     /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
     /// of another view (image -> report) by cosine similarity?
     Relink(cmd::relink::Args),
+    /// Combine the partial results of a sharded audit (`--shard I/N`) into the single-run report.
+    Merge(cmd::merge::Args),
+    /// Run a full-rank audit as a Slurm job array (one shard per task) plus a merge job.
+    Slurm(cmd::slurm::Args),
     /// Patient re-identification audit: is the nearest other image of a query image one of
     /// the same patient? Plain nearest neighbour and a trained linear-metric attacker.
     Reid(cmd::reid::Args),
@@ -85,6 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Utility(args) => cmd::utility::run(args),
         Command::Attributes(args) => cmd::attributes::run(args),
         Command::Relink(args) => cmd::relink::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
+        Command::Slurm(args) => cmd::slurm::run(args),
         Command::Reid(args) => cmd::reid::run(args),
         Command::Mitigate(args) => cmd::mitigate::run(args),
     }

@@ -15,5 +15,6 @@ mod probes;
 mod reid;
 mod relink;
 mod report;
+mod shard;
 mod synth;
 mod train_heads;

@@ -1,17 +1,21 @@
 //! `linkrisk relink DIR`: the cross-modal re-linkage audit (paper 1). Parses flags into a
 //! `RelinkConfig`, runs it with a progress bar, prints a table and optionally writes JSON.
 //! `--attack` adds stronger attackers and a control baseline (issue 8).
+//! With `--shard I/N` it computes only the I-th slice of the queries and writes a partial
+//! result for `linkrisk merge` (a Slurm job-array task; see `linkrisk slurm`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use linkrisk::attack::{AttackComparison, AttackConfig, AttackName};
 use linkrisk::audit::relink::{DirectionReport, PoolReport};
+use linkrisk::audit::relink_partial::{run_shard, ShardRun, AUDIT};
 use linkrisk::audit::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, RelinkReport};
 use linkrisk::cohort::Cohort;
 use linkrisk::engine::Progress;
+use linkrisk::shard::ShardSpec;
 
 use crate::output::write_json;
 use crate::progress::bar;
@@ -74,6 +78,16 @@ pub struct Args {
     /// Numbers of leaked pairs m for the alignment attacks (procrustes, ridge).
     #[arg(long, default_value = "10,100,1000", value_delimiter = ',')]
     pub leaked_pairs: Vec<usize>,
+    /// Compute only shard I of N (contiguous query slices, against the whole gallery) and
+    /// write a partial result, by default to RUN/shards/ (needs --out RUN or --partial).
+    /// A shard whose partial already exists with the same fingerprint is skipped (resume).
+    /// Merge the N partials with `linkrisk merge`. Shards rank with plain cosine only:
+    /// `--attack` is not sharded (run it on one machine).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// With --shard: write the partial result to this file instead of RUN/shards/.
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub partial: Option<PathBuf>,
 }
 
 /// Turn `--attack` and its settings into the attack configuration (`None` for `none`).
@@ -143,8 +157,22 @@ fn parse_pools(items: &[String]) -> anyhow::Result<Vec<usize>> {
     Ok(sizes)
 }
 
-/// Run the audit.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+/// Where shard `shard`'s partial result goes: `--partial`, else `RUN/shards/<name>`.
+pub fn partial_path(partial: Option<&Path>, out: Option<&Path>, shard: ShardSpec) -> anyhow::Result<PathBuf> {
+    match (partial, out) {
+        (Some(path), _) => Ok(path.to_path_buf()),
+        (None, Some(run)) => Ok(run.join(SHARDS_DIR).join(shard.file_name(AUDIT))),
+        (None, None) => bail!(
+            "--shard {shard} needs somewhere to write its partial result: add --out RUN (written to RUN/{SHARDS_DIR}/) or --partial FILE"
+        ),
+    }
+}
+
+/// Sub-directory of a run directory that holds partial results.
+pub const SHARDS_DIR: &str = "shards";
+
+/// The audit's settings from the flags (validated).
+pub fn config(args: &Args) -> anyhow::Result<RelinkConfig> {
     let config = RelinkConfig {
         query_view: args.query.clone(),
         gallery_view: args.gallery.clone(),
@@ -171,8 +199,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..RelinkConfig::default()
     };
     config.validate()?;
-    let cohort = Cohort::load(&args.dir)?;
+    Ok(config)
+}
+
+/// Run the audit.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    let config = config(&args)?;
+    if let Some(shard) = &args.shard {
+        let explicit = args.attack.iter().any(|a| !matches!(a.trim(), "cosine" | "none" | ""));
+        if explicit {
+            bail!(
+                "--attack {} with --shard: attacks are not sharded; run the attack comparison on one machine, and shard the plain audit (default --attack cosine, or none)",
+                args.attack.join(",")
+            );
+        }
+        // A shard ranks with plain cosine; the merged report equals `relink --attack none`.
+        let config = RelinkConfig { attack: None, ..config };
+        return run_one_shard(&args, &config, ShardSpec::parse(shard)?);
+    }
+    let cohort = Cohort::load(&args.dir)?;
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
@@ -193,6 +239,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--shard I/N`: compute (or skip, when complete) one shard's partial result.
+fn run_one_shard(args: &Args, config: &RelinkConfig, shard: ShardSpec) -> anyhow::Result<ExitCode> {
+    if args.json.is_some() {
+        bail!("--json with --shard: a shard writes a partial result; `linkrisk merge` of all shards writes the JSON report");
+    }
+    let path = partial_path(args.partial.as_deref(), args.out.as_deref(), shard)?;
+    let progress = BarProgress(bar(0, "ranking"));
+    let outcome = run_shard(&args.dir, config, shard, &path, &progress)?;
+    progress.0.finish_and_clear();
+    match outcome {
+        ShardRun::Skipped => println!(
+            "shard {shard}: {} already holds this shard's complete result (same inputs and settings); skipped",
+            path.display()
+        ),
+        ShardRun::Written { queries, n_queries, replaced } => {
+            if let Some(reason) = replaced {
+                println!("shard {shard}: replaced {}: {reason}", path.display());
+            }
+            println!(
+                "shard {shard}: queries {}..{} of {n_queries} written to {}",
+                queries.start,
+                queries.end,
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The engine's progress callbacks drawn on an indicatif bar.
 struct BarProgress(ProgressBar);
 
@@ -208,7 +283,8 @@ impl Progress for BarProgress {
     }
 }
 
-fn print_report(report: &RelinkReport) {
+/// Print the report as tables (also used by `linkrisk merge`).
+pub fn print_report(report: &RelinkReport) {
     let split = report.split.as_deref().unwrap_or("all records");
     let level = match report.match_level {
         MatchLevel::Study => "study-level",

@@ -9,6 +9,7 @@ pub mod mitigate;
 pub mod probing;
 pub mod reid;
 pub mod relink;
+pub mod relink_partial;
 #[cfg(test)]
 mod test_cohort;
 pub mod utility;

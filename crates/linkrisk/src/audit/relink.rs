@@ -10,15 +10,18 @@
 //! their exact hypergeometric expectations, and per-subgroup breakdowns. Every skipped
 //! pool or excluded query is counted in the report.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::attack::{self, AttackComparison, AttackConfig, AttackTask, SideInfo};
-use crate::cohort::{Cohort, Label, Metadata};
+use crate::cohort::{load_views, Cohort, Label, Metadata, View, ViewRequest};
 use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
 use crate::engine::{
-    gather, rank_with, BlockSizes, Gallery, Progress, QueryRanking, RankOptions, Rows, Targets,
+    gather, rank_with, BlockSizes, FirstPositive, Gallery, Progress, RankOptions, Rows, Targets,
 };
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::cluster_bootstrap_means;
@@ -27,9 +30,10 @@ use crate::metrics::retrieval::{
     summarize, RankedQuery,
 };
 use crate::metrics::wilson;
+use crate::shard::ShardSpec;
 
 /// What counts as a correct link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchLevel {
     /// The query's own paired record; other records of its study are excluded.
@@ -39,7 +43,7 @@ pub enum MatchLevel {
 }
 
 /// Which directions to audit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// Query view -> gallery view only.
@@ -49,8 +53,9 @@ pub enum Direction {
 }
 
 /// Settings of a re-linkage audit. Build it, then [`RelinkConfig::validate`] (done by
-/// [`relink`] too) rejects bad values before any work.
-#[derive(Debug, Clone, PartialEq)]
+/// [`relink`] too) rejects bad values before any work. Serialized into the fingerprint of
+/// sharded runs (the kernel's block sizes are left out: they do not change any result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RelinkConfig {
     /// View whose records are the queries (e.g. `image`).
     pub query_view: String,
@@ -75,20 +80,25 @@ pub struct RelinkConfig {
     /// Interval coverage.
     pub level: f64,
     /// Kernel block sizes.
+    #[serde(skip)]
     pub sizes: BlockSizes,
     /// Attack comparison with control baseline (issue 8); `None` runs none. Its pool sizes,
-    /// seed, level and block sizes are taken from this configuration.
+    /// seed, level and block sizes are taken from this configuration. Not part of a shard's
+    /// fingerprint: sharded runs rank with plain cosine only (attacks run on one machine).
+    #[serde(skip)]
     pub attack: Option<AttackConfig>,
     /// Where the attacker's labelled side pairs come from (inverted-softmax tuning, the
     /// QB-Norm query bank, leaked pairs for alignment).
+    #[serde(skip)]
     pub attack_side: AttackSide,
 }
 
 /// The attacker's side information in a relink audit: labelled pairs disjoint from the
 /// audited records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AttackSide {
     /// The `train` split when the cohort has one and it is not the audited split, else none.
+    #[default]
     Auto,
     /// The records of this split (must differ from the audited split).
     Split(String),
@@ -349,75 +359,78 @@ pub struct SubgroupReport {
     pub lift_at_1: f64,
 }
 
-/// Run the re-linkage audit.
+/// Run the re-linkage audit: per-query records for every query ([`relink_range`]), then
+/// the statistics over them ([`finish`]). A sharded run computes the same records in slices
+/// and finishes after merging them (`crate::audit::relink_partial`).
 pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -> Result<RelinkReport> {
-    config.validate()?;
+    let inputs = RelinkInputs::from_cohort(cohort, config)?;
+    let part = relink_range(&inputs, config, 0..inputs.n_queries(), progress)?;
+    let mut report = finish(config, &part.context, &part.records)?;
+    if config.attack.is_some() {
+        let side_records = side_records(&cohort.metadata, config)?;
+        let side = side_records.as_ref().map(|(name, rows)| (name.as_str(), rows.as_slice()));
+        report.forward.attack_comparison =
+            attack_direction(cohort, &inputs, side, &config.query_view, &config.gallery_view, config, progress)?;
+        if let Some(reverse) = report.reverse.as_mut() {
+            reverse.attack_comparison =
+                attack_direction(cohort, &inputs, side, &config.gallery_view, &config.query_view, config, progress)?;
+        }
+    }
+    Ok(report)
+}
+
+/// The attack comparison of one direction (single-machine runs only).
+fn attack_direction(
+    cohort: &Cohort,
+    inputs: &RelinkInputs<'_>,
+    side: Option<(&str, &[usize])>,
+    query_name: &str,
+    gallery_name: &str,
+    config: &RelinkConfig,
+    progress: &dyn Progress,
+) -> Result<Option<AttackComparison>> {
+    let Some(attack_config) = config.attack_config() else { return Ok(None) };
     let meta = &cohort.metadata;
-    let query_view = cohort.view(&config.query_view)?;
-    let gallery_view = cohort.view(&config.gallery_view)?;
-    if query_view.dim() != gallery_view.dim() {
-        return Err(Error::input(
-            &cohort.dir,
-            format!(
-                "view `{}` has {} dimensions but `{}` has {}; re-linkage compares both views in one embedding space",
-                query_view.name(),
-                query_view.dim(),
-                gallery_view.name(),
-                gallery_view.dim()
-            ),
-        ));
-    }
-    if config.hard_negatives && meta.findings.is_none() {
-        return Err(Error::input(
-            &cohort.dir,
-            "--hard-negatives needs the 14 CheXpert finding columns in metadata.csv; add them or drop the flag",
-        ));
-    }
-    let records: Vec<usize> = match &config.split {
-        Some(name) => meta.rows_in_split(name)?,
-        None => (0..meta.len()).collect(),
+    let records = &inputs.records;
+    let n = records.len();
+    let query_view = cohort.view(query_name)?;
+    let gallery_view = cohort.view(gallery_name)?;
+    let (query_rows, gallery_rows) = if query_name == inputs.query.name {
+        (&inputs.query, &inputs.gallery)
+    } else {
+        (&inputs.gallery, &inputs.query)
     };
-    if records.len() < 2 {
-        return Err(Error::config(format!(
-            "--split {}: {} record(s); re-linkage needs at least 2",
-            config.split.as_deref().unwrap_or("all"),
-            records.len()
-        )));
-    }
-    let too_big: Vec<usize> = config.pool_sizes.iter().copied().filter(|&s| s > records.len()).collect();
-    if !config.pool_sizes.is_empty() && too_big.len() == config.pool_sizes.len() {
-        return Err(Error::config(format!(
-            "--pools: every requested pool size ({}) exceeds the {} records of the split; use smaller pools or `full`",
-            join(&too_big),
-            records.len()
-        )));
-    }
-    let side_records = side_records(meta, config)?;
-    let side = side_records.as_ref().map(|(name, rows)| (name.as_str(), rows.as_slice()));
-    let forward =
-        audit_direction(cohort, &records, side, &config.query_view, &config.gallery_view, config, progress)?;
-    let reverse = match config.direction {
-        Direction::Both => Some(audit_direction(
-            cohort,
-            &records,
-            side,
-            &config.gallery_view,
-            &config.query_view,
-            config,
-            progress,
-        )?),
-        Direction::QueryToGallery => None,
+    let (targets, _, _) = build_targets(meta, records, config.match_level)?;
+    let task = AttackTask {
+        queries: Rows::trusted(&query_rows.data, n, query_rows.dim),
+        gallery: Rows::trusted(&gallery_rows.data, n, gallery_rows.dim),
+        targets: &targets,
+        paired: true,
+        neighbourhood_exclusions: false,
     };
-    Ok(RelinkReport {
-        audit: "relink",
-        linkrisk_version: crate::VERSION,
-        split: config.split.clone(),
-        match_level: config.match_level,
-        seed: config.seed,
-        level: config.level,
-        forward,
-        reverse,
-    })
+    let side_data = match side {
+        Some((name, rows)) => {
+            let q = gather(query_view, rows);
+            let g = gather(gallery_view, rows);
+            let (t, _, _) = build_targets(meta, rows, config.match_level)?;
+            Some((format!("split {name}"), q, g, t, rows.len()))
+        }
+        None => None,
+    };
+    let side_task = match &side_data {
+        Some((source, q, g, t, n_side)) => Some(SideInfo {
+            task: AttackTask {
+                queries: Rows::new(q, *n_side, query_view.dim())?,
+                gallery: Rows::new(g, *n_side, gallery_view.dim())?,
+                targets: t,
+                paired: true,
+                neighbourhood_exclusions: false,
+            },
+            source: source.as_str(),
+        }),
+        None => None,
+    };
+    Ok(Some(attack::compare(&task, side_task.as_ref(), &attack_config, progress)?))
 }
 
 /// The side split's name and records, when the attack comparison runs and has one.
@@ -449,6 +462,276 @@ fn side_records(meta: &Metadata, config: &RelinkConfig) -> Result<Option<(String
         )));
     }
     Ok(Some((name, rows)))
+}
+
+/// One view's rows for a relink pass, records-local (row i is record `records[i]`).
+#[derive(Debug)]
+struct ViewRows<'a> {
+    name: String,
+    dim: usize,
+    data: Cow<'a, [f32]>,
+}
+
+/// The embeddings and metadata a relink pass reads: the query and gallery views restricted
+/// to the audited split (row i of each is the split's i-th record). Built from a loaded
+/// cohort ([`RelinkInputs::from_cohort`]) or read from disk with only what one shard needs
+/// ([`RelinkInputs::load`]).
+#[derive(Debug)]
+pub struct RelinkInputs<'a> {
+    metadata: Cow<'a, Metadata>,
+    records: Vec<usize>,
+    query: ViewRows<'a>,
+    gallery: ViewRows<'a>,
+    /// Queries whose rows hold data in both directions' query matrices (all of them except
+    /// in a shard that read only its slice).
+    loaded: Range<usize>,
+}
+
+impl<'a> RelinkInputs<'a> {
+    /// The inputs of `config` in a loaded cohort (validated against the cohort first). The
+    /// views are borrowed when the audit uses every record, else the split's rows are copied.
+    pub fn from_cohort(cohort: &'a Cohort, config: &RelinkConfig) -> Result<RelinkInputs<'a>> {
+        config.validate()?;
+        let meta = &cohort.metadata;
+        let query_view = cohort.view(&config.query_view)?;
+        let gallery_view = cohort.view(&config.gallery_view)?;
+        check_views(&cohort.dir, meta, query_view, gallery_view, config)?;
+        let records = split_records(meta, config)?;
+        let rows = |view: &'a View| ViewRows {
+            name: view.name().to_string(),
+            dim: view.dim(),
+            data: if records.len() == meta.len() {
+                Cow::Borrowed(view.rows())
+            } else {
+                Cow::Owned(gather(view, &records))
+            },
+        };
+        let (query, gallery) = (rows(query_view), rows(gallery_view));
+        let n = records.len();
+        Ok(RelinkInputs { metadata: Cow::Borrowed(meta), records, query, gallery, loaded: 0..n })
+    }
+
+    /// Read from cohort directory `dir` only what computing the records of `shard`'s
+    /// queries needs: the metadata, the gallery view (the split's rows) and, when only one
+    /// direction is audited, just the shard's rows of the query view (other rows stay zero
+    /// and are never read). Other views are not read at all.
+    pub fn load(dir: &Path, config: &RelinkConfig, shard: ShardSpec) -> Result<RelinkInputs<'static>> {
+        config.validate()?;
+        let mut records = Vec::new();
+        let mut slice = 0..0;
+        let (metadata, views) = load_views(dir, |meta| {
+            records = split_records(meta, config)?;
+            slice = shard.queries(records.len());
+            let all = records.len() == meta.len();
+            let gallery_rows = (!all).then(|| records.clone());
+            let query_rows = match config.direction {
+                Direction::QueryToGallery => Some(records[slice.clone()].to_vec()),
+                Direction::Both => gallery_rows.clone(),
+            };
+            Ok(vec![
+                ViewRequest { name: config.query_view.clone(), rows: query_rows },
+                ViewRequest { name: config.gallery_view.clone(), rows: gallery_rows },
+            ])
+        })?;
+        let [query_view, gallery_view]: [View; 2] = views.try_into().expect("two views requested");
+        check_views(dir, &metadata, &query_view, &gallery_view, config)?;
+        let n = records.len();
+        let (dim, gallery_dim) = (query_view.dim(), gallery_view.dim());
+        let query_data = match config.direction {
+            Direction::Both => query_view.into_rows(),
+            Direction::QueryToGallery => {
+                // Untouched pages of a zeroed allocation are never committed: this costs
+                // memory only for the slice.
+                let mut data = vec![0f32; n * dim];
+                data[slice.start * dim..slice.end * dim].copy_from_slice(query_view.rows());
+                data
+            }
+        };
+        let loaded = match config.direction {
+            Direction::Both => 0..n,
+            Direction::QueryToGallery => slice,
+        };
+        Ok(RelinkInputs {
+            metadata: Cow::Owned(metadata),
+            records,
+            query: ViewRows { name: config.query_view.clone(), dim, data: Cow::Owned(query_data) },
+            gallery: ViewRows {
+                name: config.gallery_view.clone(),
+                dim: gallery_dim,
+                data: Cow::Owned(gallery_view.into_rows()),
+            },
+            loaded,
+        })
+    }
+
+    /// Queries per direction (records of the audited split).
+    pub fn n_queries(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// Checks of the two views against each other and the metadata, before any work.
+fn check_views(
+    dir: &Path,
+    meta: &Metadata,
+    query: &View,
+    gallery: &View,
+    config: &RelinkConfig,
+) -> Result<()> {
+    if query.dim() != gallery.dim() {
+        return Err(Error::input(
+            dir,
+            format!(
+                "view `{}` has {} dimensions but `{}` has {}; re-linkage compares both views in one embedding space",
+                query.name(),
+                query.dim(),
+                gallery.name(),
+                gallery.dim()
+            ),
+        ));
+    }
+    if config.hard_negatives && meta.findings.is_none() {
+        return Err(Error::input(
+            dir,
+            "--hard-negatives needs the 14 CheXpert finding columns in metadata.csv; add them or drop the flag",
+        ));
+    }
+    Ok(())
+}
+
+/// The records of the audited split, checked to be enough for the requested pools.
+fn split_records(meta: &Metadata, config: &RelinkConfig) -> Result<Vec<usize>> {
+    let records: Vec<usize> = match &config.split {
+        Some(name) => meta.rows_in_split(name)?,
+        None => (0..meta.len()).collect(),
+    };
+    if records.len() < 2 {
+        return Err(Error::config(format!(
+            "--split {}: {} record(s); re-linkage needs at least 2",
+            config.split.as_deref().unwrap_or("all"),
+            records.len()
+        )));
+    }
+    let too_big: Vec<usize> = config.pool_sizes.iter().copied().filter(|&s| s > records.len()).collect();
+    if !config.pool_sizes.is_empty() && too_big.len() == config.pool_sizes.len() {
+        return Err(Error::config(format!(
+            "--pools: every requested pool size ({}) exceeds the {} records of the split; use smaller pools or `full`",
+            join(&too_big),
+            records.len()
+        )));
+    }
+    Ok(records)
+}
+
+/// What finishing a direction needs besides the per-query records: derived from the
+/// metadata, the gallery and the config alone, so every shard computes the same context
+/// (a merge checks that they agree).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectionContext {
+    /// View of the queries.
+    pub query_view: String,
+    /// View of the gallery.
+    pub gallery_view: String,
+    /// Queries (records of the split).
+    pub n_queries: usize,
+    /// Gallery items.
+    pub n_gallery: usize,
+    /// Pool sizes evaluated (the requested sizes that fit the gallery), in order.
+    pub pool_sizes: Vec<usize>,
+    /// Requested pool sizes larger than the gallery (reported as skipped).
+    pub oversized_pools: Vec<usize>,
+    /// Whether pathology-matched pools were evaluated.
+    pub pathology_matched: bool,
+    /// Gallery items excluded as same-study records, summed over queries.
+    pub excluded_same_study: u64,
+    /// Extra same-patient positives, summed over queries.
+    pub extra_positives: u64,
+    /// Gallery items that exactly duplicate another.
+    pub gallery_exact_duplicates: usize,
+    /// Subgroup attributes and their values (sorted); records hold value indices.
+    pub subgroups: Vec<SubgroupAttribute>,
+}
+
+/// A subgroup attribute and its values over all queries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubgroupAttribute {
+    /// `sex`, `race`, `age` or `split`.
+    pub attribute: String,
+    /// Distinct values, sorted.
+    pub values: Vec<String>,
+}
+
+/// The context of every audited direction (forward first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelinkContext {
+    /// One per direction.
+    pub directions: Vec<DirectionContext>,
+}
+
+/// Everything the statistics need from one query's ranking: its rank counts, its pools'
+/// outcomes and what it is grouped by (patient, subgroups). Records of disjoint query
+/// ranges concatenate to the records of their union.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRecord {
+    /// The query's patient (dense metadata index): the bootstrap's cluster.
+    pub patient: u32,
+    /// Index of the query's value in each [`DirectionContext::subgroups`] attribute.
+    pub subgroups: Vec<u32>,
+    /// Rank counts of its best positive.
+    pub first: FirstPositive,
+    /// Negatives of the query.
+    pub n_negatives: u64,
+    /// Positives of the query.
+    pub n_positives: u64,
+    /// Negatives above the true match.
+    pub anchor_greater: u64,
+    /// Negatives tied with the true match.
+    pub anchor_tied: u64,
+    /// Random pools, one per evaluated size (`None`: too few negatives).
+    pub random: Vec<Option<PoolOutcome>>,
+    /// Pathology-matched pools, when evaluated.
+    pub matched: Option<Vec<Option<PoolOutcome>>>,
+}
+
+/// Per-query records of a query range, with the context to finish them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelinkPart {
+    /// The audit's context (the same for every range).
+    pub context: RelinkContext,
+    /// Per direction, one record per query of the range, in query order.
+    pub records: Vec<Vec<QueryRecord>>,
+}
+
+/// Rank queries `range` (of [`RelinkInputs::n_queries`]) in every audited direction and
+/// return their records. Only these queries are ranked; the gallery is always whole.
+pub fn relink_range(
+    inputs: &RelinkInputs<'_>,
+    config: &RelinkConfig,
+    range: Range<usize>,
+    progress: &dyn Progress,
+) -> Result<RelinkPart> {
+    config.validate()?;
+    let n = inputs.n_queries();
+    if range.start > range.end || range.end > n {
+        return Err(Error::config(format!("query range {range:?} is outside the {n} queries")));
+    }
+    if !range.is_empty() && (range.start < inputs.loaded.start || range.end > inputs.loaded.end) {
+        return Err(Error::config(format!(
+            "query range {range:?} was not loaded (loaded {:?})",
+            inputs.loaded
+        )));
+    }
+    let (context, records) =
+        direction_records(inputs, &inputs.query, &inputs.gallery, config, range.clone(), progress)?;
+    let mut part =
+        RelinkPart { context: RelinkContext { directions: vec![context] }, records: vec![records] };
+    if config.direction == Direction::Both {
+        let (context, records) =
+            direction_records(inputs, &inputs.gallery, &inputs.query, config, range, progress)?;
+        part.context.directions.push(context);
+        part.records.push(records);
+    }
+    Ok(part)
 }
 
 fn join(v: &[usize]) -> String {
@@ -506,78 +789,148 @@ fn finding_codes(meta: &Metadata, records: &[usize]) -> Option<Vec<u32>> {
     )
 }
 
-fn audit_direction(
-    cohort: &Cohort,
-    records: &[usize],
-    side: Option<(&str, &[usize])>,
-    query_name: &str,
-    gallery_name: &str,
+/// Context and records of one direction for queries `range`.
+fn direction_records(
+    inputs: &RelinkInputs<'_>,
+    query: &ViewRows<'_>,
+    gallery_rows: &ViewRows<'_>,
     config: &RelinkConfig,
+    range: Range<usize>,
     progress: &dyn Progress,
-) -> Result<DirectionReport> {
-    let meta = &cohort.metadata;
-    let query_view = cohort.view(query_name)?;
-    let gallery_view = cohort.view(gallery_name)?;
-    let all = records.len() == meta.len();
-    let query_data;
-    let gallery_data;
-    let (queries, gallery_rows) = if all {
-        (Rows::from_view(query_view), Rows::from_view(gallery_view))
-    } else {
-        query_data = gather(query_view, records);
-        gallery_data = gather(gallery_view, records);
-        (
-            Rows::new(&query_data, records.len(), query_view.dim())?,
-            Rows::new(&gallery_data, records.len(), gallery_view.dim())?,
-        )
-    };
+) -> Result<(DirectionContext, Vec<QueryRecord>)> {
+    let meta = inputs.metadata.as_ref();
+    let records = &inputs.records;
     let n = records.len();
+    // Views are validated at load (finite, unit rows); rows outside a shard's slice are
+    // zeros that the engine never reads.
+    let queries = Rows::trusted(&query.data, n, query.dim);
+    let gallery = Gallery::new(Rows::trusted(&gallery_rows.data, n, gallery_rows.dim));
     let (targets, excluded_same_study, extra_positives) = build_targets(meta, records, config.match_level)?;
-    let gallery = Gallery::new(gallery_rows);
 
-    let mut skipped_pools = Vec::new();
-    let mut sizes = Vec::new();
-    for &s in &config.pool_sizes {
-        if s > n {
-            skipped_pools.push(SkippedPool {
-                pool_size: s,
-                kind: "random",
-                reason: format!("larger than the gallery of {n} items"),
-            });
-        } else {
-            sizes.push(s);
-        }
-    }
+    let sizes: Vec<usize> = config.pool_sizes.iter().copied().filter(|&s| s <= n).collect();
+    let oversized_pools: Vec<usize> = config.pool_sizes.iter().copied().filter(|&s| s > n).collect();
     let codes = if config.hard_negatives { finding_codes(meta, records).map(LabelCodes::new) } else { None };
-    for &s in &config.pool_sizes {
-        if config.hard_negatives && s > n {
-            skipped_pools.push(SkippedPool {
-                pool_size: s,
-                kind: "pathology_matched",
-                reason: format!("larger than the gallery of {n} items"),
-            });
-        }
-    }
     let random = PoolEvaluator::random(&targets, &sizes, config.trials, config.seed)?;
     let matched = match &codes {
         Some(c) => Some(PoolEvaluator::label_matched(&targets, c, &sizes, config.trials, config.seed)?),
         None => None,
     };
-    progress.begin(n as u64, &format!("{query_name}->{gallery_name}"));
+    let (subgroups, codes_of) = subgroup_codes(meta, records, config);
+    progress.begin(range.len() as u64, &format!("{}->{}", query.name, gallery_rows.name));
     let options = RankOptions { top_k: 0, sizes: config.sizes };
-    let ranked = rank_with(queries, &gallery, &targets, 0..n, &options, &(random, matched), progress)?;
+    let ranked = rank_with(queries, &gallery, &targets, range, &options, &(random, matched), progress)?;
+    let records_out = ranked
+        .into_iter()
+        .map(|(r, (random, matched))| {
+            let first = r.first_positive().expect("every relink query has its true match");
+            let anchor = r.anchor_rank().expect("every relink query has its true match");
+            QueryRecord {
+                patient: meta.patient[records[r.query]],
+                subgroups: codes_of.iter().map(|c| c[r.query]).collect(),
+                first,
+                n_negatives: r.n_negatives,
+                n_positives: r.positives.len() as u64,
+                anchor_greater: anchor.greater,
+                anchor_tied: anchor.tied,
+                random,
+                matched,
+            }
+        })
+        .collect();
+    let context = DirectionContext {
+        query_view: query.name.clone(),
+        gallery_view: gallery_rows.name.clone(),
+        n_queries: n,
+        n_gallery: n,
+        pool_sizes: sizes,
+        oversized_pools,
+        pathology_matched: codes.is_some(),
+        excluded_same_study,
+        extra_positives,
+        gallery_exact_duplicates: gallery.n_duplicates(),
+        subgroups,
+    };
+    Ok((context, records_out))
+}
 
-    let patient_of: Vec<u32> = records.iter().map(|&r| meta.patient[r]).collect();
-    let ranked_queries: Vec<RankedQuery> = ranked.iter().map(|(r, _)| ranked_query(r)).collect();
+/// Turn per-query records into the report: every statistic over queries is computed here,
+/// for a single run and for merged shards alike.
+pub fn finish(
+    config: &RelinkConfig,
+    context: &RelinkContext,
+    records: &[Vec<QueryRecord>],
+) -> Result<RelinkReport> {
+    config.validate()?;
+    let expected = if config.direction == Direction::Both { 2 } else { 1 };
+    if context.directions.len() != expected || records.len() != expected {
+        return Err(Error::config(format!(
+            "{} direction context(s) and {} record set(s) for an audit of {expected} direction(s)",
+            context.directions.len(),
+            records.len()
+        )));
+    }
+    let mut directions = context
+        .directions
+        .iter()
+        .zip(records)
+        .map(|(c, r)| finish_direction(config, c, r))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter();
+    let forward = directions.next().expect("checked above");
+    Ok(RelinkReport {
+        audit: "relink",
+        linkrisk_version: crate::VERSION,
+        split: config.split.clone(),
+        match_level: config.match_level,
+        seed: config.seed,
+        level: config.level,
+        forward,
+        reverse: directions.next(),
+    })
+}
+
+fn finish_direction(
+    config: &RelinkConfig,
+    ctx: &DirectionContext,
+    records: &[QueryRecord],
+) -> Result<DirectionReport> {
+    if records.len() != ctx.n_queries {
+        return Err(Error::config(format!(
+            "{} records for the {} queries of {} -> {}",
+            records.len(),
+            ctx.n_queries,
+            ctx.query_view,
+            ctx.gallery_view
+        )));
+    }
+    let n = ctx.n_queries;
+    let mut skipped_pools = Vec::new();
+    let oversized = |kind| {
+        ctx.oversized_pools.iter().map(move |&s| SkippedPool {
+            pool_size: s,
+            kind,
+            reason: format!("larger than the gallery of {n} items"),
+        })
+    };
+    skipped_pools.extend(oversized("random"));
+    if config.hard_negatives {
+        skipped_pools.extend(oversized("pathology_matched"));
+    }
+    let patient_of: Vec<u32> = records.iter().map(|r| r.patient).collect();
+    let ranked_queries: Vec<RankedQuery> = records
+        .iter()
+        .map(|r| RankedQuery { first: r.first, n_negatives: r.n_negatives, n_positives: r.n_positives })
+        .collect();
     let full = full_report(&ranked_queries, &patient_of, config)?;
 
     let mut pools = Vec::new();
-    for (s, &size) in sizes.iter().enumerate() {
-        let outcomes: Vec<Option<&PoolOutcome>> = ranked.iter().map(|(_, (r, _))| r[s].as_ref()).collect();
+    for (s, &size) in ctx.pool_sizes.iter().enumerate() {
+        let outcomes =
+            records.iter().map(|r| pool_outcome(Some(r.random.as_slice()), s)).collect::<Result<Vec<_>>>()?;
         pools.push(pool_report(size, "random", &outcomes, &patient_of, config)?);
-        if matched_is_some(&ranked) {
-            let outcomes: Vec<Option<&PoolOutcome>> =
-                ranked.iter().map(|(_, (_, m))| m.as_ref().and_then(|m| m[s].as_ref())).collect();
+        if ctx.pathology_matched {
+            let outcomes =
+                records.iter().map(|r| pool_outcome(r.matched.as_deref(), s)).collect::<Result<Vec<_>>>()?;
             pools.push(pool_report(size, "pathology_matched", &outcomes, &patient_of, config)?);
         }
     }
@@ -592,44 +945,8 @@ fn audit_direction(
     }
     pools.retain(|p| p.n_queries > 0);
 
-    let attack_comparison = match config.attack_config() {
-        Some(attack_config) => {
-            let task = AttackTask {
-                queries,
-                gallery: gallery_rows,
-                targets: &targets,
-                paired: true,
-                neighbourhood_exclusions: false,
-            };
-            let side_data = match side {
-                Some((name, rows)) => {
-                    let q = gather(query_view, rows);
-                    let g = gather(gallery_view, rows);
-                    let (t, _, _) = build_targets(meta, rows, config.match_level)?;
-                    Some((format!("split {name}"), q, g, t, rows.len()))
-                }
-                None => None,
-            };
-            let side_task = match &side_data {
-                Some((source, q, g, t, n_side)) => Some(SideInfo {
-                    task: AttackTask {
-                        queries: Rows::new(q, *n_side, query_view.dim())?,
-                        gallery: Rows::new(g, *n_side, gallery_view.dim())?,
-                        targets: t,
-                        paired: true,
-                        neighbourhood_exclusions: false,
-                    },
-                    source: source.as_str(),
-                }),
-                None => None,
-            };
-            Some(attack::compare(&task, side_task.as_ref(), &attack_config, progress)?)
-        }
-        None => None,
-    };
-
-    let expected_recall_curve = curve(&ranked);
-    let subgroups = subgroups(meta, records, &ranked_queries, config);
+    let expected_recall_curve = curve(records);
+    let subgroups = subgroups(ctx, records, &ranked_queries, config)?;
     let n_patients = {
         let mut p = patient_of.clone();
         p.sort_unstable();
@@ -637,10 +954,10 @@ fn audit_direction(
         p.len()
     };
     Ok(DirectionReport {
-        query_view: query_name.to_string(),
-        gallery_view: gallery_name.to_string(),
+        query_view: ctx.query_view.clone(),
+        gallery_view: ctx.gallery_view.clone(),
         n_queries: n,
-        n_gallery: n,
+        n_gallery: ctx.n_gallery,
         n_patients,
         full,
         pools,
@@ -648,26 +965,22 @@ fn audit_direction(
         expected_recall_curve,
         exclusions: ExclusionReport {
             queries_without_match: 0,
-            excluded_same_study,
-            extra_positives,
-            gallery_exact_duplicates: gallery.n_duplicates(),
+            excluded_same_study: ctx.excluded_same_study,
+            extra_positives: ctx.extra_positives,
+            gallery_exact_duplicates: ctx.gallery_exact_duplicates,
         },
         subgroups,
-        attack_comparison,
+        attack_comparison: None,
     })
 }
 
-type PoolOutputs = (Vec<Option<PoolOutcome>>, Option<Vec<Option<PoolOutcome>>>);
-
-fn matched_is_some(ranked: &[(QueryRanking, PoolOutputs)]) -> bool {
-    ranked.first().is_some_and(|(_, (_, m))| m.is_some())
-}
-
-fn ranked_query(r: &QueryRanking) -> RankedQuery {
-    RankedQuery {
-        first: r.first_positive().expect("every relink query has its true match"),
-        n_negatives: r.n_negatives,
-        n_positives: r.positives.len() as u64,
+/// Pool size `s`'s outcome in a record's outcome list (`None` when the list is absent).
+fn pool_outcome(outcomes: Option<&[Option<PoolOutcome>]>, s: usize) -> Result<Option<&PoolOutcome>> {
+    match outcomes {
+        Some(v) => v.get(s).map(Option::as_ref).ok_or_else(|| {
+            Error::config(format!("a record has {} pool outcomes; pool size {} is missing", v.len(), s + 1))
+        }),
+        None => Ok(None),
     }
 }
 
@@ -795,8 +1108,8 @@ fn pool_report(
 
 /// Exact expected Recall@1 of random pools at sizes 2, 5, 10, 20, 50, ... up to the
 /// largest size every query can fill (its negatives plus the true match), which ends the grid.
-fn curve(ranked: &[(QueryRanking, PoolOutputs)]) -> Vec<CurvePoint> {
-    let Some(cap) = ranked.iter().map(|(r, _)| r.n_negatives as usize + 1).min() else { return Vec::new() };
+fn curve(records: &[QueryRecord]) -> Vec<CurvePoint> {
+    let Some(cap) = records.iter().map(|r| r.n_negatives as usize + 1).min() else { return Vec::new() };
     let n_gallery = cap;
     let mut grid = Vec::new();
     let mut decade = 1usize;
@@ -816,8 +1129,7 @@ fn curve(ranked: &[(QueryRanking, PoolOutputs)]) -> Vec<CurvePoint> {
     grid.into_iter()
         .map(|size| {
             let (mut sum, mut count) = (0.0, 0usize);
-            for (r, _) in ranked {
-                let Some(a) = r.anchor_rank() else { continue };
+            for r in records {
                 if (size - 1) as u64 > r.n_negatives {
                     continue;
                 }
@@ -826,8 +1138,8 @@ fn curve(ranked: &[(QueryRanking, PoolOutputs)]) -> Vec<CurvePoint> {
                     fixed_tied: 0,
                     fixed: 0,
                     population: r.n_negatives,
-                    population_greater: a.greater,
-                    population_tied: a.tied,
+                    population_greater: r.anchor_greater,
+                    population_tied: r.anchor_tied,
                     draws: (size - 1) as u64,
                 };
                 sum += expected_pool_hit_probability(&draw, 1);
@@ -853,12 +1165,13 @@ fn age_band(age: Option<f64>) -> String {
     }
 }
 
-fn subgroups(
+/// The subgroup attributes of the split's records (sex, race, age band, and split when
+/// the audit spans several), each with its sorted values and every record's value index.
+fn subgroup_codes(
     meta: &Metadata,
     records: &[usize],
-    queries: &[RankedQuery],
     config: &RelinkConfig,
-) -> Vec<SubgroupReport> {
+) -> (Vec<SubgroupAttribute>, Vec<Vec<u32>>) {
     let mut attributes: Vec<(&'static str, Vec<String>)> = Vec::new();
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     if let Some(sex) = &meta.sex {
@@ -873,17 +1186,50 @@ fn subgroups(
     if config.split.is_none() && meta.split_names.len() > 1 {
         attributes.push(("split", records.iter().map(|&r| meta.split_name(r).to_string()).collect()));
     }
-    let mut out = Vec::new();
+    let mut described = Vec::new();
+    let mut codes = Vec::new();
     for (attribute, values) in attributes {
-        let mut groups: Vec<&String> = values.iter().collect();
-        groups.sort();
-        groups.dedup();
-        for value in groups {
-            let members: Vec<RankedQuery> =
-                values.iter().zip(queries).filter(|(v, _)| *v == value).map(|(_, q)| *q).collect();
+        let mut distinct: Vec<String> = values.clone();
+        distinct.sort();
+        distinct.dedup();
+        let index: HashMap<&str, u32> =
+            distinct.iter().enumerate().map(|(i, v)| (v.as_str(), i as u32)).collect();
+        codes.push(values.iter().map(|v| index[v.as_str()]).collect());
+        described.push(SubgroupAttribute { attribute: attribute.to_string(), values: distinct });
+    }
+    (described, codes)
+}
+
+/// The attribute names subgroups can have (reports hold them as static strings).
+fn attribute_name(name: &str) -> Result<&'static str> {
+    ["sex", "race", "age", "split"]
+        .into_iter()
+        .find(|&a| a == name)
+        .ok_or_else(|| Error::config(format!("unknown subgroup attribute `{name}`")))
+}
+
+fn subgroups(
+    ctx: &DirectionContext,
+    records: &[QueryRecord],
+    queries: &[RankedQuery],
+    config: &RelinkConfig,
+) -> Result<Vec<SubgroupReport>> {
+    let mut out = Vec::new();
+    for (k, attribute) in ctx.subgroups.iter().enumerate() {
+        let name = attribute_name(&attribute.attribute)?;
+        for (code, value) in attribute.values.iter().enumerate() {
+            let members: Vec<RankedQuery> = records
+                .iter()
+                .zip(queries)
+                .filter(|(r, _)| r.subgroups.get(k) == Some(&(code as u32)))
+                .map(|(_, q)| *q)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
             let s = summarize(&members, config.level);
             out.push(SubgroupReport {
-                attribute,
+                attribute: name,
                 value: value.clone(),
                 n_queries: members.len(),
                 recall_at_1: s.recall_at_1.value,
@@ -894,7 +1240,7 @@ fn subgroups(
             });
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -123,7 +123,11 @@ impl Cohort {
 
     /// Load and validate a cohort directory (see docs/FORMATS.md).
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
-        load_dir(dir.as_ref())
+        let dir = dir.as_ref();
+        let (metadata, views, notes) = load_dir(dir, None)?;
+        let mut cohort = Cohort::from_parts(dir, metadata, views)?;
+        cohort.notes = notes;
+        Ok(cohort)
     }
 
     /// Number of records.
@@ -196,8 +200,100 @@ impl FilePlan {
     }
 }
 
-/// Load a cohort directory: the manifest if any, the metadata, then every view.
-fn load_dir(dir: &Path) -> Result<Cohort> {
+/// One view wanted by [`load_views`], optionally only some of its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewRequest {
+    /// The view's name.
+    pub name: String,
+    /// Rows to read (row i of the loaded view is row `rows[i]` of the file); `None`: all.
+    pub rows: Option<Vec<usize>>,
+}
+
+/// Load the metadata and only some views of a cohort directory, each restricted to some
+/// rows: what a shard of a large audit needs (the whole gallery, a slice of the queries)
+/// without holding the other views in memory. `select` sees the metadata (e.g. to find a
+/// split's records) and names the views and rows to read. Views in plain `.npy` files are
+/// read row range by row range; views inside containers (npz, safetensors, Parquet) are read
+/// whole and then cut. Validation is that of [`Cohort::load`] for what is read: every view
+/// file must have one row per metadata record, and the rows read must be finite and
+/// non-zero. Views come back in request order.
+pub fn load_views(
+    dir: impl AsRef<Path>,
+    select: impl FnOnce(&Metadata) -> Result<Vec<ViewRequest>>,
+) -> Result<(Metadata, Vec<View>)> {
+    let dir = dir.as_ref();
+    let mut order = Vec::new();
+    let mut select = Some(select);
+    let mut select_and_remember = |meta: &Metadata| {
+        let requests = select.take().expect("load_dir selects once")(meta)?;
+        order = requests.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        Ok(requests)
+    };
+    let (metadata, mut views, _) = load_dir(dir, Some(&mut select_and_remember))?;
+    let mut out = Vec::with_capacity(order.len());
+    for name in &order {
+        let Some(i) = views.iter().position(|v| v.name() == name) else {
+            return Err(Error::input(
+                dir,
+                format!(
+                    "no view named `{name}`; check the view names with `linkrisk inspect {}`",
+                    dir.display()
+                ),
+            ));
+        };
+        out.push(views.swap_remove(i));
+    }
+    Ok((metadata, out))
+}
+
+/// Chooses the views (and rows) a partial load reads, once the metadata is known.
+type Selector<'s> = &'s mut dyn FnMut(&Metadata) -> Result<Vec<ViewRequest>>;
+
+/// Whether view `name` is wanted, and which rows of it (`Some(None)`: all rows).
+fn wanted<'a>(requests: Option<&'a [ViewRequest]>, name: &str) -> Option<Option<&'a [usize]>> {
+    match requests {
+        None => Some(None),
+        Some(list) => list.iter().find(|r| r.name == name).map(|r| r.rows.as_deref()),
+    }
+}
+
+/// Check a whole view's row count against the metadata, then keep only `rows` of it.
+fn select_rows(
+    path: &Path,
+    name: &str,
+    n_records: usize,
+    n_rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+    rows: Option<&[usize]>,
+) -> Result<(usize, Vec<f32>)> {
+    let Some(rows) = rows else { return Ok((n_rows, data)) };
+    check_row_count(path, name, n_records, n_rows)?;
+    let mut out = Vec::with_capacity(rows.len() * cols);
+    for &r in rows {
+        out.extend_from_slice(&data[r * cols..(r + 1) * cols]);
+    }
+    Ok((rows.len(), out))
+}
+
+/// The error [`Cohort::from_parts`] gives for a view whose row count is not the metadata's,
+/// for views that are cut to some rows before a cohort is assembled.
+fn check_row_count(path: &Path, name: &str, n_records: usize, n_rows: usize) -> Result<()> {
+    if n_rows != n_records {
+        return Err(Error::input(
+            path,
+            format!(
+                "view `{name}` has {n_rows} rows but the metadata has {n_records} records; row i of every \
+                 view must describe row i of the metadata: export one row per metadata record, in its order"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Load a cohort directory: the manifest if any, the metadata, then every view (or, with
+/// `requests`, only the requested views and rows).
+fn load_dir(dir: &Path, select: Option<Selector<'_>>) -> Result<(Metadata, Vec<View>, LoadNotes)> {
     if !dir.is_dir() {
         return Err(Error::input(
             dir,
@@ -246,25 +342,44 @@ fn load_dir(dir: &Path) -> Result<Cohort> {
         ignored_files: ignored,
         ids_checked: Vec::new(),
     };
-    let metadata = match Format::of(&meta_path) {
+    let (metadata, metadata_views) = match Format::of(&meta_path) {
         Some(Format::Parquet) => {
             let position = plans.iter().position(|p| p.path == meta_path);
             let plan = position.map(|i| plans.remove(i));
             let select = plan.as_ref().map(|p| p.select.clone()).unwrap_or(Select::Named(Vec::new()));
             let read = parquet::read(&meta_path, &select, &options, true)?;
             let metadata = read.metadata.expect("read as metadata");
-            if let Some(plan) = plan {
-                push_views(&plan, read.contents, &mut views)?;
-            }
-            metadata
+            (metadata, plan.map(|plan| (plan, read.contents)))
         }
-        _ => Metadata::read_csv_with(&meta_path, &options)?,
+        _ => (Metadata::read_csv_with(&meta_path, &options)?, None),
     };
+    let requests = match select {
+        Some(select) => Some(select(&metadata)?),
+        None => None,
+    };
+    let requests = requests.as_deref();
+    if let Some((plan, contents)) = metadata_views {
+        push_views(&plan, contents, &mut views, requests, metadata.len())?;
+    }
     for plan in &plans {
+        if requests.is_some()
+            && !plan.names.is_empty()
+            && plan.names.iter().all(|(_, n)| wanted(requests, n).is_none())
+        {
+            continue;
+        }
         let contents = match plan.format {
             Format::Npy => {
-                let array = npy::read(&plan.path)?;
                 let name = plan.names.first().map(|(_, n)| n.clone()).unwrap_or_else(|| stem(&plan.path));
+                let array = match wanted(requests, &name) {
+                    None => continue,
+                    Some(None) => npy::read(&plan.path)?,
+                    Some(Some(rows)) => {
+                        let (array, file_rows) = npy::read_rows(&plan.path, rows)?;
+                        check_row_count(&plan.path, &name, metadata.len(), file_rows)?;
+                        array
+                    }
+                };
                 views.push(View::from_raw(
                     name,
                     ViewSource { path: plan.path.clone(), dtype: array.dtype, member: None },
@@ -283,17 +398,37 @@ fn load_dir(dir: &Path) -> Result<Cohort> {
             container::check_ids(&plan.path, ids, &metadata, &meta_path)?;
             notes.ids_checked.push(IdCheck { file: plan.path.clone(), member: ids.member.clone() });
         }
-        push_views(plan, contents, &mut views)?;
+        push_views(plan, contents, &mut views, requests, metadata.len())?;
     }
-    let mut cohort = Cohort::from_parts(dir, metadata, views)?;
-    cohort.notes = notes;
-    Ok(cohort)
+    Ok((metadata, views, notes))
 }
 
-/// Turn a container's arrays into views named as the plan says.
-fn push_views(plan: &FilePlan, contents: Contents, views: &mut Vec<View>) -> Result<()> {
-    for member in contents.arrays {
-        let names = plan.view_names_for(&member.name);
+/// Turn a container's arrays into views named as the plan says (with `requests`, only the
+/// requested views and rows).
+fn push_views(
+    plan: &FilePlan,
+    contents: Contents,
+    views: &mut Vec<View>,
+    requests: Option<&[ViewRequest]>,
+    n_records: usize,
+) -> Result<()> {
+    for mut member in contents.arrays {
+        let mut names = plan.view_names_for(&member.name);
+        names.retain(|n| wanted(requests, n).is_some());
+        if let Some(rows) = names.first().and_then(|n| wanted(requests, n)).flatten() {
+            // A member requested under several names shares the first request's rows.
+            let (n, data) = select_rows(
+                &plan.path,
+                &names[0],
+                n_records,
+                member.array.rows,
+                member.array.cols,
+                std::mem::take(&mut member.array.data),
+                Some(rows),
+            )?;
+            member.array.rows = n;
+            member.array.data = data;
+        }
         let source =
             ViewSource { path: plan.path.clone(), dtype: member.array.dtype, member: Some(member.name) };
         let (rows, cols) = (member.array.rows, member.array.cols);

@@ -190,6 +190,44 @@ pub fn read(path: &Path) -> Result<Array2> {
 /// known, lets a truncated file be reported before reading.
 pub fn read_from(mut reader: impl Read, path: &Path, total_len: Option<u64>) -> Result<Array2> {
     let header = read_header(&mut reader, path)?;
+    let (rows, cols, dtype) = view_shape(&header, path, total_len)?;
+    let data = read_values(&mut reader, path, rows * cols, dtype, header.big_endian)?;
+    Ok(Array2 { rows, cols, dtype, data })
+}
+
+/// Read only the listed rows (ascending or not, each at most once) of a 2-D float `.npy`
+/// file: row i of the result is row `rows[i]` of the file. Runs of consecutive rows are read
+/// with one seek each, so a shard that needs a slice of a large view reads just that slice.
+/// Returns the array and the number of rows the file holds.
+pub fn read_rows(path: &Path, rows: &[usize]) -> Result<(Array2, usize)> {
+    use std::io::{Seek, SeekFrom};
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let header = read_header(&mut reader, path)?;
+    let (file_rows, cols, dtype) = view_shape(&header, path, Some(len))?;
+    if let Some(&bad) = rows.iter().find(|&&r| r >= file_rows) {
+        return Err(Error::input(path, format!("row {bad} requested but the file holds {file_rows} rows")));
+    }
+    let row_bytes = (cols * dtype.size()) as u64;
+    let mut data = Vec::with_capacity(rows.len() * cols);
+    let mut i = 0;
+    while i < rows.len() {
+        let mut j = i + 1;
+        while j < rows.len() && rows[j] == rows[j - 1] + 1 {
+            j += 1;
+        }
+        let offset = header.header_len as u64 + rows[i] as u64 * row_bytes;
+        reader.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(path, e))?;
+        data.extend(read_values(&mut reader, path, (j - i) * cols, dtype, header.big_endian)?);
+        i = j;
+    }
+    Ok((Array2 { rows: rows.len(), cols, dtype, data }, file_rows))
+}
+
+/// Rows, columns and float dtype of a view's header, rejecting 1-D, Fortran-order and
+/// truncated arrays with the fix.
+fn view_shape(header: &Header, path: &Path, total_len: Option<u64>) -> Result<(usize, usize, Dtype)> {
     let dtype = header.float_dtype(path)?;
     let (rows, cols) = match header.shape.as_slice() {
         [r, c] => (*r, *c),
@@ -213,9 +251,8 @@ pub fn read_from(mut reader: impl Read, path: &Path, total_len: Option<u64>) -> 
         ));
     }
     let count = rows.checked_mul(cols).ok_or_else(|| Error::input(path, "shape overflows"))?;
-    check_length(path, &header, count, total_len)?;
-    let data = read_values(&mut reader, path, count, dtype, header.big_endian)?;
-    Ok(Array2 { rows, cols, dtype, data })
+    check_length(path, header, count, total_len)?;
+    Ok((rows, cols, dtype))
 }
 
 /// Error when fewer bytes follow the header than `count` elements need.

@@ -1,0 +1,103 @@
+//! `linkrisk merge PARTIAL...`: combine the partial results of a sharded audit (`--shard
+//! I/N`) into the report one unsharded run writes, number for number. Refuses partials of
+//! different inputs or settings, missing shards and shards given twice (exit 2).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use linkrisk::audit::relink_partial;
+use linkrisk::shard::{read_partial, Partial, PARTIAL_EXTENSION};
+
+use crate::output::write_json;
+
+/// Arguments of `linkrisk merge`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Partial results (`.lrp` files written by `--shard I/N`), one per shard, any order; a
+    /// directory stands for every `.lrp` file in it.
+    #[arg(required = true, value_name = "PARTIAL")]
+    pub partials: Vec<PathBuf>,
+    /// Write the JSON report here (`-` for stdout, replacing the table).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
+    #[arg(long, value_name = "RUN")]
+    pub out: Option<PathBuf>,
+}
+
+/// The partial files named by the arguments: files as given, directories expanded to their
+/// `.lrp` files (sorted).
+fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading directory {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == PARTIAL_EXTENSION))
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
+                .collect();
+            if found.is_empty() {
+                bail!("{}: no .{PARTIAL_EXTENSION} partial results in this directory", path.display());
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Read and verify every partial (each error names its file).
+fn read_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Partial>> {
+    Ok(paths.iter().map(|p| read_partial(p)).collect::<linkrisk::Result<Vec<_>>>()?)
+}
+
+/// Run the merge.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let partials = read_all(&expand(&args.partials)?)?;
+    let audit = partials[0].header.fingerprint.audit.clone();
+    if let Some(other) = partials.iter().find(|p| p.header.fingerprint.audit != audit) {
+        bail!(
+            "{} holds a `{}` audit but {} holds a `{audit}` audit; merge the partials of one audit at a time",
+            other.path.display(),
+            other.header.fingerprint.audit,
+            partials[0].path.display()
+        );
+    }
+    match audit.as_str() {
+        relink_partial::AUDIT => {
+            let report = relink_partial::merge(&partials)?;
+            let seed = report.seed;
+            finish(&args, seed, started, &report, super::relink::print_report)
+        }
+        other => bail!(
+            "{}: `{other}` partial results cannot be merged by this linkrisk ({}); merge them with the version that wrote them",
+            partials[0].path.display(),
+            linkrisk::VERSION
+        ),
+    }
+}
+
+/// Print, write and record a merged report like the unsharded command does.
+fn finish<T: serde::Serialize>(
+    args: &Args,
+    seed: u64,
+    started: std::time::Instant,
+    report: &T,
+    print: impl FnOnce(&T),
+) -> anyhow::Result<ExitCode> {
+    let seconds = started.elapsed().as_secs_f64();
+    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(seed), seconds, report)?;
+    let to_stdout = args.json.as_deref().is_some_and(|p| p == Path::new("-"));
+    if !to_stdout {
+        print(report);
+    }
+    if let Some(path) = &args.json {
+        write_json(path, report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
