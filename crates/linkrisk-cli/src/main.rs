@@ -32,35 +32,35 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
+    /// Write a synthetic cohort with known ground truth (patients, studies, findings,
+    /// demographics, a model-specialization knob).
+    Synth(cmd::synth::Args),
+    /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
+    /// of another view (image -> report) by cosine similarity?
+    Relink(cmd::relink::Args),
+    /// Patient re-identification audit: is the nearest other image of a query image one of
+    /// the same patient? Plain nearest neighbour and a trained linear-metric attacker.
+    Reid(cmd::reid::Args),
+    /// Infer sex, age group and race with linear probes; stratify by re-identification.
+    Attributes(cmd::attributes::Args),
+    /// Linear-probe macro AUROC over the 14 CheXpert findings (utility of the embedding).
+    Utility(cmd::utility::Args),
+    /// Privacy-utility frontier: train DP projection heads at several epsilons and audit
+    /// re-linkage (members, held-out, external) and utility against non-private heads.
+    Mitigate(cmd::mitigate::Args),
+    /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
+    /// projected cohort with its privacy ledger.
+    TrainHeads(cmd::train_heads::Args),
+    /// Epsilon of a DP-SGD run (RDP accountant), or the noise multiplier for a target epsilon.
+    Accountant(cmd::accountant::Args),
     /// Render a run directory as report.html (self-contained) and report.md with SVG charts.
     Report(cmd::report::Args),
     /// Exit 1 when a run's risk exceeds a threshold (for CI pipelines); 0 when all hold.
     Gate(cmd::gate::Args),
-    /// Write a synthetic cohort with known ground truth (patients, studies, findings,
-    /// demographics, a model-specialization knob).
-    Synth(cmd::synth::Args),
-    /// Epsilon of a DP-SGD run (RDP accountant), or the noise multiplier for a target epsilon.
-    Accountant(cmd::accountant::Args),
-    /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
-    /// projected cohort with its privacy ledger.
-    TrainHeads(cmd::train_heads::Args),
-    /// Linear-probe macro AUROC over the 14 CheXpert findings (utility of the embedding).
-    Utility(cmd::utility::Args),
-    /// Infer sex, age group and race with linear probes; stratify by re-identification.
-    Attributes(cmd::attributes::Args),
-    /// Cross-modal re-linkage audit: can a record of one view be matched to its own record
-    /// of another view (image -> report) by cosine similarity?
-    Relink(cmd::relink::Args),
-    /// Combine the partial results of a sharded audit (`--shard I/N`) into the single-run report.
-    Merge(cmd::merge::Args),
     /// Run a full-rank audit as a Slurm job array (one shard per task) plus a merge job.
     Slurm(cmd::slurm::Args),
-    /// Patient re-identification audit: is the nearest other image of a query image one of
-    /// the same patient? Plain nearest neighbour and a trained linear-metric attacker.
-    Reid(cmd::reid::Args),
-    /// Privacy-utility frontier: train DP projection heads at several epsilons and audit
-    /// re-linkage (members, held-out, external) and utility against non-private heads.
-    Mitigate(cmd::mitigate::Args),
+    /// Combine the partial results of a sharded audit (`--shard I/N`) into the single-run report.
+    Merge(cmd::merge::Args),
 }
 
 fn main() -> ExitCode {

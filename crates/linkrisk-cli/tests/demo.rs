@@ -142,6 +142,12 @@ fn demo_report_numbers_equal_the_run_json() {
         for (name, value) in attributes_json["per_attribute"].as_object().unwrap() {
             let line = format!("| {name} | {} |", fmt::score(value.as_f64().unwrap()));
             assert!(text.contains(&line), "{model}: attributes lack {line}:\n{text}");
+            // Paper 2's stratification by the re-identification flags.
+            let strata = &attributes_json["attributes"][name]["stratified"];
+            if let Some(auroc) = strata["reidentified"]["auroc"].as_f64() {
+                let column = column_of(text, "Re-identified");
+                assert_eq!(cell(text, name, column), fmt::score(auroc), "{model} {name} re-identified");
+            }
         }
 
         // The closing table on stdout shows the same figures.

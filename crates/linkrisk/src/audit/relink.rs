@@ -369,11 +369,25 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
     if config.attack.is_some() {
         let side_records = side_records(&cohort.metadata, config)?;
         let side = side_records.as_ref().map(|(name, rows)| (name.as_str(), rows.as_slice()));
-        report.forward.attack_comparison =
-            attack_direction(cohort, &inputs, side, &config.query_view, &config.gallery_view, config, progress)?;
+        report.forward.attack_comparison = attack_direction(
+            cohort,
+            &inputs,
+            side,
+            &config.query_view,
+            &config.gallery_view,
+            config,
+            progress,
+        )?;
         if let Some(reverse) = report.reverse.as_mut() {
-            reverse.attack_comparison =
-                attack_direction(cohort, &inputs, side, &config.gallery_view, &config.query_view, config, progress)?;
+            reverse.attack_comparison = attack_direction(
+                cohort,
+                &inputs,
+                side,
+                &config.gallery_view,
+                &config.query_view,
+                config,
+                progress,
+            )?;
         }
     }
     Ok(report)

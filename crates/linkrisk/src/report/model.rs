@@ -587,7 +587,10 @@ fn reid(audit: &Obj, name: String) -> Reid {
     }
 }
 
-fn attribute_target(name: String, o: &Obj) -> AttributeTarget {
+fn attribute_target(name: String, target: &Obj) -> AttributeTarget {
+    // The attributes audit nests the re-identification strata under `stratified`
+    // (`reidentified`, `not_reidentified`, `difference.p_value`); flat keys are read too.
+    let o = target.get("stratified").and_then(Value::as_object).unwrap_or(target);
     let stratum = |keys: &[&str]| -> Option<Figure> {
         keys.iter().find_map(|k| match o.get(*k)? {
             Value::Object(s) => figure(s, "auroc").or_else(|| estimate(s)),
@@ -595,13 +598,16 @@ fn attribute_target(name: String, o: &Obj) -> AttributeTarget {
             _ => None,
         })
     };
+    let difference_p = o.get("difference").and_then(Value::as_object).and_then(|d| num(d, "p_value"));
     AttributeTarget {
         name,
-        auroc: figure(o, "auroc"),
+        auroc: figure(target, "auroc"),
         auroc_reidentified: stratum(&["reidentified", "auroc_reidentified"]),
         auroc_not_reidentified: stratum(&["not_reidentified", "auroc_not_reidentified"]),
-        p_value: ["p_value_difference", "delong_p_value", "p_value"].iter().find_map(|k| num(o, k)),
-        roc: first_roc(o, &["roc"]),
+        p_value: difference_p.or_else(|| {
+            ["p_value_difference", "delong_p_value", "p_value"].iter().find_map(|k| num(target, k))
+        }),
+        roc: first_roc(target, &["roc"]),
     }
 }
 
