@@ -91,6 +91,24 @@ pub fn record_in_run<T: Serialize>(
     Ok(Some(run.run_file_path()))
 }
 
+/// What every audit command does with its report: record it in the run directory
+/// (`--out RUN`) and write its JSON (`--json OUT`). Returns true when the JSON went to
+/// stdout, so the caller prints no table after it.
+pub fn record_and_write<T: Serialize>(
+    out: Option<&Path>,
+    json: Option<&Path>,
+    seed: Option<u64>,
+    started: std::time::Instant,
+    report: &T,
+) -> anyhow::Result<bool> {
+    record_in_run(out, argv(), seed, started.elapsed().as_secs_f64(), report)?;
+    if let Some(path) = json {
+        write_json(path, report)?;
+        return Ok(path.as_os_str() == "-");
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,6 @@ use linkrisk::cohort::flags::read_flags;
 use linkrisk::cohort::Cohort;
 
 use super::utility::ProbeArgs;
-use crate::output::write_json;
 use crate::progress::EngineBar;
 
 /// Arguments of `linkrisk attributes`.
@@ -101,18 +100,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         report
     };
-    crate::output::record_in_run(
-        args.out.as_deref(),
-        crate::output::argv(),
-        Some(args.probe.seed),
-        started.elapsed().as_secs_f64(),
-        &report,
-    )?;
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
-        if path.as_os_str() == "-" {
-            return Ok(ExitCode::SUCCESS);
-        }
+    let seed = Some(args.probe.seed);
+    if crate::output::record_and_write(args.out.as_deref(), args.json.as_deref(), seed, started, &report)? {
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "attributes from view `{}`: probes trained on `{}` ({} records), evaluated on `{}` ({} records)",

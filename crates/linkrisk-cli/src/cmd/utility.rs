@@ -9,8 +9,6 @@ use linkrisk::cohort::Cohort;
 use linkrisk::metrics::AurocInterval;
 use linkrisk::probe::{ProbeConfig, SolverOptions};
 
-use crate::output::write_json;
-
 /// Probe training flags shared by `utility` and `attributes`.
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
@@ -131,18 +129,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let cohort = Cohort::load(&args.dir)?;
     let report = utility(&cohort, &config)?;
-    crate::output::record_in_run(
-        args.out.as_deref(),
-        crate::output::argv(),
-        Some(args.probe.seed),
-        started.elapsed().as_secs_f64(),
-        &report,
-    )?;
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
-        if path.as_os_str() == "-" {
-            return Ok(ExitCode::SUCCESS);
-        }
+    let seed = Some(args.probe.seed);
+    if crate::output::record_and_write(args.out.as_deref(), args.json.as_deref(), seed, started, &report)? {
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "utility of view `{}`: probes trained on `{}` ({} records), evaluated on `{}` ({} records)",

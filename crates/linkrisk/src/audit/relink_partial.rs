@@ -381,6 +381,8 @@ mod tests {
                 split: if split_all { None } else { Some("train".into()) },
                 seed,
                 bootstrap_replicates: 30,
+                // Shards rank with plain cosine; the attack comparison is single-machine only.
+                attack: None,
                 ..RelinkConfig::default()
             };
             let cohort = Cohort::load(dir.path()).unwrap();
