@@ -190,7 +190,7 @@ pub fn config(args: &Args) -> anyhow::Result<RelinkConfig> {
         },
         seed: args.seed,
         bootstrap_replicates: args.bootstrap,
-        attack: attack_config(&args)?,
+        attack: attack_config(args)?,
         attack_side: match args.attack_side.as_str() {
             "auto" => AttackSide::Auto,
             "none" => AttackSide::None,
