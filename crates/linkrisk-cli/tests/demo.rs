@@ -188,6 +188,18 @@ fn demo_report_numbers_equal_the_run_json() {
         let line = mitigate_section.lines().find(|l| l.contains(&shown)).unwrap();
         assert!(line.contains(&fmt::pct(reduction)), "{line} lacks the reduction {}", fmt::pct(reduction));
     }
+    // Utility beside each cohort's row: held-out for members and held-out, external for external.
+    for point in mitigation["points"].as_array().unwrap() {
+        let utility = &point["utility"];
+        for (cohort, key) in [("held-out (test)", "/macro_auroc"), ("external", "/external_macro_auroc")] {
+            let want = fmt::score(f(utility, key));
+            let row = mitigate_section
+                .lines()
+                .filter(|l| l.contains(&format!("| {cohort} |")))
+                .find(|l| l.trim_end().ends_with(&format!("| {want} |")));
+            assert!(row.is_some(), "no {cohort} row with utility {want}:\n{mitigate_section}");
+        }
+    }
     assert!(outcome.stdout.contains("Mitigation:"), "{}", outcome.stdout);
 
     // One population, four embeddings: everything but image.npy / report.npy is shared.

@@ -832,7 +832,7 @@ fn mitigate(model: &ReportModel) -> Option<Section> {
                     opt(recall.map(|f| f.value), fmt::pct),
                     ci_pct(recall.and_then(|f| f.ci95)),
                     opt(c.relative_reduction, fmt::pct),
-                    utility.clone(),
+                    opt(p.utility_for(&c.cohort).map(|f| f.value), fmt::score),
                 ]);
             }
         }

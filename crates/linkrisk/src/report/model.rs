@@ -221,8 +221,21 @@ pub struct MitigatePoint {
     pub delta: Option<f64>,
     /// Relink per evaluated cohort.
     pub cohorts: Vec<MitigateCohort>,
-    /// Utility macro AUROC of the heads' image embeddings.
+    /// Utility macro AUROC of the heads' image embeddings (held-out records).
     pub utility_macro_auroc: Option<Figure>,
+    /// The same on the external cohort, if reported (`utility.external_macro_auroc`).
+    pub utility_external_macro_auroc: Option<Figure>,
+}
+
+impl MitigatePoint {
+    /// The utility figure that belongs beside `cohort`'s re-linkage: the external one for
+    /// the external cohort when reported, else the held-out one.
+    pub fn utility_for(&self, cohort: &str) -> Option<Figure> {
+        match cohort {
+            "external" => self.utility_external_macro_auroc.or(self.utility_macro_auroc),
+            _ => self.utility_macro_auroc,
+        }
+    }
 }
 
 /// A mitigation sweep (issue 6).
@@ -683,11 +696,16 @@ fn mitigate(audit: &Obj, name: String) -> Mitigate {
                         Some(v @ Value::Number(_)) => figure_value(v),
                         _ => None,
                     };
+                    let utility_external_macro_auroc = match p.get("utility") {
+                        Some(Value::Object(u)) => figure(u, "external_macro_auroc"),
+                        _ => None,
+                    };
                     MitigatePoint {
                         epsilon: epsilon(p),
                         delta: num(p, "delta"),
                         cohorts,
                         utility_macro_auroc,
+                        utility_external_macro_auroc,
                     }
                 })
                 .collect()

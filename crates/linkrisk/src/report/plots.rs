@@ -507,8 +507,8 @@ pub fn frontier(m: &Mitigate, index: usize) -> Option<Figure> {
                 .iter()
                 .filter_map(|&pi| {
                     let p = &m.points[pi];
-                    let utility = p.utility_macro_auroc?;
                     let c = p.cohorts.iter().find(|c| &c.cohort == key)?;
+                    let utility = p.utility_for(&c.cohort)?;
                     let recall = recall_at(&c.relink, pool)?;
                     let eps = epsilon_label(&p.epsilon);
                     Some(Point {
