@@ -13,7 +13,7 @@
 //!
 //! Every ranking attack is cosine plus a per-gallery-item offset, or cosine after a linear
 //! map, so all run in the engine's blocked pass (no n x n matrix); the control is read off
-//! the same score rows ([`evaluate`]). Methods and references: docs/METHODS.md, "Stronger
+//! the same score rows ([`evaluate()`]). Methods and references: docs/METHODS.md, "Stronger
 //! attackers".
 
 pub mod align;

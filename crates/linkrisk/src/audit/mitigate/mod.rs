@@ -458,7 +458,7 @@ pub struct MitigateReport {
     pub seconds: f64,
 }
 
-/// What [`mitigate`] reports while it runs.
+/// What [`run`] reports while it runs.
 #[derive(Debug)]
 pub enum MitigateEvent<'a> {
     /// A stage begins (`what` says which).
