@@ -310,6 +310,14 @@ impl Metadata {
         Ok((0..self.len()).filter(|&i| self.split[i] == s).collect())
     }
 
+    /// Distinct patients among the records of split `name`.
+    pub fn patients_in_split(&self, name: &str) -> Result<usize> {
+        let mut patients: Vec<u32> = self.rows_in_split(name)?.iter().map(|&i| self.patient[i]).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        Ok(patients.len())
+    }
+
     /// The split name of record `i`.
     pub fn split_name(&self, i: usize) -> &str {
         &self.split_names[self.split[i] as usize]

@@ -501,13 +501,7 @@ pub fn run(
     };
     let cohort = relabelled.as_ref().unwrap_or(cohort);
     let training_seed = crate::rng::stream(config.seed, "mitigate/train", 0).next_u64();
-    let members_rows = cohort.metadata.rows_in_split(&config.splits.members)?;
-    let member_patients = {
-        let mut p: Vec<u32> = members_rows.iter().map(|&i| cohort.metadata.patient[i]).collect();
-        p.sort_unstable();
-        p.dedup();
-        p.len()
-    };
+    let member_patients = cohort.metadata.patients_in_split(&config.splits.members)?;
 
     let baseline = match &config.baseline_views {
         Some((image, report)) if cohort.view(image).is_ok() && cohort.view(report).is_ok() => {
@@ -537,17 +531,7 @@ pub fn run(
             let t = Instant::now();
             // Non-private training: a batch larger than the public split (small cohorts) is
             // clamped to the split's patients; nothing about privacy depends on it.
-            let public_patients = {
-                let mut seen: Vec<u32> = cohort
-                    .metadata
-                    .rows_in_split(split)?
-                    .iter()
-                    .map(|&r| cohort.metadata.patient[r])
-                    .collect();
-                seen.sort_unstable();
-                seen.dedup();
-                seen.len()
-            };
+            let public_patients = cohort.metadata.patients_in_split(split)?;
             let warm_config = TrainConfig {
                 privacy: Privacy::NonPrivate,
                 train_split: split.clone(),
