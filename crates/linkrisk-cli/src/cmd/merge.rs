@@ -2,14 +2,12 @@
 //! I/N`) into the report one unsharded run writes, number for number. Refuses partials of
 //! different inputs or settings, missing shards and shards given twice (exit 2).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use linkrisk::audit::relink_partial;
 use linkrisk::shard::{read_partial, Partial, PARTIAL_EXTENSION};
-
-use crate::output::write_json;
 
 /// Arguments of `linkrisk merge`.
 #[derive(Debug, clap::Args)]
@@ -90,14 +88,14 @@ fn finish<T: serde::Serialize>(
     report: &T,
     print: impl FnOnce(&T),
 ) -> anyhow::Result<ExitCode> {
-    let seconds = started.elapsed().as_secs_f64();
-    crate::output::record_in_run(args.out.as_deref(), crate::output::argv(), Some(seed), seconds, report)?;
-    let to_stdout = args.json.as_deref().is_some_and(|p| p == Path::new("-"));
-    if !to_stdout {
+    if !crate::output::record_and_write(
+        args.out.as_deref(),
+        args.json.as_deref(),
+        Some(seed),
+        started,
+        report,
+    )? {
         print(report);
-    }
-    if let Some(path) = &args.json {
-        write_json(path, report)?;
     }
     Ok(ExitCode::SUCCESS)
 }

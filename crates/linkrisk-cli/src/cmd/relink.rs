@@ -17,7 +17,6 @@ use linkrisk::cohort::Cohort;
 use linkrisk::engine::Progress;
 use linkrisk::shard::ShardSpec;
 
-use crate::output::write_json;
 use crate::progress::bar;
 
 /// Arguments of `linkrisk relink`.
@@ -222,19 +221,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
-    crate::output::record_in_run(
+    if !crate::output::record_and_write(
         args.out.as_deref(),
-        crate::output::argv(),
+        args.json.as_deref(),
         Some(args.seed),
-        started.elapsed().as_secs_f64(),
+        started,
         &report,
-    )?;
-    let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    if !to_stdout {
+    )? {
         print_report(&report);
-    }
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
