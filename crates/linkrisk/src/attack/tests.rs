@@ -225,29 +225,36 @@ fn control_counts_equal_the_engine_on_decoy_targets() {
     }
 }
 
+/// The audited task (the first `targets.len()` pairs of `q_all`/`g_all`) and the side
+/// information (the rest, `source`), both paired one to one.
+fn audited_and_side<'a>(
+    q_all: &'a [f32],
+    g_all: &'a [f32],
+    dim: usize,
+    (targets, side_targets): (&'a Targets, &'a Targets),
+    source: &'a str,
+) -> (AttackTask<'a>, SideInfo<'a>) {
+    let split = targets.n_queries() * dim;
+    let task = |q: &'a [f32], g: &'a [f32], t: &'a Targets| AttackTask {
+        queries: Rows::new(q, t.n_queries(), dim).unwrap(),
+        gallery: Rows::new(g, t.n_queries(), dim).unwrap(),
+        targets: t,
+        paired: true,
+        neighbourhood_exclusions: false,
+    };
+    (
+        task(&q_all[..split], &g_all[..split], targets),
+        SideInfo { task: task(&q_all[split..], &g_all[split..], side_targets), source },
+    )
+}
+
 #[test]
 fn on_hub_prone_embeddings_corrections_and_assignment_raise_recall() {
     let (dim, n, n_side) = (32, 400, 300);
     let (q_all, g_all) = hub_pairs(7, n + n_side, dim, 0.8);
     let targets = Targets::identity(n);
     let side_targets = Targets::identity(n_side);
-    let task = AttackTask {
-        queries: Rows::new(&q_all[..n * dim], n, dim).unwrap(),
-        gallery: Rows::new(&g_all[..n * dim], n, dim).unwrap(),
-        targets: &targets,
-        paired: true,
-        neighbourhood_exclusions: false,
-    };
-    let side = SideInfo {
-        task: AttackTask {
-            queries: Rows::new(&q_all[n * dim..], n_side, dim).unwrap(),
-            gallery: Rows::new(&g_all[n * dim..], n_side, dim).unwrap(),
-            targets: &side_targets,
-            paired: true,
-            neighbourhood_exclusions: false,
-        },
-        source: "held-out pairs",
-    };
+    let (task, side) = audited_and_side(&q_all, &g_all, dim, (&targets, &side_targets), "held-out pairs");
     let config = AttackConfig {
         attacks: vec![
             AttackName::Csls,
@@ -323,23 +330,7 @@ fn leaked_pairs_recover_a_rotated_view_where_cosine_is_at_chance() {
     }
     let targets = Targets::identity(n);
     let side_targets = Targets::identity(n_side);
-    let task = AttackTask {
-        queries: Rows::new(&q_all[..n * dim], n, dim).unwrap(),
-        gallery: Rows::new(&g_all[..n * dim], n, dim).unwrap(),
-        targets: &targets,
-        paired: true,
-        neighbourhood_exclusions: false,
-    };
-    let side = SideInfo {
-        task: AttackTask {
-            queries: Rows::new(&q_all[n * dim..], n_side, dim).unwrap(),
-            gallery: Rows::new(&g_all[n * dim..], n_side, dim).unwrap(),
-            targets: &side_targets,
-            paired: true,
-            neighbourhood_exclusions: false,
-        },
-        source: "leaked",
-    };
+    let (task, side) = audited_and_side(&q_all, &g_all, dim, (&targets, &side_targets), "leaked");
     let config = AttackConfig {
         attacks: vec![AttackName::Procrustes, AttackName::Ridge],
         leaked_pairs: vec![10, 100, 1000],
