@@ -1,17 +1,25 @@
 //! What the hubness corrections cost over plain cosine (issue 8: target within 2x), on
-//! random unit vectors: n queries x n gallery items at dimension d, identity pairs. Each
-//! attack is timed as `attack::compare` runs it: plain cosine is one blocked pass that also
-//! scores the control; CSLS adds a top-k pass for its neighbourhood terms; the inverted
-//! softmax a log-sum-exp pass; QB-Norm a log-sum-exp pass over a query bank (n/2 rows) plus
-//! the bank's nearest-item pass. Not a test.
+//! random unit vectors: n queries x n gallery items at dimension d, identity pairs. Every
+//! piece is timed as `attack::compare` runs it, before and after the statistics were fused
+//! into the cosine pass, in the same process and interleaved (the machine is shared):
+//!
+//! - `cosine`: the plain pass (ranks of the true match and of the control's decoy);
+//! - `cosine+stats`: the same pass also gathering CSLS's top-10 and the inverted softmax's
+//!   log-normalisers per gallery item (`ColumnStats`), what `compare` runs now;
+//! - `csls rank`, `inv-softmax rank`: each correction's own ranking pass with its offsets;
+//! - `csls separate`, `inv-softmax separate`: the statistics pass each correction ran
+//!   before (a second GEMM over all pairs), plus its ranking pass;
+//! - `qb-norm bank (fused)` / `qb-norm bank (separate)`: QB-Norm's bank statistics over a
+//!   bank of n/2 queries, in one pass now, two before.
 //!
 //! Usage: hubness_cost [--n N] [--dim D] [--repeats R]
-//! Prints one line per attack and repeat, then medians (CPU seconds and wall seconds) and
-//! the ratio to cosine.
+//! Prints one line per piece and repeat, then medians (CPU and wall seconds), and the cost
+//! of each correction relative to cosine before and after. Not a test.
 
 use std::time::Instant;
 
-use linkrisk::attack::{decoy_targets, evaluate, hubness};
+use linkrisk::attack::neighbourhood::ColumnStats;
+use linkrisk::attack::{decoy_targets, evaluate, evaluate_with_columns, hubness, Evaluation};
 use linkrisk::engine::{BlockSizes, Gallery, NoProgress, Rows, Targets};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -47,55 +55,109 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let control = decoy_targets(&targets, 0)?.targets;
     let sizes = BlockSizes::default();
     let plain = Gallery::new(g);
-    let mut results: Vec<(&str, Vec<(f64, f64)>)> =
-        ["cosine", "csls", "inverted_softmax", "qb_norm"].iter().map(|&a| (a, Vec::new())).collect();
+    let (k, beta) = (10, 20.0);
+    let run = |e: Evaluation| e.attack.iter().filter(|o| o.first.greater == 0).count();
+    let names = [
+        "cosine",
+        "cosine+stats",
+        "csls rank",
+        "inv-softmax rank",
+        "csls separate",
+        "inv-softmax separate",
+        "qb-norm bank (fused)",
+        "qb-norm bank (separate)",
+        "qb-norm rank",
+    ];
+    let mut times: Vec<Vec<(f64, f64)>> = vec![Vec::new(); names.len()];
+    let stats = ColumnStats::new(&plain, None, k, Some(beta))?.ok_or("no duplicates, no exclusions")?;
+    let mut offsets_csls = Vec::new();
+    let mut offsets_is = Vec::new();
+    let mut offsets_qb = Vec::new();
     for repeat in 0..repeats {
-        for (name, times) in results.iter_mut() {
+        for (i, name) in names.iter().enumerate() {
             let (cpu0, wall0) = (cpu_seconds(), Instant::now());
-            let e = match *name {
-                "cosine" => evaluate(q, &plain, &targets, &control, false, &sizes, &NoProgress)?,
-                "csls" => {
-                    let offsets = hubness::csls_offsets(q, g, None, 10, &sizes, &NoProgress)?;
-                    let gallery = Gallery::with_offsets(g, &offsets)?;
-                    evaluate(q, &gallery, &targets, &control, false, &sizes, &NoProgress)?
+            let hits = match i {
+                0 => run(evaluate(q, &plain, &targets, &control, true, &sizes, &NoProgress)?),
+                1 => {
+                    let (e, states) = evaluate_with_columns(
+                        q,
+                        &plain,
+                        &targets,
+                        &control,
+                        true,
+                        &stats,
+                        &sizes,
+                        &NoProgress,
+                    )?;
+                    let found = stats.finish(states)?;
+                    offsets_csls = hubness::csls_offsets_from(&found.knn_mean.unwrap_or_default());
+                    offsets_is = hubness::inverted_softmax_offsets_from(
+                        &found.log_normalizer.unwrap_or_default(),
+                        beta,
+                    );
+                    run(e)
                 }
-                "inverted_softmax" => {
-                    let offsets = hubness::inverted_softmax_offsets(q, g, None, 20.0, &sizes, &NoProgress)?;
+                2 | 3 => {
+                    let offsets = if i == 2 { &offsets_csls } else { &offsets_is };
+                    let gallery = Gallery::with_offsets(g, offsets)?;
+                    run(evaluate(q, &gallery, &targets, &control, false, &sizes, &NoProgress)?)
+                }
+                4 => {
+                    let offsets = hubness::csls_offsets(q, g, None, k, &sizes, &NoProgress)?;
                     let gallery = Gallery::with_offsets(g, &offsets)?;
-                    evaluate(q, &gallery, &targets, &control, false, &sizes, &NoProgress)?
+                    run(evaluate(q, &gallery, &targets, &control, false, &sizes, &NoProgress)?)
+                }
+                5 => {
+                    let offsets = hubness::inverted_softmax_offsets(q, g, None, beta, &sizes, &NoProgress)?;
+                    let gallery = Gallery::with_offsets(g, &offsets)?;
+                    run(evaluate(q, &gallery, &targets, &control, false, &sizes, &NoProgress)?)
+                }
+                6 => {
+                    let (offsets, active) = hubness::query_bank(b, g, beta, &sizes, &NoProgress)?;
+                    offsets_qb = offsets;
+                    active.iter().filter(|&&a| a).count()
+                }
+                7 => {
+                    let offsets = hubness::inverted_softmax_offsets(b, g, None, beta, &sizes, &NoProgress)?;
+                    let active = hubness::activation_set(b, g, &sizes, &NoProgress)?;
+                    std::hint::black_box(offsets);
+                    active.iter().filter(|&&a| a).count()
                 }
                 _ => {
-                    // As `compare` runs it: the bank's normalisers and activation set, the
-                    // normalised pass, and the plain pass's top-1 (which cosine computes
-                    // anyway when QB-Norm is requested; counted here as a second pass).
-                    let offsets = hubness::inverted_softmax_offsets(b, g, None, 20.0, &sizes, &NoProgress)?;
-                    let active = hubness::activation_set(b, g, &sizes, &NoProgress)?;
-                    let gallery = Gallery::with_offsets(g, &offsets)?;
-                    let e = evaluate(q, &gallery, &targets, &control, false, &sizes, &NoProgress)?;
-                    std::hint::black_box(active);
-                    e
+                    let gallery = Gallery::with_offsets(g, &offsets_qb)?;
+                    run(evaluate(q, &gallery, &targets, &control, false, &sizes, &NoProgress)?)
                 }
             };
             let (cpu, wall) = (cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64());
-            let hits = e.attack.iter().filter(|o| o.first.greater == 0).count();
-            println!("repeat {repeat} {name:<17} cpu {cpu:8.2} s  wall {wall:8.2} s  top-1 hits {hits}");
-            times.push((cpu, wall));
+            println!("repeat {repeat} {name:<24} cpu {cpu:8.2} s  wall {wall:8.2} s  count {hits}");
+            times[i].push((cpu, wall));
         }
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let base = median(results[0].1.iter().map(|t| t.0).collect());
-    let base_wall = median(results[0].1.iter().map(|t| t.1).collect());
+    let cpu: Vec<f64> = times.iter().map(|t| median(t.iter().map(|x| x.0).collect())).collect();
+    let wall: Vec<f64> = times.iter().map(|t| median(t.iter().map(|x| x.1).collect())).collect();
     println!("n = {n}, dim = {dim}, threads = {}, medians of {repeats}:", rayon::current_num_threads());
-    println!("| attack | CPU s | wall s | CPU / cosine | wall / cosine |");
-    println!("|---|---|---|---|---|");
-    for (name, times) in &results {
-        let cpu = median(times.iter().map(|t| t.0).collect());
-        let wall = median(times.iter().map(|t| t.1).collect());
-        println!("| {name} | {cpu:.2} | {wall:.2} | {:.2} | {:.2} |", cpu / base, wall / base_wall);
+    println!("| piece | CPU s | wall s | CPU / cosine |");
+    println!("|---|---|---|---|");
+    for (i, name) in names.iter().enumerate() {
+        println!("| {name} | {:.2} | {:.2} | {:.2} |", cpu[i], wall[i], cpu[i] / cpu[0]);
     }
+    // A correction's cost as `compare` runs it: before, its own statistics pass plus its
+    // ranking pass; after, the statistics' extra time in the cosine pass (all of it charged
+    // to each correction, though CSLS and the inverted softmax share it) plus its ranking.
+    let extra = cpu[1] - cpu[0];
+    println!("| correction | before: CPU / cosine | after: CPU / cosine |");
+    println!("|---|---|---|");
+    println!("| csls | {:.2} | {:.2} |", cpu[4] / cpu[0], (extra + cpu[2]) / cpu[0]);
+    println!("| inverted_softmax | {:.2} | {:.2} |", cpu[5] / cpu[0], (extra + cpu[3]) / cpu[0]);
+    println!(
+        "| qb_norm (bank n/2) | {:.2} | {:.2} |",
+        (cpu[7] + cpu[8]) / cpu[0],
+        (cpu[6] + cpu[8]) / cpu[0]
+    );
     Ok(())
 }
 

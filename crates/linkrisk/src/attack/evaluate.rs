@@ -8,8 +8,8 @@
 use crate::engine::count::count_against;
 use crate::engine::pools::PoolDraw;
 use crate::engine::{
-    rank_with, BlockSizes, FirstPositive, Gallery, Progress, QueryRanking, QueryReducer, RankOptions, Rows,
-    ScoreRow, Targets,
+    rank_with_columns, BlockSizes, ColumnReducer, ColumnStates, FirstPositive, Gallery, Progress,
+    QueryRanking, QueryReducer, RankOptions, Rows, ScoreRow, Targets,
 };
 use crate::error::{Error, Result};
 use crate::metrics::retrieval::{
@@ -59,6 +59,22 @@ pub fn evaluate(
     sizes: &BlockSizes,
     progress: &dyn Progress,
 ) -> Result<Evaluation> {
+    Ok(evaluate_with_columns(queries, gallery, targets, control, want_top1, &(), sizes, progress)?.0)
+}
+
+/// [`evaluate`], also running `columns` over the gallery side of the same scores (the
+/// neighbourhood statistics of the hubness corrections, see `ColumnStats`).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_with_columns<C: ColumnReducer>(
+    queries: Rows<'_>,
+    gallery: &Gallery<'_>,
+    targets: &Targets,
+    control: &Targets,
+    want_top1: bool,
+    columns: &C,
+    sizes: &BlockSizes,
+    progress: &dyn Progress,
+) -> Result<(Evaluation, ColumnStates<C::State>)> {
     if control.n_queries() != targets.n_queries() || control.n_gallery() != targets.n_gallery() {
         return Err(Error::config("control targets do not match the ranking task"));
     }
@@ -66,7 +82,8 @@ pub fn evaluate(
         .then(|| (0..gallery.n_unique()).map(|u| gallery.multiplicity(u)).collect());
     let reducer = ControlReducer { control, weights };
     let options = RankOptions { top_k: usize::from(want_top1), sizes: *sizes };
-    let ranked = rank_with(queries, gallery, targets, 0..queries.n(), &options, &reducer, progress)?;
+    let (ranked, states) =
+        rank_with_columns(queries, gallery, targets, 0..queries.n(), &options, &reducer, columns, progress)?;
     let mut attack = Vec::with_capacity(ranked.len());
     let mut control_out = Vec::with_capacity(ranked.len());
     let mut top1 = Vec::new();
@@ -92,7 +109,7 @@ pub fn evaluate(
             top1.push(ranking.top.first().map_or(u32::MAX, |n| n.gallery));
         }
     }
-    Ok(Evaluation { attack, control: control_out, top1 })
+    Ok((Evaluation { attack, control: control_out, top1 }, states))
 }
 
 /// Counts of the decoy targets on the row the engine already holds.

@@ -15,11 +15,11 @@
 //!   only to queries whose plain-cosine nearest item is in the bank's activation set (the
 //!   gallery items some bank query retrieves first); other queries keep plain cosine.
 
-use crate::engine::{rank, BlockSizes, Gallery, Progress, RankOptions, Rows, Targets};
+use crate::engine::{rank, rank_with_columns, BlockSizes, Gallery, Progress, RankOptions, Rows, Targets};
 use crate::error::{Error, Result};
 use crate::metrics::retrieval::{summarize, RankedQuery};
 
-use super::neighbourhood::{knn_mean_similarity, log_normalizers, transposed_exclusions};
+use super::neighbourhood::{knn_mean_similarity, log_normalizers, transposed_exclusions, ColumnStats};
 
 /// Gallery offsets of CSLS: -r_g / 2, r_g = mean similarity of gallery item g to its `k`
 /// nearest queries (excluding pairs `exclusions` excludes, if given: query x gallery).
@@ -34,7 +34,46 @@ pub fn csls_offsets(
     let transposed = exclusions.map(transposed_exclusions).transpose()?;
     progress.begin(gallery.n() as u64, "csls: gallery neighbourhoods");
     let r = knn_mean_similarity(gallery, queries, transposed.as_ref(), k, sizes, progress)?;
-    Ok(r.into_iter().map(|r| -0.5 * r).collect())
+    Ok(csls_offsets_from(&r))
+}
+
+/// CSLS offsets -r_g / 2 from gallery-side neighbourhood means already computed (e.g. by
+/// `ColumnStats` during the cosine pass).
+pub fn csls_offsets_from(knn_mean: &[f32]) -> Vec<f32> {
+    knn_mean.iter().map(|r| -0.5 * r).collect()
+}
+
+/// Inverted-softmax offsets -ln Z_g / beta from log-normalisers already computed.
+pub fn inverted_softmax_offsets_from(log_normalizer: &[f64], beta: f64) -> Vec<f32> {
+    log_normalizer.iter().map(|z| (-z / beta) as f32).collect()
+}
+
+/// QB-Norm's two statistics of a query bank in one pass over bank x gallery: the gallery
+/// offsets of the inverted softmax normalised over the bank (as
+/// [`inverted_softmax_offsets`] with the bank as population) and the activation set (as
+/// [`activation_set`]).
+pub fn query_bank(
+    bank: Rows<'_>,
+    gallery: Rows<'_>,
+    beta: f64,
+    sizes: &BlockSizes,
+    progress: &dyn Progress,
+) -> Result<(Vec<f32>, Vec<bool>)> {
+    let g = Gallery::new(gallery);
+    let stats = ColumnStats::new(&g, None, 0, Some(beta))?
+        .ok_or_else(|| Error::config("query bank statistics without exclusions are always available"))?;
+    let options = RankOptions { top_k: 1, sizes: *sizes };
+    progress.begin(bank.n() as u64, "qb-norm: bank retrievals and normalisers");
+    let none = Targets::none(bank.n(), gallery.n());
+    let (ranked, states) = rank_with_columns(bank, &g, &none, 0..bank.n(), &options, &(), &stats, progress)?;
+    let mut active = vec![false; gallery.n()];
+    for (r, ()) in &ranked {
+        if let Some(n) = r.top.first() {
+            active[n.gallery as usize] = true;
+        }
+    }
+    let log_z = stats.finish(states)?.log_normalizer.unwrap_or_default();
+    Ok((inverted_softmax_offsets_from(&log_z, beta), active))
 }
 
 /// Gallery offsets of the inverted softmax with temperature `beta`, normalised over the rows
@@ -50,7 +89,7 @@ pub fn inverted_softmax_offsets(
     let transposed = exclusions.map(transposed_exclusions).transpose()?;
     progress.begin(gallery.n() as u64, "inverted softmax: normalisers");
     let log_z = log_normalizers(gallery, population, transposed.as_ref(), beta, sizes, progress)?;
-    Ok(log_z.into_iter().map(|z| (-z / beta) as f32).collect())
+    Ok(inverted_softmax_offsets_from(&log_z, beta))
 }
 
 /// The inverse temperatures tried when tuning: a log-spaced grid over the range where the

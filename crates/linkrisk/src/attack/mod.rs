@@ -35,9 +35,11 @@ use crate::error::{Error, Result};
 use crate::metrics::{wilson, Estimate};
 use crate::rng;
 
+use neighbourhood::{ColumnStats, GalleryNeighbourhood};
+
 pub use assignment::{AssignmentSettings, Solver};
 pub use control::{decoy_targets, normalized_risk, Decoys};
-pub use evaluate::{evaluate, Evaluation, QueryOutcome};
+pub use evaluate::{evaluate, evaluate_with_columns, Evaluation, QueryOutcome};
 pub use hubness::{BetaPoint, DEFAULT_BETA, DEFAULT_BETA_GRID};
 
 /// The attacks linkrisk knows.
@@ -419,12 +421,8 @@ pub fn compare(
     let plain = Gallery::new(task.gallery);
     let neighbourhood = task.neighbourhood_exclusions.then_some(task.targets);
 
-    progress.begin(task.queries.n() as u64, "attack: cosine");
-    let want_top1 = attacks.contains(&AttackName::QbNorm);
-    let cosine = evaluate(task.queries, &plain, task.targets, control, want_top1, sizes, progress)?;
-    push_rows(&mut rows, "cosine", None, &cosine, &pool_sizes, Parameters::default(), config.level);
-
-    // The temperature, tuned once on the side pairs when there are any.
+    // The temperature, tuned once on the side pairs when there are any (before the cosine
+    // pass, which gathers the inverted softmax's normalisers at this temperature).
     let mut side_report = side.map(|s| SideReport {
         source: s.source.to_string(),
         n_pairs: s.task.queries.n(),
@@ -450,18 +448,55 @@ pub fn compare(
         _ => (DEFAULT_BETA, "default"),
     };
 
+    // The cosine pass also gathers the gallery-side statistics of CSLS and the inverted
+    // softmax (one GEMM over all pairs for all three; see `ColumnStats`), unless duplicate
+    // gallery rows are partly excluded, when each correction runs its own statistics pass.
+    let csls_k = if attacks.contains(&AttackName::Csls) { config.csls_k } else { 0 };
+    let lse_beta = attacks.contains(&AttackName::InvertedSoftmax).then_some(beta);
+    let stats = if csls_k > 0 || lse_beta.is_some() {
+        ColumnStats::new(&plain, neighbourhood, csls_k, lse_beta)?
+    } else {
+        None
+    };
+    let want_top1 = attacks.contains(&AttackName::QbNorm);
+    let (cosine, neighbourhoods) = match &stats {
+        Some(stats) => {
+            progress.begin(task.queries.n() as u64, "attack: cosine (+ gallery neighbourhoods)");
+            let (e, states) = evaluate_with_columns(
+                task.queries,
+                &plain,
+                task.targets,
+                control,
+                want_top1,
+                stats,
+                sizes,
+                progress,
+            )?;
+            (e, stats.finish(states)?)
+        }
+        None => {
+            progress.begin(task.queries.n() as u64, "attack: cosine");
+            let e = evaluate(task.queries, &plain, task.targets, control, want_top1, sizes, progress)?;
+            (e, GalleryNeighbourhood::default())
+        }
+    };
+    push_rows(&mut rows, "cosine", None, &cosine, &pool_sizes, Parameters::default(), config.level);
+
     for &attack in &attacks {
         match attack {
             AttackName::Cosine => {}
             AttackName::Csls => {
-                let offsets = hubness::csls_offsets(
-                    task.queries,
-                    task.gallery,
-                    neighbourhood,
-                    config.csls_k,
-                    sizes,
-                    progress,
-                )?;
+                let offsets = match &neighbourhoods.knn_mean {
+                    Some(r) => hubness::csls_offsets_from(r),
+                    None => hubness::csls_offsets(
+                        task.queries,
+                        task.gallery,
+                        neighbourhood,
+                        config.csls_k,
+                        sizes,
+                        progress,
+                    )?,
+                };
                 let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                 progress.begin(task.queries.n() as u64, "attack: csls");
                 let e = evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
@@ -469,14 +504,17 @@ pub fn compare(
                 push_rows(&mut rows, "csls", None, &e, &pool_sizes, p, config.level);
             }
             AttackName::InvertedSoftmax => {
-                let offsets = hubness::inverted_softmax_offsets(
-                    task.queries,
-                    task.gallery,
-                    neighbourhood,
-                    beta,
-                    sizes,
-                    progress,
-                )?;
+                let offsets = match &neighbourhoods.log_normalizer {
+                    Some(log_z) => hubness::inverted_softmax_offsets_from(log_z, beta),
+                    None => hubness::inverted_softmax_offsets(
+                        task.queries,
+                        task.gallery,
+                        neighbourhood,
+                        beta,
+                        sizes,
+                        progress,
+                    )?,
+                };
                 let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                 progress.begin(task.queries.n() as u64, "attack: inverted softmax");
                 let e = evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
@@ -493,9 +531,7 @@ pub fn compare(
                     continue;
                 };
                 let bank = s.task.queries;
-                let offsets =
-                    hubness::inverted_softmax_offsets(bank, task.gallery, None, beta, sizes, progress)?;
-                let active = hubness::activation_set(bank, task.gallery, sizes, progress)?;
+                let (offsets, active) = hubness::query_bank(bank, task.gallery, beta, sizes, progress)?;
                 let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                 progress.begin(task.queries.n() as u64, "attack: qb-norm");
                 let normalised =

@@ -10,7 +10,10 @@
 use rayon::prelude::*;
 
 use crate::engine::simd::multiversion;
-use crate::engine::{for_each_block, rank, BlockSizes, Gallery, Progress, RankOptions, Rows, Targets};
+use crate::engine::{
+    for_each_block, rank, BlockSizes, ColumnReducer, ColumnStates, Gallery, Progress, RankOptions, Rows,
+    Targets,
+};
 use crate::error::{Error, Result};
 
 /// Mean similarity of each row of `rows` to its `k` most similar rows of `other`
@@ -140,6 +143,238 @@ pub fn log_normalizers(
     Ok(out)
 }
 
+/// Gallery-side neighbourhood statistics gathered during a ranking pass of the same queries
+/// against the same gallery (a [`ColumnReducer`]): for each gallery item, the mean of its
+/// `k` highest scores over the queries (CSLS's r_g, as [`knn_mean_similarity`] with the
+/// roles swapped) and the log-sum-exp ln sum_q exp(beta s_qg) (the inverted softmax's
+/// normaliser, as [`log_normalizers`]). Piggybacking on the cosine pass the attack
+/// comparison runs anyway saves each correction a GEMM over all pairs (issue 8's cost
+/// target; docs/PERFORMANCE.md "Attacks").
+///
+/// Exclusions (query x gallery pairs outside the attacker's similarity matrix) are honoured.
+/// The engine scores each group of exact duplicate gallery rows once, so a statistic per
+/// representative is every member's statistic, unless a query excludes some members of a
+/// group and not others: [`ColumnStats::new`] returns `None` then, and the caller runs the
+/// separate passes, which handle that case.
+#[derive(Debug)]
+pub struct ColumnStats<'a> {
+    gallery: &'a Gallery<'a>,
+    exclusions: Option<&'a Targets>,
+    k: usize,
+    beta: Option<f32>,
+}
+
+/// One chunk's running statistics (see [`ColumnStats`]).
+#[derive(Debug)]
+pub struct ColumnState {
+    /// Per column, its `k` highest scores so far, descending (-inf where fewer were seen).
+    top: Vec<f32>,
+    /// Per column, the last of those (`top`'s every k-th value, contiguous for the scan).
+    kth: Vec<f32>,
+    /// Per column, the running maximum of the log-sum-exp.
+    max: Vec<f32>,
+    /// Per column, sum exp(beta (s - max)).
+    sum: Vec<f64>,
+}
+
+/// What [`ColumnStats`] yields per gallery item.
+#[derive(Debug, Clone, Default)]
+pub struct GalleryNeighbourhood {
+    /// Mean similarity to the `k` nearest queries (when `k` > 0).
+    pub knn_mean: Option<Vec<f32>>,
+    /// ln sum_q exp(beta s_qg) (when a beta was given).
+    pub log_normalizer: Option<Vec<f64>>,
+}
+
+impl<'a> ColumnStats<'a> {
+    /// Statistics over the queries of a pass against `gallery` with query-side
+    /// `exclusions` (the ranking task's targets; only their exclusions are used): the `k`
+    /// nearest queries' mean (0: skip) and the log-normaliser at `beta` (None: skip).
+    /// `None` when the gallery's duplicate groups are partly excluded (see the type docs).
+    pub fn new(
+        gallery: &'a Gallery<'a>,
+        exclusions: Option<&'a Targets>,
+        k: usize,
+        beta: Option<f64>,
+    ) -> Result<Option<ColumnStats<'a>>> {
+        if let Some(beta) = beta {
+            if !(beta.is_finite() && beta > 0.0) {
+                return Err(Error::config(format!(
+                    "inverted-softmax temperature beta must be positive, got {beta}"
+                )));
+            }
+        }
+        if let Some(t) = exclusions {
+            if t.n_gallery() != gallery.len() {
+                return Err(Error::config("neighbourhood exclusions do not match the gallery"));
+            }
+            let partly = gallery.n_duplicates() > 0
+                && (0..t.n_queries()).any(|q| {
+                    let mut groups: Vec<usize> = t
+                        .exclusions(q)
+                        .map(|g| gallery.unique_of(g as usize))
+                        .filter(|&u| gallery.multiplicity(u) > 1)
+                        .collect();
+                    groups.sort_unstable();
+                    groups.chunk_by(|a, b| a == b).any(|run| run.len() as u32 != gallery.multiplicity(run[0]))
+                });
+            if partly {
+                return Ok(None);
+            }
+        }
+        let exclusions = exclusions.filter(|t| (0..t.n_queries()).any(|q| t.n_exclusions(q) > 0));
+        Ok(Some(ColumnStats { gallery, exclusions, k, beta: beta.map(|b| b as f32) }))
+    }
+
+    /// Per gallery item, the statistics of a finished pass.
+    pub fn finish(&self, states: ColumnStates<ColumnState>) -> Result<GalleryNeighbourhood> {
+        let n_unique = self.gallery.n_unique();
+        let mut knn = (self.k > 0).then(|| vec![0f32; n_unique]);
+        let mut log_z = self.beta.map(|_| vec![0f64; n_unique]);
+        for (c0, c1, state) in states {
+            for j in 0..c1 - c0 {
+                if let Some(knn) = knn.as_mut() {
+                    // Summed best first in f64, as `knn_mean_similarity` sums its top-k.
+                    let top = &state.top[j * self.k..(j + 1) * self.k];
+                    let seen: Vec<f64> =
+                        top.iter().filter(|x| x.is_finite()).map(|&x| f64::from(x)).collect();
+                    knn[c0 + j] = if seen.is_empty() {
+                        0.0
+                    } else {
+                        (seen.iter().sum::<f64>() / seen.len() as f64) as f32
+                    };
+                }
+                if let (Some(log_z), Some(beta)) = (log_z.as_mut(), self.beta) {
+                    let max = state.max[j];
+                    if max == f32::NEG_INFINITY {
+                        return Err(Error::config(format!(
+                            "gallery item {} has no query left after exclusions; the normaliser is undefined",
+                            self.gallery.members(c0 + j)[0]
+                        )));
+                    }
+                    let beta = f64::from(beta);
+                    log_z[c0 + j] = beta * f64::from(max) + state.sum[j].max(f64::MIN_POSITIVE).ln();
+                }
+            }
+        }
+        let per_item = |u: &Vec<f32>| (0..self.gallery.len()).map(|g| u[self.gallery.unique_of(g)]).collect();
+        Ok(GalleryNeighbourhood {
+            knn_mean: knn.as_ref().map(per_item),
+            log_normalizer: log_z
+                .map(|u| (0..self.gallery.len()).map(|g| u[self.gallery.unique_of(g)]).collect()),
+        })
+    }
+}
+
+impl ColumnReducer for ColumnStats<'_> {
+    type State = ColumnState;
+
+    fn init(&self, c0: usize, c1: usize) -> ColumnState {
+        let width = c1 - c0;
+        let lse = self.beta.is_some();
+        ColumnState {
+            top: vec![f32::NEG_INFINITY; width * self.k],
+            kth: if self.k > 0 { vec![f32::NEG_INFINITY; width] } else { Vec::new() },
+            max: if lse { vec![f32::NEG_INFINITY; width] } else { Vec::new() },
+            sum: if lse { vec![0.0; width] } else { Vec::new() },
+        }
+    }
+
+    fn reduce(&self, state: &mut ColumnState, q0: usize, c0: usize, c1: usize, scores: &[f32]) {
+        let width = c1 - c0;
+        // Rows with an excluded item in this chunk are read from a copy with those scores
+        // set to -inf (which enters no top-k and adds exp(-inf) = 0).
+        let mut masked: Vec<(usize, Vec<f32>)> = Vec::new();
+        if let Some(t) = self.exclusions {
+            for (r, row) in scores.chunks_exact(width).enumerate() {
+                let mut copy: Option<Vec<f32>> = None;
+                for g in t.exclusions(q0 + r) {
+                    let u = self.gallery.unique_of(g as usize);
+                    if (c0..c1).contains(&u) {
+                        copy.get_or_insert_with(|| row.to_vec())[u - c0] = f32::NEG_INFINITY;
+                    }
+                }
+                if let Some(copy) = copy {
+                    masked.push((r, copy));
+                }
+            }
+        }
+        let mut rows: Vec<&[f32]> = scores.chunks_exact(width).collect();
+        for (r, copy) in &masked {
+            rows[*r] = copy;
+        }
+        if self.k > 0 {
+            for row in &rows {
+                offer_top(&mut state.top, &mut state.kth, self.k, row);
+            }
+        }
+        if let Some(beta) = self.beta {
+            let mut block_max = vec![f32::NEG_INFINITY; width];
+            for row in &rows {
+                max_into(&mut block_max, row);
+            }
+            for j in 0..width {
+                let new = state.max[j].max(block_max[j]);
+                if new > state.max[j] && state.max[j] > f32::NEG_INFINITY {
+                    state.sum[j] *= (f64::from(beta) * (f64::from(state.max[j]) - f64::from(new))).exp();
+                }
+                state.max[j] = new;
+            }
+            let mut acc = vec![0f32; width];
+            for row in &rows {
+                add_exp(&mut acc, row, &state.max, beta);
+            }
+            for (s, a) in state.sum.iter_mut().zip(&acc) {
+                *s += f64::from(*a);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Offer one row of scores to per-column top-`k` lists (`top`: `k` per column,
+    /// descending; `kth`: each list's last value). Most scores are below their column's
+    /// k-th best, so groups of 16 are first compared to `kth` as vectors and only a group
+    /// with a candidate is inserted element by element.
+    fn offer_top(top: &mut [f32], kth: &mut [f32], k: usize, row: &[f32]) -> () {
+        for start in (0..row.len()).step_by(16) {
+            let end = (start + 16).min(row.len());
+            let any = row[start..end].iter().zip(&kth[start..end]).fold(false, |a, (&x, &t)| a | (x > t));
+            if !any {
+                continue;
+            }
+            for j in start..end {
+                let x = row[j];
+                if x > kth[j] {
+                    let list = &mut top[j * k..(j + 1) * k];
+                    let at = list.partition_point(|&y| y >= x);
+                    list.copy_within(at..k - 1, at + 1);
+                    list[at] = x;
+                    kth[j] = list[k - 1];
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Element-wise running maximum.
+    fn max_into(acc: &mut [f32], row: &[f32]) -> () {
+        for (m, &x) in acc.iter_mut().zip(row) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+}
+
+multiversion! {
+    /// acc_j += exp(beta (row_j - shift_j)), element-wise.
+    fn add_exp(acc: &mut [f32], row: &[f32], shift: &[f32], beta: f32) -> () {
+        for ((a, &x), &m) in acc.iter_mut().zip(row).zip(shift) {
+            *a += exp_approx(beta * (x - m));
+        }
+    }
+}
+
 thread_local! {
     /// Per-thread copy of one row's scores.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -241,7 +476,7 @@ pub fn transposed_exclusions(targets: &Targets) -> Result<Targets> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::NoProgress;
+    use crate::engine::{NoProgress, RankOptions};
 
     #[test]
     fn fast_exp_is_accurate_over_its_range() {
@@ -328,6 +563,82 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The statistics gathered inside a ranking pass equal the separate passes' (which are
+    /// checked against brute force above): CSLS means bit for bit up to the GEMM's
+    /// transposition, log-normalisers to the exp approximation's accuracy. Duplicate gallery
+    /// rows (whole groups excluded together) and uneven block and chunk grids included.
+    #[test]
+    fn column_statistics_in_the_ranking_pass_equal_the_separate_passes() {
+        let dim = 10;
+        let (n_q, n_g) = (37, 29);
+        let queries = unit_rows(3, n_q, dim);
+        let mut gallery = unit_rows(4, n_g, dim);
+        let copy: Vec<f32> = gallery[2 * dim..3 * dim].to_vec();
+        gallery[7 * dim..8 * dim].copy_from_slice(&copy);
+        let q = Rows::new(&queries, n_q, dim).unwrap();
+        let g = Rows::new(&gallery, n_g, dim).unwrap();
+        let g_dedup = Gallery::new(g);
+        assert_eq!(g_dedup.n_duplicates(), 1);
+        // Query i excludes gallery item i % 11 unless that is in the duplicate group, and
+        // every third query excludes the whole group {2, 7}.
+        let mut builder = Targets::builder(n_g);
+        for i in 0..n_q {
+            let mut ex: Vec<u32> = Vec::new();
+            if ![2, 7].contains(&(i % 11)) {
+                ex.push((i % 11) as u32);
+            }
+            if i % 3 == 0 {
+                ex.extend([2, 7]);
+            }
+            builder.push(&[], &ex).unwrap();
+        }
+        let targets = builder.build();
+        let (k, beta) = (3, 23.0);
+        let stats = ColumnStats::new(&g_dedup, Some(&targets), k, Some(beta)).unwrap().unwrap();
+        for sizes in [
+            BlockSizes { block_rows: 4, chunk_cols: 5, memory_budget_bytes: 0 },
+            BlockSizes { block_rows: 64, chunk_cols: 2, memory_budget_bytes: 0 },
+            BlockSizes::default(),
+        ] {
+            let options = RankOptions { top_k: 0, sizes };
+            let (_, states) = crate::engine::rank_with_columns(
+                q,
+                &g_dedup,
+                &targets,
+                0..n_q,
+                &options,
+                &(),
+                &stats,
+                &NoProgress,
+            )
+            .unwrap();
+            let got = stats.finish(states).unwrap();
+            let t = transposed_exclusions(&targets).unwrap();
+            let knn = knn_mean_similarity(g, q, Some(&t), k, &sizes, &NoProgress).unwrap();
+            let lse = log_normalizers(g, q, Some(&t), beta, &sizes, &NoProgress).unwrap();
+            let (got_knn, got_lse) = (got.knn_mean.unwrap(), got.log_normalizer.unwrap());
+            for j in 0..n_g {
+                assert!((got_knn[j] - knn[j]).abs() <= 1e-6, "item {j}: {} vs {}", got_knn[j], knn[j]);
+                assert!(
+                    (got_lse[j] - lse[j]).abs() <= 2e-5 * lse[j].abs().max(1.0),
+                    "item {j}: {} vs {}",
+                    got_lse[j],
+                    lse[j]
+                );
+            }
+            assert_eq!(got_knn[2], got_knn[7], "duplicates share their statistics");
+        }
+        // Excluding one member of a duplicate group but not the other: not fusable.
+        let mut builder = Targets::builder(n_g);
+        builder.push(&[], &[7]).unwrap();
+        for _ in 1..n_q {
+            builder.push(&[], &[]).unwrap();
+        }
+        let partly = builder.build();
+        assert!(ColumnStats::new(&g_dedup, Some(&partly), k, Some(beta)).unwrap().is_none());
+        assert!(ColumnStats::new(&g_dedup, None, k, Some(-1.0)).is_err());
     }
 
     #[test]

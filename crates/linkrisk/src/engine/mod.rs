@@ -9,7 +9,9 @@
 //! - [`Targets`]: per query, its positives (the anchor first) and exclusions.
 //! - [`for_each_block`]: the block-visitor core (a block of queries and its scores).
 //! - [`rank()`] / [`rank_with`]: full-gallery ranks of every positive, a top-k, and an
-//!   optional per-query [`QueryReducer`] over the score row (how [`pools`] are evaluated).
+//!   optional per-query [`QueryReducer`] over the score row (how [`pools`] are evaluated);
+//!   [`rank_with_columns`] also runs a [`ColumnReducer`] over the gallery side of the same
+//!   scores (per-item neighbourhood statistics without a pass of their own).
 //!
 //! Ranking semantics (DESIGN.md): for a positive with `greater` negatives strictly above
 //! and `tied` negatives at exactly its score, ties are broken uniformly at random in
@@ -29,7 +31,10 @@ mod topk;
 
 pub use gallery::Gallery;
 pub use kernel::{for_each_block, BlockSizes, NoProgress, Progress, ScoreBlock, ScoreRow};
-pub use rank::{rank, rank_with, FirstPositive, PositiveRank, QueryRanking, QueryReducer, RankOptions};
+pub use rank::{
+    rank, rank_with, rank_with_columns, ColumnReducer, ColumnStates, FirstPositive, PositiveRank,
+    QueryRanking, QueryReducer, RankOptions,
+};
 pub use rows::{gather, Rows};
 pub use targets::{Targets, TargetsBuilder};
 pub use topk::Neighbor;

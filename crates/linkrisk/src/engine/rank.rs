@@ -108,6 +108,39 @@ impl QueryReducer for () {
     fn reduce(&self, _query: usize, _row: ScoreRow<'_>, _ranking: &QueryRanking) {}
 }
 
+/// A computation over the gallery side of a ranking pass: per gallery representative,
+/// across the queries (e.g. CSLS's k nearest queries of each gallery item, or the inverted
+/// softmax's normaliser over the queries). It runs in phase B on each chunk's scores right
+/// after they are reduced, so a statistic that would otherwise need a pass of its own (a
+/// second GEMM over all pairs) costs one more scan of memory the pass already wrote.
+///
+/// The engine keeps one `State` per chunk of representatives and hands each chunk's
+/// scores, block after block, to that chunk's state alone, so states need no locking.
+pub trait ColumnReducer: Sync {
+    /// What is kept for one chunk of representatives.
+    type State: Send;
+    /// A fresh state for representatives `c0..c1`.
+    fn init(&self, c0: usize, c1: usize) -> Self::State;
+    /// Fold in the scores of queries `q0..q0 + scores.len() / (c1 - c0)` against
+    /// representatives `c0..c1`: row-major, one row of `c1 - c0` scores per query (gallery
+    /// offsets included, if the gallery has any). Queries arrive in ascending blocks.
+    fn reduce(&self, state: &mut Self::State, q0: usize, c0: usize, c1: usize, scores: &[f32]);
+}
+
+impl ColumnReducer for () {
+    type State = ();
+    fn init(&self, _c0: usize, _c1: usize) {}
+    fn reduce(&self, _state: &mut (), _q0: usize, _c0: usize, _c1: usize, _scores: &[f32]) {}
+}
+
+/// The chunk states of a [`ColumnReducer`] after a pass: `(c0, c1, state)` per chunk of
+/// representatives, in column order, covering `0..n_unique` exactly once.
+pub type ColumnStates<S> = Vec<(usize, usize, S)>;
+
+/// What [`rank_with_columns`] returns: per query its ranking and the [`QueryReducer`]'s
+/// output, and the [`ColumnReducer`]'s chunk states.
+pub type RankedColumns<O, S> = (Vec<(QueryRanking, O)>, ColumnStates<S>);
+
 /// Rank queries `range` of `queries` against `gallery` (see the module docs). Results come
 /// in query order; a query range is a shard: concatenating the results of disjoint ranges
 /// gives exactly the result of their union.
@@ -135,6 +168,22 @@ pub fn rank_with<R: QueryReducer>(
     reducer: &R,
     progress: &dyn Progress,
 ) -> Result<Vec<(QueryRanking, R::Output)>> {
+    Ok(rank_with_columns(queries, gallery, targets, range, options, reducer, &(), progress)?.0)
+}
+
+/// [`rank_with`], also running `columns` over the gallery side of the same scores (see
+/// [`ColumnReducer`]); returns its chunk states beside the rankings.
+#[allow(clippy::too_many_arguments)]
+pub fn rank_with_columns<R: QueryReducer, C: ColumnReducer>(
+    queries: Rows<'_>,
+    gallery: &Gallery<'_>,
+    targets: &Targets,
+    range: Range<usize>,
+    options: &RankOptions,
+    reducer: &R,
+    columns: &C,
+    progress: &dyn Progress,
+) -> Result<RankedColumns<R::Output, C::State>> {
     check_shapes(queries, gallery, &range)?;
     options.sizes.validate()?;
     if targets.n_queries() != queries.n() || targets.n_gallery() != gallery.len() {
@@ -158,15 +207,17 @@ pub fn rank_with<R: QueryReducer>(
         weights: gallery.multiplicities(),
     };
     let mut buffer = vec![0f32; block_rows.min(range.len()) * n_unique];
+    let mut states: Vec<C::State> = pass.chunks.iter().map(|&(c0, c1)| columns.init(c0, c1)).collect();
     let mut out = Vec::with_capacity(range.len());
     let mut b0 = range.start;
     while b0 < range.end {
         let b1 = (b0 + block_rows).min(range.end);
-        out.extend(pass.block(b0, b1, &mut buffer[..(b1 - b0) * n_unique], reducer));
+        out.extend(pass.block(b0, b1, &mut buffer[..(b1 - b0) * n_unique], reducer, columns, &mut states));
         progress.advance((b1 - b0) as u64);
         b0 = b1;
     }
-    Ok(out)
+    let states = pass.chunks.iter().zip(states).map(|(&(c0, c1), s)| (c0, c1, s)).collect();
+    Ok((out, states))
 }
 
 /// Everything a ranking pass shares across blocks.
@@ -208,12 +259,14 @@ impl Pass<'_, '_> {
         Layout { rows, width: self.width, chunks: &self.chunks }
     }
 
-    fn block<R: QueryReducer>(
+    fn block<R: QueryReducer, C: ColumnReducer>(
         &self,
         b0: usize,
         b1: usize,
         buffer: &mut [f32],
         reducer: &R,
+        columns: &C,
+        states: &mut [C::State],
     ) -> Vec<(QueryRanking, R::Output)> {
         let rows = b1 - b0;
         let block = self.queries.slice(b0, b1);
@@ -286,15 +339,19 @@ impl Pass<'_, '_> {
             .chunks
             .par_iter()
             .zip(&special_chunk)
-            .map(|(&(c0, c1), &done)| {
+            .zip(states.par_iter_mut())
+            .map(|((&(c0, c1), &done), state)| {
                 if !done {
                     // SAFETY: chunks are disjoint column ranges; phase A's writes are finished.
                     unsafe { compute_chunk(ptr, &layout, block, self.gallery, c0, c1, Par::Seq) };
                 }
                 // SAFETY: this task alone touches columns c0..c1 during phase B.
-                self.reduce_chunk(b0, c0, c1, done, &plans, &floors, count_len, |r| unsafe {
+                let counts = self.reduce_chunk(b0, c0, c1, done, &plans, &floors, count_len, |r| unsafe {
                     &*ptr.slice_mut(layout.segment(r, c0, c1))
-                })
+                });
+                // SAFETY: as above; the chunk's region is `rows` rows of `c1 - c0` scores.
+                columns.reduce(state, b0, c0, c1, unsafe { &*ptr.slice_mut(c0 * rows..c1 * rows) });
+                counts
             })
             .collect();
 
