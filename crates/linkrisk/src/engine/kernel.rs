@@ -15,8 +15,8 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::gallery::Gallery;
-use super::rows::Rows;
+use super::gallery::{Gallery, RepRows};
+use super::rows::{scale_into, Rows};
 use crate::error::{Error, Result};
 
 /// Sizes of the kernel's work units. The defaults were chosen by measurement
@@ -181,14 +181,48 @@ pub(crate) unsafe fn compute_chunk(
     c1: usize,
     par: Par,
 ) {
-    let reps = gallery.unique_rows();
-    let dim = reps.dim();
+    let dim = gallery.dim();
     let width = c1 - c0;
     let rows = queries.n();
     debug_assert_eq!(rows, layout.rows);
     // SAFETY: the caller owns this chunk's region.
     let region = unsafe { buffer.slice_mut(c0 * rows..(c0 + width) * rows) };
-    let rhs = MatRef::from_row_major_slice(&reps.data()[c0 * dim..c1 * dim], width, dim);
+    match gallery.reps() {
+        RepRows::Dense(data) => chunk_gemm(region, queries, &data[c0 * dim..c1 * dim], width, par),
+        RepRows::Scaled { raw, raw_row, scale } => {
+            // Scale the chunk's representatives into this thread's buffer, then the same
+            // GEMM: each value is `stored * scale`, bitwise the in-memory unit row's value.
+            // Taken out of the thread-local (not borrowed), so a re-entrant call on this
+            // thread (rayon work-stealing inside a parallel GEMM) gets a buffer of its own.
+            let mut scratch = SCRATCH.take();
+            scratch.resize(width * dim, 0.0);
+            for (k, u) in (c0..c1).enumerate() {
+                let r = raw_row[u] as usize;
+                scale_into(&mut scratch[k * dim..(k + 1) * dim], &raw[r * dim..(r + 1) * dim], scale[u]);
+            }
+            chunk_gemm(region, queries, &scratch, width, par);
+            SCRATCH.set(scratch);
+        }
+    }
+    if let Some(offsets) = gallery.unique_offsets() {
+        for row in region.chunks_mut(width) {
+            super::count::add_offsets(row, &offsets[c0..c1]);
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread buffer of one chunk of scaled representatives (chunk width x dim values)
+    /// for galleries built by [`Gallery::scaled`].
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `region` (queries x width, row-major) = queries times `reps` (width x dim, row-major)
+/// transposed.
+fn chunk_gemm(region: &mut [f32], queries: Rows<'_>, reps: &[f32], width: usize, par: Par) {
+    let dim = queries.dim();
+    let rows = queries.n();
+    let rhs = MatRef::from_row_major_slice(reps, width, dim);
     if rows == 1 {
         // Pad to two rows so the GEMM never takes its matrix-vector path.
         let mut lhs = Vec::with_capacity(2 * dim);
@@ -202,11 +236,6 @@ pub(crate) unsafe fn compute_chunk(
         let dst = MatMut::from_row_major_slice_mut(region, rows, width);
         let lhs = MatRef::from_row_major_slice(queries.data(), rows, dim);
         matmul(dst, Accum::Replace, lhs, rhs.transpose(), 1.0, par);
-    }
-    if let Some(offsets) = gallery.unique_offsets() {
-        for row in region.chunks_mut(width) {
-            super::count::add_offsets(row, &offsets[c0..c1]);
-        }
     }
 }
 

@@ -30,7 +30,7 @@ mod topk;
 pub use gallery::Gallery;
 pub use kernel::{for_each_block, BlockSizes, NoProgress, Progress, ScoreBlock, ScoreRow};
 pub use rank::{rank, rank_with, FirstPositive, PositiveRank, QueryRanking, QueryReducer, RankOptions};
-pub use rows::{gather, Rows};
+pub use rows::{gather, Rows, ScaledRows};
 pub use targets::{Targets, TargetsBuilder};
 pub use topk::Neighbor;
 
