@@ -229,6 +229,13 @@ pub fn load_views(
     Ok((metadata, views))
 }
 
+/// Environment variable that turns memory-mapping of views off ([`load_views_mapped`]).
+pub const NO_MMAP_ENV: &str = "LINKRISK_NO_MMAP";
+
+fn mapping_disabled() -> bool {
+    std::env::var_os(NO_MMAP_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 /// A view as [`load_views_mapped`] returns it.
 #[derive(Debug)]
 pub enum LoadedView {
@@ -279,12 +286,16 @@ impl LoadedView {
 /// ([`MappedView`]: a little-endian float32 `.npy` with aligned data); any other source is
 /// read into memory as [`load_views`] reads it. For a shard's gallery: mapped, its pages
 /// are shared page cache rather than the process's own memory.
+///
+/// With the environment variable [`NO_MMAP_ENV`] set to anything but `0` or nothing,
+/// nothing is mapped (e.g. on a file system where mapping is slow or unsafe, or to compare).
 pub fn load_views_mapped(
     dir: impl AsRef<Path>,
     select: impl FnOnce(&Metadata) -> Result<Vec<ViewRequest>>,
     map: &[&str],
 ) -> Result<(Metadata, Vec<LoadedView>)> {
     let dir = dir.as_ref();
+    let map = if mapping_disabled() { &[] } else { map };
     let mut order = Vec::new();
     let mut select = Some(select);
     let mut select_and_remember = |meta: &Metadata| {

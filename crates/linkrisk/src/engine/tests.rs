@@ -575,3 +575,36 @@ fn scaled_rows_are_checked() {
     let err = ScaledRows::new(&raw[..4], 2, None, &[0.2, f32::INFINITY]).unwrap_err().to_string();
     assert!(err.contains("row 1, column 0"), "{err}");
 }
+
+/// Galleries wide enough for the scaled kernel to split chunks into several GEMM calls
+/// (including a tail that would be one column wide) score bitwise like one GEMM per chunk
+/// over the normalised rows.
+#[test]
+fn scaled_gallery_sub_chunks_score_bitwise_like_whole_chunks() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for (n, dim, block_rows) in [(1000, 24, 0), (961, 8, 5), (97, 3, 1), (2100, 16, 96)] {
+        let raw: Vec<f32> =
+            (0..n * dim).map(|_| StandardNormal.sample(&mut rng)).map(|v: f32| v * 7.0).collect();
+        let view = crate::cohort::View::from_memory("g", n, dim, raw.clone()).unwrap();
+        let scales: Vec<f32> =
+            raw.chunks(dim).map(|row| crate::cohort::view::row_scale(row).unwrap().1).collect();
+        let dense = Gallery::new(Rows::from_view(&view));
+        let scaled = Gallery::scaled(ScaledRows::new(&raw, dim, None, &scales).unwrap());
+        let n_queries = 13;
+        let queries = gaussian_rows(&mut rng, n_queries, dim);
+        let q = Rows::new(&queries, n_queries, dim).unwrap();
+        let sizes = BlockSizes { block_rows, ..BlockSizes::default() };
+        let scores = |gallery: &Gallery<'_>| {
+            let mut all = Vec::new();
+            for_each_block(q, gallery, 0..n_queries, &sizes, &NoProgress, |block| {
+                for i in 0..block.len() {
+                    all.extend((0..n).map(|g| block.row(i).score(g).to_bits()));
+                }
+                Ok(())
+            })
+            .unwrap();
+            all
+        };
+        assert_eq!(scores(&scaled), scores(&dense), "n = {n}, dim = {dim}");
+    }
+}
