@@ -8,7 +8,7 @@
 //!
 //! The file's values are never modified: validation (finite values, no all-zero rows) is
 //! one streaming pass over the map that also computes each row's scale factor with the
-//! loader's own normalisation ([`super::view::row_scale`]), and the ranking engine scales
+//! loader's own normalisation (`view::row_scale`), and the ranking engine scales
 //! rows chunk by chunk ([`crate::engine::ScaledRows`]), so every unit value is bitwise
 //! the value [`super::View`] would hold and the scores equal the in-memory path's.
 //!

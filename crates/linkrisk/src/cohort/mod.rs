@@ -6,6 +6,11 @@
 //! plus [`View`]s whose rows are L2-normalised `f32` (cosine similarity is then a dot
 //! product). Bad input is an [`Error::Input`] that names the file, the row or column and
 //! the fix; nothing is dropped silently. The contract is written up in docs/FORMATS.md.
+//!
+//! A shard of a large audit loads only what it needs ([`load_views`]) and may keep its
+//! gallery in the file instead of in memory ([`load_views_mapped`], [`mapped`]): the rows
+//! stay as stored, with one normalising factor each, and the engine scales them on the fly
+//! to bitwise the same unit rows.
 
 pub mod columns;
 pub mod container;
