@@ -622,10 +622,10 @@ impl<'a> RelinkInputs<'a> {
                 view_rows(&config.gallery_view, gallery_view, slice.clone()),
             ),
         };
-        let loaded = match config.direction {
-            Direction::Both => 0..n,
-            Direction::QueryToGallery => slice,
-        };
+        // Both query matrices are whole only when both views were read whole; a mapped
+        // view's query rows are just the shard's slice.
+        let whole = config.direction == Direction::Both && query.mapped.is_none() && gallery.mapped.is_none();
+        let loaded = if whole { 0..n } else { slice };
         Ok(RelinkInputs { metadata: Cow::Owned(metadata), records, query, gallery, loaded })
     }
 

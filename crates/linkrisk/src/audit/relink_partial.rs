@@ -431,6 +431,9 @@ mod tests {
                     relink_range(&inputs, &config, range.clone(), &NoProgress).unwrap(),
                     relink_range(&full, &config, range, &NoProgress).unwrap()
                 );
+                // Only the slice's query rows were loaded, in either direction.
+                let err = relink_range(&inputs, &config, 0..1, &NoProgress).unwrap_err().to_string();
+                assert!(err.contains("was not loaded"), "{err}");
             }
         }
         to_big_endian(&dir.path().join("report.npy"));
