@@ -421,3 +421,54 @@ fn slurm_rejects_bad_audit_flags_before_writing_anything() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`sbatch` not found on PATH"));
 }
+
+/// A shard ranks from its memory-mapped galleries; reading them into memory instead
+/// (`LINKRISK_NO_MMAP=1`) writes the byte-identical partial. A bad gallery row stops the
+/// shard (exit 2) with the file, the row of the file and, for a non-finite value, the column.
+#[test]
+fn a_mapped_shard_equals_a_read_one_and_bad_gallery_rows_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cohort");
+    cohort(&dir, 40);
+    let (mapped, read) = (tmp.path().join("mapped.lrp"), tmp.path().join("read.lrp"));
+    for (path, no_mmap) in [(&mapped, "0"), (&read, "1")] {
+        linkrisk()
+            .arg("relink")
+            .arg(&dir)
+            .args(FLAGS)
+            .args(["--shard", "2/3", "--partial"])
+            .arg(path)
+            .env("LINKRISK_NO_MMAP", no_mmap)
+            .assert()
+            .success();
+    }
+    assert_eq!(std::fs::read(&mapped).unwrap(), std::fs::read(&read).unwrap());
+
+    let report = dir.join("report.npy");
+    let mut bytes = std::fs::read(&report).unwrap();
+    let header_len = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let dim = 16;
+    let at = header_len + (3 * dim + 5) * 4;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&report, &bytes).unwrap();
+    let partial = tmp.path().join("bad.lrp");
+    let args = |shard: &str| {
+        vec![
+            "relink".to_string(),
+            dir.to_str().unwrap().to_string(),
+            "--split".into(),
+            "all".into(),
+            "--shard".into(),
+            shard.into(),
+            "--partial".into(),
+            partial.to_str().unwrap().to_string(),
+        ]
+    };
+    run_err(args("1/2"), &["report.npy", "row 3 ", "column 5", "not finite"]);
+    bytes[at..at + 4].copy_from_slice(&1.0f32.to_le_bytes());
+    let zero = header_len + 7 * dim * 4;
+    bytes[zero..zero + dim * 4].fill(0);
+    std::fs::write(&report, &bytes).unwrap();
+    run_err(args("2/2"), &["report.npy", "row 7 ", "all-zero"]);
+    assert!(!partial.exists());
+}

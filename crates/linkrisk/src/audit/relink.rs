@@ -18,10 +18,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::attack::{self, AttackComparison, AttackConfig, AttackTask, SideInfo};
-use crate::cohort::{load_views, Cohort, Label, Metadata, View, ViewRequest};
+use crate::cohort::{load_views_mapped, Cohort, Label, LoadedView, MappedView, Metadata, View, ViewRequest};
 use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
 use crate::engine::{
-    gather, rank_with, BlockSizes, FirstPositive, Gallery, Progress, RankOptions, Rows, Targets,
+    gather, rank_with, BlockSizes, FirstPositive, Gallery, Progress, RankOptions, Rows, ScaledRows, Targets,
 };
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::cluster_bootstrap_means;
@@ -483,7 +483,21 @@ fn side_records(meta: &Metadata, config: &RelinkConfig) -> Result<Option<(String
 struct ViewRows<'a> {
     name: String,
     dim: usize,
+    /// Unit rows (in a shard, only the loaded queries' rows hold data).
     data: Cow<'a, [f32]>,
+    /// The whole view memory-mapped (a shard's gallery): as a gallery, it is ranked from
+    /// the map instead of `data`.
+    mapped: Option<MappedView>,
+}
+
+impl ViewRows<'_> {
+    /// This view as the gallery of a direction.
+    fn gallery(&self, n: usize) -> Gallery<'_> {
+        match &self.mapped {
+            Some(m) => Gallery::scaled(ScaledRows::from_mapped(m)),
+            None => Gallery::new(Rows::trusted(&self.data, n, self.dim)),
+        }
+    }
 }
 
 /// The embeddings and metadata a relink pass reads: the query and gallery views restricted
@@ -509,7 +523,13 @@ impl<'a> RelinkInputs<'a> {
         let meta = &cohort.metadata;
         let query_view = cohort.view(&config.query_view)?;
         let gallery_view = cohort.view(&config.gallery_view)?;
-        check_views(&cohort.dir, meta, query_view, gallery_view, config)?;
+        check_views(
+            &cohort.dir,
+            meta,
+            (query_view.name(), query_view.dim()),
+            (gallery_view.name(), gallery_view.dim()),
+            config,
+        )?;
         let records = split_records(meta, config)?;
         let rows = |view: &'a View| ViewRows {
             name: view.name().to_string(),
@@ -519,6 +539,7 @@ impl<'a> RelinkInputs<'a> {
             } else {
                 Cow::Owned(gather(view, &records))
             },
+            mapped: None,
         };
         let (query, gallery) = (rows(query_view), rows(gallery_view));
         let n = records.len();
@@ -528,59 +549,99 @@ impl<'a> RelinkInputs<'a> {
     /// Read from cohort directory `dir` only what computing the records of `shard`'s
     /// queries needs: the metadata, the gallery view (the split's rows) and, when only one
     /// direction is audited, just the shard's rows of the query view (other rows stay zero
-    /// and are never read). Other views are not read at all.
+    /// and are never read). Other views are not read at all. Every view used as a gallery
+    /// (with `--direction both`, both) is memory-mapped when its file allows
+    /// ([`crate::cohort::MappedView`]; else read), so the shard's own memory is its query
+    /// slice and the ranking's working memory; the rankings are bitwise those of views
+    /// read into memory.
     pub fn load(dir: &Path, config: &RelinkConfig, shard: ShardSpec) -> Result<RelinkInputs<'static>> {
         config.validate()?;
         let mut records = Vec::new();
         let mut slice = 0..0;
-        let (metadata, views) = load_views(dir, |meta| {
-            records = split_records(meta, config)?;
-            slice = shard.queries(records.len());
-            let all = records.len() == meta.len();
-            let gallery_rows = (!all).then(|| records.clone());
-            let query_rows = match config.direction {
-                Direction::QueryToGallery => Some(records[slice.clone()].to_vec()),
-                Direction::Both => gallery_rows.clone(),
-            };
-            Ok(vec![
-                ViewRequest { name: config.query_view.clone(), rows: query_rows },
-                ViewRequest { name: config.gallery_view.clone(), rows: gallery_rows },
-            ])
-        })?;
-        let [query_view, gallery_view]: [View; 2] = views.try_into().expect("two views requested");
-        check_views(dir, &metadata, &query_view, &gallery_view, config)?;
-        let n = records.len();
-        let (dim, gallery_dim) = (query_view.dim(), gallery_view.dim());
-        let query_data = match config.direction {
-            Direction::Both => query_view.into_rows(),
-            Direction::QueryToGallery => {
-                // Untouched pages of a zeroed allocation are never committed: this costs
-                // memory only for the slice.
-                let mut data = vec![0f32; n * dim];
-                data[slice.start * dim..slice.end * dim].copy_from_slice(query_view.rows());
-                data
-            }
+        let map: Vec<&str> = match config.direction {
+            Direction::QueryToGallery => vec![config.gallery_view.as_str()],
+            Direction::Both => vec![config.query_view.as_str(), config.gallery_view.as_str()],
         };
-        let loaded = match config.direction {
-            Direction::Both => 0..n,
-            Direction::QueryToGallery => slice,
-        };
-        Ok(RelinkInputs {
-            metadata: Cow::Owned(metadata),
-            records,
-            query: ViewRows { name: config.query_view.clone(), dim, data: Cow::Owned(query_data) },
-            gallery: ViewRows {
-                name: config.gallery_view.clone(),
-                dim: gallery_dim,
-                data: Cow::Owned(gallery_view.into_rows()),
+        let (metadata, views) = load_views_mapped(
+            dir,
+            |meta| {
+                records = split_records(meta, config)?;
+                slice = shard.queries(records.len());
+                let all = records.len() == meta.len();
+                let gallery_rows = (!all).then(|| records.clone());
+                let query_rows = match config.direction {
+                    Direction::QueryToGallery => Some(records[slice.clone()].to_vec()),
+                    Direction::Both => gallery_rows.clone(),
+                };
+                Ok(vec![
+                    ViewRequest { name: config.query_view.clone(), rows: query_rows },
+                    ViewRequest { name: config.gallery_view.clone(), rows: gallery_rows },
+                ])
             },
-            loaded,
-        })
+            &map,
+        )?;
+        let [query_view, gallery_view]: [LoadedView; 2] = views.try_into().expect("two views requested");
+        check_views(
+            dir,
+            &metadata,
+            (query_view.name(), query_view.dim()),
+            (gallery_view.name(), gallery_view.dim()),
+            config,
+        )?;
+        let n = records.len();
+        // Records-local rows `rows` of the query matrix hold data; the others stay zero and
+        // are never read. Untouched pages of a zeroed allocation are never committed: this
+        // costs memory only for `rows`.
+        let queries_only = |dim: usize, rows: Range<usize>, values: &[f32]| {
+            let mut data = vec![0f32; n * dim];
+            data[rows.start * dim..rows.end * dim].copy_from_slice(values);
+            data
+        };
+        // A view as the query side (records-local rows `query_rows` of it: the shard's slice,
+        // or none for a gallery only) and, when mapped or read whole, as a gallery.
+        let view_rows = |name: &str, view: LoadedView, query_rows: Range<usize>| -> ViewRows<'static> {
+            let dim = view.dim();
+            let (data, mapped) = match view {
+                LoadedView::Mapped(m) => {
+                    let rows = m.normalised_rows(query_rows.clone());
+                    (queries_only(dim, query_rows, &rows), Some(m))
+                }
+                // Only the shard's slice was read.
+                LoadedView::Read(v) if v.n() < n => (queries_only(dim, slice.clone(), v.rows()), None),
+                LoadedView::Read(v) => (v.into_rows(), None),
+            };
+            ViewRows { name: name.to_string(), dim, data: Cow::Owned(data), mapped }
+        };
+        let (query, gallery) = match config.direction {
+            Direction::QueryToGallery => (
+                view_rows(&config.query_view, query_view, slice.clone()),
+                view_rows(&config.gallery_view, gallery_view, 0..0),
+            ),
+            Direction::Both => (
+                view_rows(&config.query_view, query_view, slice.clone()),
+                view_rows(&config.gallery_view, gallery_view, slice.clone()),
+            ),
+        };
+        // Both query matrices are whole only when both views were read whole; a mapped
+        // view's query rows are just the shard's slice.
+        let whole = config.direction == Direction::Both && query.mapped.is_none() && gallery.mapped.is_none();
+        let loaded = if whole { 0..n } else { slice };
+        Ok(RelinkInputs { metadata: Cow::Owned(metadata), records, query, gallery, loaded })
     }
 
     /// Queries per direction (records of the audited split).
     pub fn n_queries(&self) -> usize {
         self.records.len()
+    }
+
+    /// Names of the views ranked as galleries straight from a memory map (query view
+    /// first); empty when everything was read into memory.
+    pub fn mapped_views(&self) -> Vec<&str> {
+        [&self.query, &self.gallery]
+            .into_iter()
+            .filter(|v| v.mapped.is_some())
+            .map(|v| v.name.as_str())
+            .collect()
     }
 }
 
@@ -588,19 +649,15 @@ impl<'a> RelinkInputs<'a> {
 fn check_views(
     dir: &Path,
     meta: &Metadata,
-    query: &View,
-    gallery: &View,
+    (query_name, query_dim): (&str, usize),
+    (gallery_name, gallery_dim): (&str, usize),
     config: &RelinkConfig,
 ) -> Result<()> {
-    if query.dim() != gallery.dim() {
+    if query_dim != gallery_dim {
         return Err(Error::input(
             dir,
             format!(
-                "view `{}` has {} dimensions but `{}` has {}; re-linkage compares both views in one embedding space",
-                query.name(),
-                query.dim(),
-                gallery.name(),
-                gallery.dim()
+                "view `{query_name}` has {query_dim} dimensions but `{gallery_name}` has {gallery_dim}; re-linkage compares both views in one embedding space"
             ),
         ));
     }
@@ -818,7 +875,7 @@ fn direction_records(
     // Views are validated at load (finite, unit rows); rows outside a shard's slice are
     // zeros that the engine never reads.
     let queries = Rows::trusted(&query.data, n, query.dim);
-    let gallery = Gallery::new(Rows::trusted(&gallery_rows.data, n, gallery_rows.dim));
+    let gallery = gallery_rows.gallery(n);
     let (targets, excluded_same_study, extra_positives) = build_targets(meta, records, config.match_level)?;
 
     let sizes: Vec<usize> = config.pool_sizes.iter().copied().filter(|&s| s <= n).collect();

@@ -396,6 +396,94 @@ mod tests {
         }
     }
 
+    /// Rewrite `path` (a version-1 little-endian float32 `.npy`) as big-endian float32: the
+    /// same values, which a shard cannot map and reads instead.
+    fn to_big_endian(path: &Path) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let header_len = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = String::from_utf8(bytes[10..header_len].to_vec()).unwrap().replace("'<f4'", "'>f4'");
+        bytes[10..header_len].copy_from_slice(header.as_bytes());
+        for value in bytes[header_len..].chunks_exact_mut(4) {
+            value.reverse();
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Shards map their galleries (both views with `--direction both`), for the whole
+    /// cohort or a split's rows; a file that cannot be mapped is read, with the same result.
+    #[test]
+    fn shard_galleries_are_mapped_and_unmappable_files_are_read() {
+        let dir = synth_dir(30, 6, true);
+        for (direction, mapped) in
+            [(Direction::QueryToGallery, vec!["report"]), (Direction::Both, vec!["image", "report"])]
+        {
+            for split in [None, Some("train".to_string())] {
+                let config = RelinkConfig { direction, split, ..RelinkConfig::default() };
+                let shard = ShardSpec::new(2, 3).unwrap();
+                let inputs = RelinkInputs::load(dir.path(), &config, shard).unwrap();
+                assert_eq!(inputs.mapped_views(), mapped);
+                // Ranked from the map, exactly as from the loaded cohort.
+                let cohort = Cohort::load(dir.path()).unwrap();
+                let full = RelinkInputs::from_cohort(&cohort, &config).unwrap();
+                assert!(full.mapped_views().is_empty());
+                let range = shard.queries(inputs.n_queries());
+                assert_eq!(
+                    relink_range(&inputs, &config, range.clone(), &NoProgress).unwrap(),
+                    relink_range(&full, &config, range, &NoProgress).unwrap()
+                );
+                // Only the slice's query rows were loaded, in either direction.
+                let err = relink_range(&inputs, &config, 0..1, &NoProgress).unwrap_err().to_string();
+                assert!(err.contains("was not loaded"), "{err}");
+            }
+        }
+        to_big_endian(&dir.path().join("report.npy"));
+        let config = RelinkConfig {
+            pool_sizes: vec![2, 10],
+            trials: 2,
+            bootstrap_replicates: 20,
+            direction: Direction::Both,
+            split: None,
+            attack: None,
+            ..RelinkConfig::default()
+        };
+        let inputs = RelinkInputs::load(dir.path(), &config, ShardSpec::new(1, 2).unwrap()).unwrap();
+        assert_eq!(inputs.mapped_views(), vec!["image"]);
+        let single = relink(&Cohort::load(dir.path()).unwrap(), &config, &NoProgress).unwrap();
+        let (merged, _) = shards_then_merge(dir.path(), &config, 2);
+        assert_eq!(json(&single), json(&merged));
+    }
+
+    /// A bad gallery row stops a shard with the file, the row of the file and the column.
+    #[test]
+    fn a_bad_mapped_gallery_row_is_named() {
+        let dir = synth_dir(20, 7, false);
+        let path = dir.path().join("report.npy");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let header_len = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let dim = 6;
+        let at = header_len + (5 * dim + 3) * 4;
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        let zero = header_len + 9 * dim * 4;
+        bytes[zero..zero + dim * 4].fill(0);
+        std::fs::write(&path, bytes).unwrap();
+        let config = RelinkConfig { split: None, ..RelinkConfig::default() };
+        let err =
+            RelinkInputs::load(dir.path(), &config, ShardSpec::new(1, 4).unwrap()).unwrap_err().to_string();
+        assert!(
+            err.contains("report.npy")
+                && err.contains("row 5 ")
+                && err.contains("column 3")
+                && err.contains("not finite"),
+            "{err}"
+        );
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at..at + 4].copy_from_slice(&1.0f32.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let err =
+            RelinkInputs::load(dir.path(), &config, ShardSpec::new(1, 4).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("report.npy") && err.contains("row 9 ") && err.contains("all-zero"), "{err}");
+    }
+
     #[test]
     fn records_round_trip_and_corruption_is_caught() {
         let dir = synth_dir(30, 4, true);

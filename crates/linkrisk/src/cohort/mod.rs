@@ -6,11 +6,17 @@
 //! plus [`View`]s whose rows are L2-normalised `f32` (cosine similarity is then a dot
 //! product). Bad input is an [`Error::Input`] that names the file, the row or column and
 //! the fix; nothing is dropped silently. The contract is written up in docs/FORMATS.md.
+//!
+//! A shard of a large audit loads only what it needs ([`load_views`]) and may keep its
+//! gallery in the file instead of in memory ([`load_views_mapped`], [`mapped`]): the rows
+//! stay as stored, with one normalising factor each, and the engine scales them on the fly
+//! to bitwise the same unit rows.
 
 pub mod columns;
 pub mod container;
 pub mod flags;
 pub mod manifest;
+pub mod mapped;
 pub mod metadata;
 pub mod npy;
 pub mod npz;
@@ -27,6 +33,7 @@ use serde::Serialize;
 
 pub use columns::MetadataOptions;
 pub use manifest::Manifest;
+pub use mapped::{MapAttempt, MappedView};
 pub use metadata::{Label, Metadata, FINDINGS, N_FINDINGS};
 pub use view::{View, ViewSource};
 
@@ -124,7 +131,8 @@ impl Cohort {
     /// Load and validate a cohort directory (see docs/FORMATS.md).
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let (metadata, views, notes) = load_dir(dir, None)?;
+        let (metadata, views, notes) = load_dir(dir, None, &[])?;
+        let views = views.into_iter().map(LoadedView::into_read).collect::<Result<Vec<_>>>()?;
         let mut cohort = Cohort::from_parts(dir, metadata, views)?;
         cohort.notes = notes;
         Ok(cohort)
@@ -221,7 +229,78 @@ pub fn load_views(
     dir: impl AsRef<Path>,
     select: impl FnOnce(&Metadata) -> Result<Vec<ViewRequest>>,
 ) -> Result<(Metadata, Vec<View>)> {
+    let (metadata, views) = load_views_mapped(dir, select, &[])?;
+    let views = views.into_iter().map(LoadedView::into_read).collect::<Result<Vec<_>>>()?;
+    Ok((metadata, views))
+}
+
+/// Environment variable that turns memory-mapping of views off ([`load_views_mapped`]).
+pub const NO_MMAP_ENV: &str = "LINKRISK_NO_MMAP";
+
+fn mapping_disabled() -> bool {
+    std::env::var_os(NO_MMAP_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A view as [`load_views_mapped`] returns it.
+#[derive(Debug)]
+pub enum LoadedView {
+    /// Read into memory and normalised.
+    Read(View),
+    /// Memory-mapped in place, validated, with per-row scale factors.
+    Mapped(MappedView),
+}
+
+impl LoadedView {
+    /// The view's name.
+    pub fn name(&self) -> &str {
+        match self {
+            LoadedView::Read(v) => v.name(),
+            LoadedView::Mapped(m) => m.name(),
+        }
+    }
+
+    /// Rows (those requested).
+    pub fn n(&self) -> usize {
+        match self {
+            LoadedView::Read(v) => v.n(),
+            LoadedView::Mapped(m) => m.n(),
+        }
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            LoadedView::Read(v) => v.dim(),
+            LoadedView::Mapped(m) => m.dim(),
+        }
+    }
+
+    /// The view read into memory; a mapped view is copied out of its map, normalised.
+    pub fn into_read(self) -> Result<View> {
+        match self {
+            LoadedView::Read(v) => Ok(v),
+            LoadedView::Mapped(m) => {
+                let raw: Vec<f32> = (0..m.n()).flat_map(|i| m.raw_row(i).iter().copied()).collect();
+                View::from_raw(m.name().to_string(), m.source().clone(), m.n(), m.dim(), raw)
+            }
+        }
+    }
+}
+
+/// [`load_views`], with the views named in `map` memory-mapped when their file allows
+/// ([`MappedView`]: a little-endian float32 `.npy` with aligned data); any other source is
+/// read into memory as [`load_views`] reads it. For a shard's gallery: mapped, its pages
+/// are shared page cache rather than the process's own memory.
+///
+/// With the environment variable [`NO_MMAP_ENV`] set to anything but `0` or nothing,
+/// nothing is mapped (e.g. on a file system where mapping is slow or unsafe, or to compare).
+pub fn load_views_mapped(
+    dir: impl AsRef<Path>,
+    select: impl FnOnce(&Metadata) -> Result<Vec<ViewRequest>>,
+    map: &[&str],
+) -> Result<(Metadata, Vec<LoadedView>)> {
     let dir = dir.as_ref();
+    let map = if mapping_disabled() { &[] } else { map };
     let mut order = Vec::new();
     let mut select = Some(select);
     let mut select_and_remember = |meta: &Metadata| {
@@ -229,7 +308,7 @@ pub fn load_views(
         order = requests.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         Ok(requests)
     };
-    let (metadata, mut views, _) = load_dir(dir, Some(&mut select_and_remember))?;
+    let (metadata, mut views, _) = load_dir(dir, Some(&mut select_and_remember), map)?;
     let mut out = Vec::with_capacity(order.len());
     for name in &order {
         let Some(i) = views.iter().position(|v| v.name() == name) else {
@@ -293,7 +372,11 @@ fn check_row_count(path: &Path, name: &str, n_records: usize, n_rows: usize) -> 
 
 /// Load a cohort directory: the manifest if any, the metadata, then every view (or, with
 /// `requests`, only the requested views and rows).
-fn load_dir(dir: &Path, select: Option<Selector<'_>>) -> Result<(Metadata, Vec<View>, LoadNotes)> {
+fn load_dir(
+    dir: &Path,
+    select: Option<Selector<'_>>,
+    map: &[&str],
+) -> Result<(Metadata, Vec<LoadedView>, LoadNotes)> {
     if !dir.is_dir() {
         return Err(Error::input(
             dir,
@@ -335,7 +418,7 @@ fn load_dir(dir: &Path, select: Option<Selector<'_>>) -> Result<(Metadata, Vec<V
     ignored.sort();
 
     // The metadata first, reading views from it when it is a Parquet table.
-    let mut views: Vec<View> = Vec::new();
+    let mut views: Vec<LoadedView> = Vec::new();
     let mut notes = LoadNotes {
         metadata_file: Some(meta_path.clone()),
         manifest: manifest.as_ref().map(|m| m.path.clone()),
@@ -371,22 +454,35 @@ fn load_dir(dir: &Path, select: Option<Selector<'_>>) -> Result<(Metadata, Vec<V
         let contents = match plan.format {
             Format::Npy => {
                 let name = plan.names.first().map(|(_, n)| n.clone()).unwrap_or_else(|| stem(&plan.path));
-                let array = match wanted(requests, &name) {
-                    None => continue,
-                    Some(None) => npy::read(&plan.path)?,
-                    Some(Some(rows)) => {
+                let Some(rows) = wanted(requests, &name) else { continue };
+                if map.contains(&name.as_str()) {
+                    if let MapAttempt::Mapped(mapped) = MappedView::open(&name, &plan.path, rows)? {
+                        check_row_count(&plan.path, &name, metadata.len(), mapped.file_rows())?;
+                        views.push(LoadedView::Mapped(mapped));
+                        continue;
+                    }
+                }
+                let array = match rows {
+                    None => {
+                        let array = npy::read(&plan.path)?;
+                        if requests.is_some() {
+                            check_row_count(&plan.path, &name, metadata.len(), array.rows)?;
+                        }
+                        array
+                    }
+                    Some(rows) => {
                         let (array, file_rows) = npy::read_rows(&plan.path, rows)?;
                         check_row_count(&plan.path, &name, metadata.len(), file_rows)?;
                         array
                     }
                 };
-                views.push(View::from_raw(
+                views.push(LoadedView::Read(View::from_raw(
                     name,
                     ViewSource { path: plan.path.clone(), dtype: array.dtype, member: None },
                     array.rows,
                     array.cols,
                     array.data,
-                )?);
+                )?));
                 continue;
             }
             Format::Npz => npz::read(&plan.path, &plan.select)?,
@@ -408,7 +504,7 @@ fn load_dir(dir: &Path, select: Option<Selector<'_>>) -> Result<(Metadata, Vec<V
 fn push_views(
     plan: &FilePlan,
     contents: Contents,
-    views: &mut Vec<View>,
+    views: &mut Vec<LoadedView>,
     requests: Option<&[ViewRequest]>,
     n_records: usize,
 ) -> Result<()> {
@@ -440,7 +536,7 @@ fn push_views(
             } else {
                 data.clone().unwrap_or_default()
             };
-            views.push(View::from_raw(name.clone(), source.clone(), rows, cols, values)?);
+            views.push(LoadedView::Read(View::from_raw(name.clone(), source.clone(), rows, cols, values)?));
         }
     }
     Ok(())

@@ -227,7 +227,11 @@ pub fn read_rows(path: &Path, rows: &[usize]) -> Result<(Array2, usize)> {
 
 /// Rows, columns and float dtype of a view's header, rejecting 1-D, Fortran-order and
 /// truncated arrays with the fix.
-fn view_shape(header: &Header, path: &Path, total_len: Option<u64>) -> Result<(usize, usize, Dtype)> {
+pub(crate) fn view_shape(
+    header: &Header,
+    path: &Path,
+    total_len: Option<u64>,
+) -> Result<(usize, usize, Dtype)> {
     let dtype = header.float_dtype(path)?;
     let (rows, cols) = match header.shape.as_slice() {
         [r, c] => (*r, *c),

@@ -145,12 +145,16 @@ impl View {
 
 /// Why a row cannot be normalised.
 #[derive(Debug, Clone, Copy)]
-enum RowProblem {
+pub(crate) enum RowProblem {
     NotFinite { col: usize, value: f32 },
     Zero,
 }
 
-fn normalize_row(values: &mut [f32]) -> std::result::Result<f32, RowProblem> {
+/// A row's L2 norm and the factor that normalises it: `(norm, scale)`, where the unit row
+/// is `value * scale` for each value, one `f32` multiplication each. The one definition of
+/// normalisation: views normalised in memory and memory-mapped views scaled on the fly
+/// ([`super::mapped`]) both use it, so their rows agree bit for bit.
+pub(crate) fn row_scale(values: &[f32]) -> std::result::Result<(f32, f32), RowProblem> {
     let mut sum = 0f64;
     for (col, &v) in values.iter().enumerate() {
         if !v.is_finite() {
@@ -162,14 +166,18 @@ fn normalize_row(values: &mut [f32]) -> std::result::Result<f32, RowProblem> {
     if norm == 0.0 || !(norm as f32).is_normal() {
         return Err(RowProblem::Zero);
     }
-    let inv = (1.0 / norm) as f32;
-    for v in values.iter_mut() {
-        *v *= inv;
-    }
-    Ok(norm as f32)
+    Ok((norm as f32, (1.0 / norm) as f32))
 }
 
-fn describe(name: &str, row: usize, problem: RowProblem) -> String {
+fn normalize_row(values: &mut [f32]) -> std::result::Result<f32, RowProblem> {
+    let (norm, scale) = row_scale(values)?;
+    for v in values.iter_mut() {
+        *v *= scale;
+    }
+    Ok(norm)
+}
+
+pub(crate) fn describe(name: &str, row: usize, problem: RowProblem) -> String {
     match problem {
         RowProblem::NotFinite { col, value } => format!(
             "view `{name}`, row {row} (0-based), column {col}: value {value} is not finite; \

@@ -7,22 +7,83 @@
 //! identical offsets) share one representative, the kernel computes each representative's
 //! similarity once, and every member inherits that one value. Counts weight each
 //! representative by its multiplicity.
+//!
+//! The rows are either normalised rows in memory ([`Gallery::new`]) or stored rows with a
+//! scale factor each ([`Gallery::scaled`], a memory-mapped view): then duplicates are
+//! decided on the scaled values, computed on the fly, and the kernel scales each chunk of
+//! representatives just before its GEMM. Both give the same representatives and bitwise
+//! the same scores for the same unit rows.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::rows::Rows;
+use super::rows::{Rows, ScaledRows};
 use crate::error::{Error, Result};
+
+/// Where the representatives' rows come from.
+#[derive(Debug, Clone)]
+pub(crate) enum RepRows<'a> {
+    /// Unit rows in memory (n_unique x dim); borrowed when the gallery has no duplicates.
+    Dense(Cow<'a, [f32]>),
+    /// Stored rows scaled on the fly: representative `u` is `raw` row `raw_row[u]` times
+    /// `scale[u]`.
+    Scaled {
+        /// The stored matrix (e.g. a memory-mapped file's data).
+        raw: &'a [f32],
+        /// Row of `raw` of each representative.
+        raw_row: Vec<u32>,
+        /// Scale factor of each representative.
+        scale: Vec<f32>,
+    },
+}
+
+/// The gallery's rows while building it: borrowed unit rows or scaled stored rows.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Dense(Rows<'a>),
+    Scaled(ScaledRows<'a>),
+}
+
+impl<'a> Source<'a> {
+    fn n(&self) -> usize {
+        match self {
+            Source::Dense(r) => r.n(),
+            Source::Scaled(r) => r.n(),
+        }
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Source::Dense(r) => r.dim(),
+            Source::Scaled(r) => r.dim(),
+        }
+    }
+
+    /// Row `g`'s unit values: borrowed, or scaled into `buf`.
+    fn row<'b>(&self, g: usize, buf: &'b mut Vec<f32>) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        match self {
+            Source::Dense(r) => r.row(g),
+            Source::Scaled(r) => {
+                buf.resize(r.dim(), 0.0);
+                r.row_into(g, buf);
+                buf
+            }
+        }
+    }
+}
 
 /// A gallery ready for ranking. Gallery items keep their indices `0..len()`; internally
 /// the kernel works on `n_unique()` representatives.
 #[derive(Debug, Clone)]
 pub struct Gallery<'a> {
     dim: usize,
-    /// Representative rows (n_unique x dim); borrowed when the gallery has no duplicates.
-    unique_rows: Cow<'a, [f32]>,
+    /// Representative rows (n_unique x dim).
+    reps: RepRows<'a>,
     n_unique: usize,
     /// Representative of each gallery item.
     unique_of: Vec<u32>,
@@ -37,7 +98,16 @@ pub struct Gallery<'a> {
 impl<'a> Gallery<'a> {
     /// Prepare `rows` for ranking by plain cosine similarity (rows must be unit-norm).
     pub fn new(rows: Rows<'a>) -> Gallery<'a> {
-        Self::build(rows, None)
+        Self::build(Source::Dense(rows), None)
+    }
+
+    /// Prepare stored rows with per-row scale factors (e.g. a memory-mapped view) for
+    /// ranking by cosine similarity: the scaled rows must be unit-norm. The rows are never
+    /// copied whole; the kernel scales one chunk of representatives at a time into a
+    /// per-thread buffer (chunk width x dim values). Scores are bitwise those of
+    /// [`Gallery::new`] on the scaled rows.
+    pub fn scaled(rows: ScaledRows<'a>) -> Gallery<'a> {
+        Self::build(Source::Scaled(rows), None)
     }
 
     /// Prepare `rows` for ranking by `cosine + offsets[g]` (e.g. the CSLS gallery term or an
@@ -57,16 +127,24 @@ impl<'a> Gallery<'a> {
                 offsets[g]
             )));
         }
-        Ok(Self::build(rows, Some(offsets)))
+        Ok(Self::build(Source::Dense(rows), Some(offsets)))
     }
 
-    fn build(rows: Rows<'a>, offsets: Option<&[f32]>) -> Gallery<'a> {
+    fn build(rows: Source<'a>, offsets: Option<&[f32]>) -> Gallery<'a> {
         let (n, dim) = (rows.n(), rows.dim());
-        let hashes: Vec<u64> =
-            (0..n).into_par_iter().map(|g| row_hash(rows.row(g), offsets.map(|o| o[g]))).collect();
-        let same = |a: usize, b: usize| {
+        let hashes: Vec<u64> = (0..n)
+            .into_par_iter()
+            .map_init(Vec::new, |buf, g| row_hash(rows.row(g, buf), offsets.map(|o| o[g])))
+            .collect();
+        let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+        let mut same = |a: usize, b: usize| {
             let offsets_equal = offsets.is_none_or(|o| o[a].to_bits() == o[b].to_bits());
-            offsets_equal && rows.row(a).iter().zip(rows.row(b)).all(|(x, y)| x.to_bits() == y.to_bits())
+            offsets_equal
+                && rows
+                    .row(a, &mut buf_a)
+                    .iter()
+                    .zip(rows.row(b, &mut buf_b))
+                    .all(|(x, y)| x.to_bits() == y.to_bits())
         };
         // Representatives in order of first appearance.
         let mut first_of_hash: HashMap<u64, Vec<u32>> = HashMap::with_capacity(n);
@@ -100,17 +178,23 @@ impl<'a> Gallery<'a> {
             members[fill[u as usize] as usize] = g as u32;
             fill[u as usize] += 1;
         }
-        let unique_rows = if n_unique == n {
-            Cow::Borrowed(rows.data())
-        } else {
-            let mut data = Vec::with_capacity(n_unique * dim);
-            for &g in &rep_items {
-                data.extend_from_slice(rows.row(g as usize));
+        let reps = match rows {
+            Source::Dense(rows) if n_unique == n => RepRows::Dense(Cow::Borrowed(rows.data())),
+            Source::Dense(rows) => {
+                let mut data = Vec::with_capacity(n_unique * dim);
+                for &g in &rep_items {
+                    data.extend_from_slice(rows.row(g as usize));
+                }
+                RepRows::Dense(Cow::Owned(data))
             }
-            Cow::Owned(data)
+            Source::Scaled(rows) => RepRows::Scaled {
+                raw: rows.raw(),
+                raw_row: rep_items.iter().map(|&g| rows.source(g as usize) as u32).collect(),
+                scale: rep_items.iter().map(|&g| rows.scale(g as usize)).collect(),
+            },
         };
         let unique_offsets = offsets.map(|o| rep_items.iter().map(|&g| o[g as usize]).collect());
-        Gallery { dim, unique_rows, n_unique, unique_of, member_start, members, unique_offsets }
+        Gallery { dim, reps, n_unique, unique_of, member_start, members, unique_offsets }
     }
 
     /// Number of gallery items.
@@ -155,8 +239,32 @@ impl<'a> Gallery<'a> {
     }
 
     /// The representative rows (n_unique x dim), the matrix the kernel multiplies.
+    ///
+    /// # Panics
+    /// On a gallery built by [`Gallery::scaled`], whose unit rows exist only chunk by chunk
+    /// inside the kernel; [`Gallery::dense_unique_rows`] asks without panicking.
+    #[track_caller]
     pub fn unique_rows(&self) -> Rows<'_> {
-        Rows::trusted(&self.unique_rows, self.n_unique, self.dim)
+        self.dense_unique_rows().expect("unique_rows() of a scaled gallery; use dense_unique_rows()")
+    }
+
+    /// The representative rows (n_unique x dim) when they are in memory as unit rows;
+    /// `None` for a gallery built by [`Gallery::scaled`].
+    pub fn dense_unique_rows(&self) -> Option<Rows<'_>> {
+        match &self.reps {
+            RepRows::Dense(data) => Some(Rows::trusted(data, self.n_unique, self.dim)),
+            RepRows::Scaled { .. } => None,
+        }
+    }
+
+    /// Whether the rows are stored rows scaled on the fly ([`Gallery::scaled`]).
+    pub fn is_scaled(&self) -> bool {
+        matches!(self.reps, RepRows::Scaled { .. })
+    }
+
+    /// Where the representatives' rows come from (for the kernel).
+    pub(crate) fn reps(&self) -> &RepRows<'a> {
+        &self.reps
     }
 
     /// Additive score offsets per representative, if the gallery has any.

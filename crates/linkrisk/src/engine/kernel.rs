@@ -3,6 +3,10 @@
 //!
 //! Memory is O(block_rows x n_unique); no n x n matrix ever exists. Chunks run in parallel
 //! on rayon (each chunk a sequential GEMM), so the buffer is shared, not one per thread.
+//! A gallery of stored rows with scale factors ([`Gallery::scaled`], a memory-mapped view)
+//! is scaled chunk by chunk into a per-thread buffer (chunk_cols x dim values, 4 MB at the
+//! default 2016 x 512) just before the chunk's GEMM: n x dim multiplications per block
+//! against block_rows x n x dim multiply-adds of the GEMM.
 //!
 //! Bitwise stability: faer 0.24's GEMM gives every element the same bits whatever the
 //! block's shape or the element's position, *except* in its matrix-vector paths (a block
@@ -15,8 +19,8 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::gallery::Gallery;
-use super::rows::Rows;
+use super::gallery::{Gallery, RepRows};
+use super::rows::{scale_into, Rows};
 use crate::error::{Error, Result};
 
 /// Sizes of the kernel's work units. The defaults were chosen by measurement
@@ -181,32 +185,78 @@ pub(crate) unsafe fn compute_chunk(
     c1: usize,
     par: Par,
 ) {
-    let reps = gallery.unique_rows();
-    let dim = reps.dim();
+    let dim = gallery.dim();
     let width = c1 - c0;
     let rows = queries.n();
     debug_assert_eq!(rows, layout.rows);
     // SAFETY: the caller owns this chunk's region.
     let region = unsafe { buffer.slice_mut(c0 * rows..(c0 + width) * rows) };
-    let rhs = MatRef::from_row_major_slice(&reps.data()[c0 * dim..c1 * dim], width, dim);
+    match gallery.reps() {
+        RepRows::Dense(data) => {
+            let dst = MatMut::from_row_major_slice_mut(region, rows, width);
+            chunk_gemm(dst, queries, &data[c0 * dim..c1 * dim], par);
+        }
+        RepRows::Scaled { raw, raw_row, scale } => {
+            // Scale the chunk's representatives into this thread's buffer, a sub-chunk at a
+            // time (small enough to stay in cache between the scaling and the GEMM's
+            // packing), then the same GEMM: each value is `stored * scale`, bitwise the
+            // in-memory unit row's value, and faer's GEMM gives an element the same bits
+            // whatever the matrix widths (no one-column sub-chunk: see `chunk_grid`). The
+            // buffer is taken out of the thread-local (not borrowed), so a re-entrant call
+            // on this thread (rayon work-stealing inside a parallel GEMM) gets its own.
+            let mut scratch = SCRATCH.take();
+            let mut dst = MatMut::from_row_major_slice_mut(region, rows, width);
+            for (s0, s1) in chunk_grid(width, SCALED_SUB_COLS) {
+                scratch.resize((s1 - s0) * dim, 0.0);
+                for (k, u) in (c0 + s0..c0 + s1).enumerate() {
+                    let r = raw_row[u] as usize;
+                    scale_into(&mut scratch[k * dim..(k + 1) * dim], &raw[r * dim..(r + 1) * dim], scale[u]);
+                }
+                chunk_gemm(dst.as_mut().subcols_mut(s0, s1 - s0), queries, &scratch, par);
+            }
+            SCRATCH.set(scratch);
+        }
+    }
+    if let Some(offsets) = gallery.unique_offsets() {
+        for row in region.chunks_mut(width) {
+            super::count::add_offsets(row, &offsets[c0..c1]);
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread buffer of one chunk of scaled representatives (chunk width x dim values)
+    /// for galleries built by [`Gallery::scaled`].
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Representatives scaled per GEMM call for a scaled gallery: 96 x 512 values are 192 KiB,
+/// which stay in L2 between the scaling and the GEMM's packing. Measured (PERFORMANCE.md,
+/// "Scale-out"): the whole chunk at once (2016 columns, 4 MB) cost 29-34% more CPU than
+/// the in-memory gallery, 384 columns 34%, 192 13%, 96 3-11%, 48 15% (GEMM calls too small).
+const SCALED_SUB_COLS: usize = 96;
+
+/// `dst` (queries x width) = queries times `reps` (width x dim, row-major) transposed.
+fn chunk_gemm(dst: MatMut<'_, f32>, queries: Rows<'_>, reps: &[f32], par: Par) {
+    let dim = queries.dim();
+    let rows = queries.n();
+    let width = dst.ncols();
+    let rhs = MatRef::from_row_major_slice(reps, width, dim);
     if rows == 1 {
         // Pad to two rows so the GEMM never takes its matrix-vector path.
         let mut lhs = Vec::with_capacity(2 * dim);
         lhs.extend_from_slice(queries.row(0));
         lhs.extend_from_slice(queries.row(0));
         let mut out = vec![0f32; 2 * width];
-        let dst = MatMut::from_row_major_slice_mut(&mut out, 2, width);
-        matmul(dst, Accum::Replace, MatRef::from_row_major_slice(&lhs, 2, dim), rhs.transpose(), 1.0, par);
-        region.copy_from_slice(&out[..width]);
+        let padded = MatMut::from_row_major_slice_mut(&mut out, 2, width);
+        matmul(padded, Accum::Replace, MatRef::from_row_major_slice(&lhs, 2, dim), rhs.transpose(), 1.0, par);
+        let mut dst = dst;
+        for (j, &v) in out[..width].iter().enumerate() {
+            dst[(0, j)] = v;
+        }
     } else {
-        let dst = MatMut::from_row_major_slice_mut(region, rows, width);
         let lhs = MatRef::from_row_major_slice(queries.data(), rows, dim);
         matmul(dst, Accum::Replace, lhs, rhs.transpose(), 1.0, par);
-    }
-    if let Some(offsets) = gallery.unique_offsets() {
-        for row in region.chunks_mut(width) {
-            super::count::add_offsets(row, &offsets[c0..c1]);
-        }
     }
 }
 

@@ -3,9 +3,10 @@
 //! n x n matrix. Every audit ranks through here; nothing else computes similarities.
 //!
 //! The pieces, bottom up:
-//! - [`Rows`]: borrowed row-major input matrices; [`Gallery`]: the gallery with exact
+//! - [`Rows`]: borrowed row-major input matrices; [`ScaledRows`]: stored rows with a
+//!   normalising factor each (a memory-mapped view); [`Gallery`]: the gallery with exact
 //!   duplicate rows merged (they tie by construction) and optional additive score offsets
-//!   (CSLS, inverted softmax).
+//!   (CSLS, inverted softmax), over either.
 //! - [`Targets`]: per query, its positives (the anchor first) and exclusions.
 //! - [`for_each_block`]: the block-visitor core (a block of queries and its scores).
 //! - [`rank()`] / [`rank_with`]: full-gallery ranks of every positive, a top-k, and an
@@ -35,7 +36,7 @@ pub use rank::{
     rank, rank_with, rank_with_columns, ColumnReducer, ColumnStates, FirstPositive, PositiveRank,
     QueryRanking, QueryReducer, RankOptions,
 };
-pub use rows::{gather, Rows};
+pub use rows::{gather, Rows, ScaledRows};
 pub use targets::{Targets, TargetsBuilder};
 pub use topk::Neighbor;
 

@@ -481,3 +481,130 @@ fn top_k_ties_across_one_column_chunks_regression() {
         assert_eq!(got_top, top, "query {q}");
     }
 }
+
+/// Stored (un-normalised) rows for a scaled gallery: random rows of random norms, exact
+/// copies, power-of-two multiples (their unit rows are bitwise equal, so they must merge
+/// like exact duplicates) and near copies; then a row list picking rows in random order,
+/// some twice.
+fn stored_gallery(rng: &mut ChaCha8Rng, dim: usize) -> (Vec<f32>, Vec<u32>) {
+    let n_raw = rng.random_range(2..90);
+    let mut raw: Vec<f32> = Vec::with_capacity(n_raw * dim);
+    for r in 0..n_raw {
+        let row: Vec<f32> = if r > 0 && rng.random_bool(0.3) {
+            let src = rng.random_range(0..r);
+            let factor = [1.0f32, 2.0, 0.25, 1.0 + f32::EPSILON][rng.random_range(0..4)];
+            raw[src * dim..(src + 1) * dim].iter().map(|v| v * factor).collect()
+        } else if dim >= 4 && rng.random_bool(0.2) {
+            grid_vector(rng, dim).iter().map(|v| v * 3.0).collect()
+        } else {
+            let scale = 10f32.powi(rng.random_range(-3..4));
+            (0..dim).map(|_| StandardNormal.sample(rng)).map(|v: f32| v * scale).collect()
+        };
+        raw.extend(row);
+    }
+    let n = rng.random_range(2..120);
+    let list = (0..n).map(|_| rng.random_range(0..n_raw as u32)).collect();
+    (raw, list)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+    /// A gallery of stored rows scaled on the fly ranks bitwise like the same rows
+    /// normalised in memory by the cohort loader: same representatives, same scores, same
+    /// ranks and top-k, for any block and chunk shape.
+    #[test]
+    fn scaled_gallery_ranks_bitwise_like_the_normalised_view(
+        seed in any::<u64>(),
+        block_rows in 1usize..9,
+        chunk_cols in 1usize..40,
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let dim = rng.random_range(1..20);
+        let (raw, list) = stored_gallery(&mut rng, dim);
+        let n = list.len();
+        // The loader's path: gather the rows, normalise them in memory.
+        let gathered: Vec<f32> = list.iter().flat_map(|&r| raw[r as usize * dim..(r as usize + 1) * dim].iter().copied()).collect();
+        let view = crate::cohort::View::from_memory("g", n, dim, gathered.clone()).unwrap();
+        let scales: Vec<f32> = gathered.chunks(dim).map(|row| crate::cohort::view::row_scale(row).unwrap().1).collect();
+        let dense = Gallery::new(Rows::from_view(&view));
+        let scaled_rows = ScaledRows::new(&raw, dim, Some(&list), &scales).unwrap();
+        let scaled = Gallery::scaled(scaled_rows);
+        prop_assert!(scaled.is_scaled() && scaled.dense_unique_rows().is_none());
+        prop_assert_eq!(scaled.n_unique(), dense.n_unique());
+        for g in 0..n {
+            prop_assert_eq!(scaled.unique_of(g), dense.unique_of(g));
+            let mut row = vec![0f32; dim];
+            scaled_rows.row_into(g, &mut row);
+            prop_assert_eq!(row.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), view.row(g).iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+        let n_queries = rng.random_range(1..12);
+        let queries = gaussian_rows(&mut rng, n_queries, dim);
+        let q = Rows::new(&queries, n_queries, dim).unwrap();
+        let sizes = BlockSizes { block_rows, chunk_cols, memory_budget_bytes: 0 };
+        let scores = |gallery: &Gallery<'_>| {
+            let mut all = Vec::new();
+            for_each_block(q, gallery, 0..n_queries, &sizes, &NoProgress, |block| {
+                for i in 0..block.len() {
+                    all.extend((0..n).map(|g| block.row(i).score(g).to_bits()));
+                }
+                Ok(())
+            })
+            .unwrap();
+            all
+        };
+        prop_assert_eq!(scores(&scaled), scores(&dense));
+        let targets = Targets::none(n_queries, n);
+        let options = RankOptions { top_k: 5, sizes };
+        let a = rank(q, &scaled, &targets, 0..n_queries, &options, &NoProgress).unwrap();
+        let b = rank(q, &dense, &targets, 0..n_queries, &options, &NoProgress).unwrap();
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn scaled_rows_are_checked() {
+    let raw = [3.0f32, 4.0, 0.0, 2.0, 1.0, f32::NAN];
+    assert!(ScaledRows::new(&raw[..4], 2, None, &[0.2, 0.5]).is_ok());
+    assert!(ScaledRows::new(&raw[..4], 0, None, &[]).is_err());
+    assert!(ScaledRows::new(&raw[..4], 3, None, &[0.2]).is_err(), "4 values are not rows of 3");
+    assert!(ScaledRows::new(&raw[..4], 2, None, &[0.2]).is_err(), "one scale for two rows");
+    assert!(ScaledRows::new(&raw[..4], 2, Some(&[1, 2]), &[0.2, 0.5]).is_err(), "row 2 of 2");
+    let err = ScaledRows::new(&raw, 2, Some(&[0, 2]), &[0.2, 1.0]).unwrap_err().to_string();
+    assert!(err.contains("row 1, column 1") && err.contains("not finite"), "{err}");
+    let err = ScaledRows::new(&raw[..4], 2, None, &[0.2, f32::INFINITY]).unwrap_err().to_string();
+    assert!(err.contains("row 1, column 0"), "{err}");
+}
+
+/// Galleries wide enough for the scaled kernel to split chunks into several GEMM calls
+/// (including a tail that would be one column wide) score bitwise like one GEMM per chunk
+/// over the normalised rows.
+#[test]
+fn scaled_gallery_sub_chunks_score_bitwise_like_whole_chunks() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for (n, dim, block_rows) in [(1000, 24, 0), (961, 8, 5), (97, 3, 1), (2100, 16, 96)] {
+        let raw: Vec<f32> =
+            (0..n * dim).map(|_| StandardNormal.sample(&mut rng)).map(|v: f32| v * 7.0).collect();
+        let view = crate::cohort::View::from_memory("g", n, dim, raw.clone()).unwrap();
+        let scales: Vec<f32> =
+            raw.chunks(dim).map(|row| crate::cohort::view::row_scale(row).unwrap().1).collect();
+        let dense = Gallery::new(Rows::from_view(&view));
+        let scaled = Gallery::scaled(ScaledRows::new(&raw, dim, None, &scales).unwrap());
+        let n_queries = 13;
+        let queries = gaussian_rows(&mut rng, n_queries, dim);
+        let q = Rows::new(&queries, n_queries, dim).unwrap();
+        let sizes = BlockSizes { block_rows, ..BlockSizes::default() };
+        let scores = |gallery: &Gallery<'_>| {
+            let mut all = Vec::new();
+            for_each_block(q, gallery, 0..n_queries, &sizes, &NoProgress, |block| {
+                for i in 0..block.len() {
+                    all.extend((0..n).map(|g| block.row(i).score(g).to_bits()));
+                }
+                Ok(())
+            })
+            .unwrap();
+            all
+        };
+        assert_eq!(scores(&scaled), scores(&dense), "n = {n}, dim = {dim}");
+    }
+}
