@@ -364,7 +364,7 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
 }
 
 /// A name from a fixed set, held as a static string (an alias, so that serde does not
-/// treat the field as borrowed from its input; [`known_name`] reads it back).
+/// treat the field as borrowed from its input; `known_name` reads it back).
 pub type Name = &'static str;
 
 /// Read a name that must be one of `known` (report fields held as `&'static str`).
