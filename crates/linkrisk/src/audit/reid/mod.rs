@@ -518,8 +518,7 @@ impl<'a> ReidPass<'a> {
             }
             attackers.push(LINEAR_METRIC.to_string());
             records.push(eval::records(&self.plan, ranked, range.start));
-            let bytes: Vec<u8> = projected.iter().flat_map(|v| v.to_le_bytes()).collect();
-            linear_metric_rows_blake3 = Some(blake3::hash(&bytes).to_hex().to_string());
+            linear_metric_rows_blake3 = Some(rows_blake3(projected));
         }
         let context = ReidContext {
             exclusions,
@@ -531,6 +530,18 @@ impl<'a> ReidPass<'a> {
         };
         Ok(ReidPart { context, records })
     }
+}
+
+/// blake3 (hex) of `values` as little-endian bytes, hashed in slices (no copy of the whole).
+fn rows_blake3(values: &[f32]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut bytes = Vec::with_capacity(4 * 16384);
+    for chunk in values.chunks(16384) {
+        bytes.clear();
+        bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+        hasher.update(&bytes);
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 /// Run `work` in a rayon pool of one thread: faer's parallel GEMMs and eigensolvers give
