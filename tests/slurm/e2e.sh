@@ -8,6 +8,9 @@
 # 2. The same command is submitted again: tasks whose partial is complete skip their work
 #    (their logs say so), task 2 computes, the merge runs.
 # 3. The merged JSON report must equal the single-process run's byte for byte.
+# 4. `linkrisk slurm reid ... --shards 4 --submit` (nearest neighbour and the trained
+#    linear-metric attacker): the merged re-identification report must equal the single run's
+#    byte for byte, and run.json must hold the same per-attacker entries.
 # Env: LINKRISK_BIN (default: cargo-built target/debug/linkrisk), E2E_PATIENTS (cohort size),
 #      KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -87,3 +90,29 @@ log "resubmission: $skipped shards skipped (complete), shard 2 recomputed"
 cmp "$work/single.json" "$work/RUN/relink.json" || fail "merged report differs from the single run"
 grep -q '"audit": "relink"' "$work/RUN/run.json" || fail "run.json lacks the merged audit"
 log "PASS: merged report of 4 Slurm shards (one killed and resubmitted) == single run"
+
+# ---- 4. reid: a 4-task array with the trained attacker, merged == single run
+reid_flags=(--attacker linear-metric --bootstrap 100 --negatives-per-query 20 --seed 9)
+t0=$(date +%s.%N)
+"$bin" reid "$work/cohort" "${reid_flags[@]}" --json "$work/reid-single.json" --out "$work/REID-SINGLE" >/dev/null
+log "reid single run: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+t0=$(date +%s.%N)
+out=$("$bin" slurm reid "$work/cohort" --shards 4 --out "$work/REID" --cpus-per-task 1 --time 0:30:00 \
+    --submit -- "${reid_flags[@]}") || fail "linkrisk slurm reid --submit failed"
+echo "$out"
+array=$(job_id array <<<"$out"); merge=$(job_id merge <<<"$out")
+[ -n "$array" ] && [ -n "$merge" ] || fail "no job ids in: $out"
+wait_gone "$array"
+wait_gone "$merge"
+log "reid 4-task array + merge: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s (wall, queue included)"
+[ -f "$work/REID/reid.json" ] || { for f in "$work"/REID/logs/*; do echo "== $f"; cat "$f"; done >&2; fail "no merged reid report"; }
+tasks=$(grep -l 'queries' "$work"/REID/logs/reid-shard-*-of-4.job-"$array".out | wc -l)
+[ "$tasks" = 4 ] || fail "$tasks of 4 reid tasks wrote their shard"
+cmp "$work/reid-single.json" "$work/REID/reid.json" || fail "merged reid report differs from the single run"
+python3 - "$work/REID-SINGLE/run.json" "$work/REID/run.json" <<'PY' || fail "run.json entries of the merged reid differ from the single run's"
+import json, sys
+single, merged = (json.load(open(p))["runs"] for p in sys.argv[1:])
+assert [r["audit"] for r in single] == [r["audit"] for r in merged], "entries differ"
+assert len(merged) == 2, f"{len(merged)} entries, expected one per attacker"
+PY
+log "PASS: merged reid report of 4 Slurm shards (both attackers) == single run"

@@ -13,6 +13,7 @@ mod inspect;
 mod mitigate;
 mod probes;
 mod reid;
+mod reid_shard;
 mod relink;
 mod report;
 mod shard;

@@ -1,12 +1,12 @@
 //! `linkrisk merge PARTIAL...`: combine the partial results of a sharded audit (`--shard
-//! I/N`) into the report one unsharded run writes, number for number. Refuses partials of
+//! I/N`: relink, reid) into the report one unsharded run writes, number for number. Refuses partials of
 //! different inputs or settings, missing shards and shards given twice (exit 2).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use linkrisk::audit::relink_partial;
+use linkrisk::audit::{reid_partial, relink_partial};
 use linkrisk::shard::{read_partial, Partial, PARTIAL_EXTENSION};
 
 /// Arguments of `linkrisk merge`.
@@ -71,6 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let report = relink_partial::merge(&partials)?;
             let seed = report.seed;
             finish(&args, seed, started, &report, super::relink::print_report)
+        }
+        reid_partial::AUDIT => {
+            let report = reid_partial::merge(&partials)?;
+            // As `linkrisk reid` does: one run-directory entry per attacker.
+            super::reid::record(args.out.as_deref(), report.seed, started.elapsed().as_secs_f64(), &report)?;
+            if !crate::output::record_and_write(None, args.json.as_deref(), None, started, &report)? {
+                super::reid::print_report(&report);
+            }
+            Ok(ExitCode::SUCCESS)
         }
         other => bail!(
             "{}: `{other}` partial results cannot be merged by this linkrisk ({}); merge them with the version that wrote them",

@@ -1,12 +1,17 @@
 //! `linkrisk reid DIR`: the patient re-identification audit (paper 2). Parses flags into a
 //! `ReidConfig`, runs it with a progress bar, prints the attackers side by side and
 //! optionally writes the JSON report, the run-directory entries and the per-record flags.
+//! With `--shard I/N` it computes only the I-th slice of the queries (the trained attacker is
+//! trained in every shard, identically) and writes a partial result for `linkrisk merge`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::bail;
 use linkrisk::audit::reid::{reid, write_per_record, Attackers, ReidConfig, ReidReport};
+use linkrisk::audit::reid_partial::{run_shard, AUDIT};
 use linkrisk::cohort::Cohort;
+use linkrisk::shard::ShardSpec;
 
 use crate::output::{table, write_json};
 use crate::progress::EngineBar;
@@ -66,6 +71,16 @@ pub struct Args {
     /// Neighbours k of CSLS's local scaling.
     #[arg(long, default_value_t = 10)]
     pub csls_k: usize,
+    /// Compute only shard I of N (contiguous query slices, against the whole split, under
+    /// every attacker; the linear metric is trained identically in every shard) and write a
+    /// partial result, by default to RUN/shards/ (needs --out RUN or --partial). A shard whose
+    /// partial already exists with the same fingerprint is skipped (resume). Merge the N
+    /// partials with `linkrisk merge`. Not with --json, --per-record or --attack.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// With --shard: write the partial result to this file instead of RUN/shards/.
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub partial: Option<PathBuf>,
 }
 
 /// `--attacker` values.
@@ -90,9 +105,8 @@ impl AttackerArg {
     }
 }
 
-/// Run the audit.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let started = std::time::Instant::now();
+/// The audit's settings from the flags (validated).
+pub fn config(args: &Args) -> anyhow::Result<ReidConfig> {
     let config = ReidConfig {
         view: args.view.clone(),
         split: args.split.clone(),
@@ -106,20 +120,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..ReidConfig::default()
     };
     config.validate()?;
+    Ok(config)
+}
+
+/// Run the audit.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let config = config(&args)?;
+    if let Some(shard) = &args.shard {
+        return run_one_shard(&args, &config, ShardSpec::parse(shard)?);
+    }
     let cohort = Cohort::load(&args.dir)?;
     let progress = EngineBar::new("ranking");
     let report = reid(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    for entry in report.run_entries() {
-        crate::output::record_in_run(
-            args.out.as_deref(),
-            crate::output::argv(),
-            Some(args.seed),
-            seconds,
-            &entry,
-        )?;
-    }
+    record(args.out.as_deref(), args.seed, started.elapsed().as_secs_f64(), &report)?;
     let per_record = match &args.per_record {
         Some(path) => Some((path, write_per_record(&report, &cohort.metadata, path)?)),
         None => None,
@@ -137,7 +152,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(report: &ReidReport) {
+/// Record `report` in the run directory `out` (when given): one entry per attacker, so the
+/// report shows them side by side (also used by `linkrisk merge`).
+pub(crate) fn record(out: Option<&Path>, seed: u64, seconds: f64, report: &ReidReport) -> anyhow::Result<()> {
+    for entry in report.run_entries() {
+        crate::output::record_in_run(out, crate::output::argv(), Some(seed), seconds, &entry)?;
+    }
+    Ok(())
+}
+
+/// `--shard I/N`: compute (or skip, when complete) one shard's partial result.
+fn run_one_shard(args: &Args, config: &ReidConfig, shard: ShardSpec) -> anyhow::Result<ExitCode> {
+    if args.json.is_some() {
+        bail!("--json with --shard: a shard writes a partial result; `linkrisk merge` of all shards writes the JSON report");
+    }
+    if args.per_record.is_some() {
+        bail!(
+            "--per-record with --shard: per-record flags are written by an unsharded `linkrisk reid` only; drop --per-record from the shards"
+        );
+    }
+    if config.attack.is_some() {
+        bail!(
+            "--attack {} with --shard: the attack comparison is not sharded; run it on one machine, and shard the plain audit (default --attack none)",
+            args.attack.join(",")
+        );
+    }
+    let path = super::relink::partial_path(args.partial.as_deref(), args.out.as_deref(), shard, AUDIT)?;
+    let progress = EngineBar::new("ranking");
+    let outcome = run_shard(&args.dir, config, shard, &path, &progress)?;
+    progress.0.finish_and_clear();
+    super::relink::print_shard_run(shard, &path, outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print the report as tables (also used by `linkrisk merge`).
+pub fn print_report(report: &ReidReport) {
     print_headline(report);
     if let Some(c) = &report.attack_comparison {
         super::relink::print_attacks(c);

@@ -156,11 +156,17 @@ fn parse_pools(items: &[String]) -> anyhow::Result<Vec<usize>> {
     Ok(sizes)
 }
 
-/// Where shard `shard`'s partial result goes: `--partial`, else `RUN/shards/<name>`.
-pub fn partial_path(partial: Option<&Path>, out: Option<&Path>, shard: ShardSpec) -> anyhow::Result<PathBuf> {
+/// Where shard `shard` of `audit` writes its partial result: `--partial`, else
+/// `RUN/shards/<name>` (relink and reid).
+pub fn partial_path(
+    partial: Option<&Path>,
+    out: Option<&Path>,
+    shard: ShardSpec,
+    audit: &str,
+) -> anyhow::Result<PathBuf> {
     match (partial, out) {
         (Some(path), _) => Ok(path.to_path_buf()),
-        (None, Some(run)) => Ok(run.join(SHARDS_DIR).join(shard.file_name(AUDIT))),
+        (None, Some(run)) => Ok(run.join(SHARDS_DIR).join(shard.file_name(audit))),
         (None, None) => bail!(
             "--shard {shard} needs somewhere to write its partial result: add --out RUN (written to RUN/{SHARDS_DIR}/) or --partial FILE"
         ),
@@ -238,10 +244,16 @@ fn run_one_shard(args: &Args, config: &RelinkConfig, shard: ShardSpec) -> anyhow
     if args.json.is_some() {
         bail!("--json with --shard: a shard writes a partial result; `linkrisk merge` of all shards writes the JSON report");
     }
-    let path = partial_path(args.partial.as_deref(), args.out.as_deref(), shard)?;
+    let path = partial_path(args.partial.as_deref(), args.out.as_deref(), shard, AUDIT)?;
     let progress = BarProgress(bar(0, "ranking"));
     let outcome = run_shard(&args.dir, config, shard, &path, &progress)?;
     progress.0.finish_and_clear();
+    print_shard_run(shard, &path, outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Say what a shard did: skipped (resume), or which queries it wrote where (relink and reid).
+pub(crate) fn print_shard_run(shard: ShardSpec, path: &Path, outcome: ShardRun) {
     match outcome {
         ShardRun::Skipped => println!(
             "shard {shard}: {} already holds this shard's complete result (same inputs and settings); skipped",
@@ -259,7 +271,6 @@ fn run_one_shard(args: &Args, config: &RelinkConfig, shard: ShardSpec) -> anyhow
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The engine's progress callbacks drawn on an indicatif bar.

@@ -56,12 +56,15 @@ pub struct Args {
 pub enum AuditArg {
     /// `linkrisk relink`.
     Relink,
+    /// `linkrisk reid`.
+    Reid,
 }
 
 impl AuditArg {
     fn name(self) -> &'static str {
         match self {
             AuditArg::Relink => "relink",
+            AuditArg::Reid => "reid",
         }
     }
 }
@@ -72,6 +75,14 @@ impl AuditArg {
 struct RelinkLine {
     #[command(flatten)]
     args: super::relink::Args,
+}
+
+/// `linkrisk reid` arguments, to check the audit flags before anything is submitted.
+#[derive(Debug, Parser)]
+#[command(name = "linkrisk reid")]
+struct ReidLine {
+    #[command(flatten)]
+    args: super::reid::Args,
 }
 
 /// The job scripts of one sharded audit.
@@ -104,31 +115,54 @@ fn quote_path(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Check the audit flags by parsing them as the audit would, and reject the flags this
-/// command sets itself.
+/// command sets itself and those a shard refuses.
 fn check_audit_args(args: &Args, dir: &Path) -> anyhow::Result<()> {
+    let audit = args.audit.name();
+    let line = [format!("linkrisk {audit}").into(), dir.as_os_str().to_os_string()]
+        .into_iter()
+        .chain(args.audit_args.iter().map(Into::into));
+    let invalid = |e: clap::Error| {
+        anyhow::anyhow!("the audit flags after `--` are not valid `linkrisk {audit}` flags:\n{e}")
+    };
     match args.audit {
         AuditArg::Relink => {
-            let line = std::iter::once("linkrisk relink".into())
-                .chain(std::iter::once(dir.as_os_str().to_os_string()))
-                .chain(args.audit_args.iter().map(Into::into));
-            let parsed = RelinkLine::try_parse_from(line).map_err(|e| {
-                anyhow::anyhow!("the audit flags after `--` are not valid `linkrisk relink` flags:\n{e}")
-            })?;
-            let a = &parsed.args;
-            let set_here = [
-                ("--shard", a.shard.is_some()),
-                ("--partial", a.partial.is_some()),
-                ("--out", a.out.is_some()),
-                ("--json", a.json.is_some()),
-            ];
-            if let Some((flag, _)) = set_here.iter().find(|(_, set)| *set) {
-                bail!(
-                    "{flag} after `--`: linkrisk slurm sets it for each job (shards go to RUN/shards/, the merged report to RUN/{}.json)",
-                    args.audit.name()
-                );
-            }
-            super::relink::config(a)?;
+            let a = RelinkLine::try_parse_from(line).map_err(invalid)?.args;
+            refuse_set_here(
+                audit,
+                a.shard.is_some(),
+                a.partial.is_some(),
+                a.out.is_some(),
+                a.json.is_some(),
+            )?;
+            super::relink::config(&a)?;
         }
+        AuditArg::Reid => {
+            let a = ReidLine::try_parse_from(line).map_err(invalid)?.args;
+            refuse_set_here(
+                audit,
+                a.shard.is_some(),
+                a.partial.is_some(),
+                a.out.is_some(),
+                a.json.is_some(),
+            )?;
+            if a.per_record.is_some() {
+                bail!("--per-record after `--`: shards do not write per-record flags; run `linkrisk reid --per-record` on one machine");
+            }
+            if super::reid::config(&a)?.attack.is_some() {
+                bail!("--attack after `--`: the attack comparison is not sharded; run it on one machine (`linkrisk reid --attack ...`)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuse the flags this command sets for each job (given after `--`).
+fn refuse_set_here(audit: &str, shard: bool, partial: bool, out: bool, json: bool) -> anyhow::Result<()> {
+    let set = [("--shard", shard), ("--partial", partial), ("--out", out), ("--json", json)];
+    if let Some((flag, _)) = set.iter().find(|(_, set)| *set) {
+        bail!(
+            "{flag} after `--`: linkrisk slurm sets it for each job (shards go to RUN/shards/, the merged report to RUN/{audit}.json)"
+        );
     }
     Ok(())
 }

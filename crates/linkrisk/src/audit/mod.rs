@@ -8,6 +8,7 @@ pub mod attributes;
 pub mod mitigate;
 pub mod probing;
 pub mod reid;
+pub mod reid_partial;
 pub mod relink;
 pub mod relink_partial;
 #[cfg(test)]

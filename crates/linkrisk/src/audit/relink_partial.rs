@@ -21,10 +21,9 @@ use super::relink::{
 use crate::engine::pools::{PoolCounts, PoolDraw, PoolOutcome};
 use crate::engine::{FirstPositive, Progress};
 use crate::error::{Error, Result};
-use crate::shard::codec::{Reader, Writer};
+use crate::shard::codec::{decode_lists, encode_lists, Reader, Writer};
 use crate::shard::{
-    check_set, hash_inputs, read_partial, resume_state, write_partial, Fingerprint, Partial, PartialHeader,
-    ResumeState, ShardSpec,
+    compute_shard, hash_inputs, open_set, read_partial, Fingerprint, Partial, ShardOutput, ShardSpec,
 };
 
 /// The audit's name in fingerprints and partial file names.
@@ -37,22 +36,7 @@ pub fn fingerprint(dir: &Path, config: &RelinkConfig, shard_count: usize) -> Res
     Fingerprint::new(AUDIT, config, hash_inputs(dir)?, shard_count)
 }
 
-/// What [`run_shard`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShardRun {
-    /// The partial already existed, complete and with this fingerprint: nothing was done.
-    Skipped,
-    /// The shard was computed and written. `replaced` says why an existing file at the path
-    /// could not be reused, if there was one.
-    Written {
-        /// Queries of this shard (per direction).
-        queries: std::ops::Range<usize>,
-        /// Queries of the whole audit (per direction).
-        n_queries: usize,
-        /// Why an existing file was replaced.
-        replaced: Option<String>,
-    },
-}
+pub use crate::shard::ShardRun;
 
 /// Compute shard `shard` of the audit `config` on cohort directory `dir` into `path`,
 /// unless `path` already holds this shard's complete partial with the same fingerprint
@@ -64,59 +48,24 @@ pub fn run_shard(
     path: &Path,
     progress: &dyn Progress,
 ) -> Result<ShardRun> {
-    let fingerprint = fingerprint(dir, config, shard.count)?;
-    let replaced = match resume_state(path, &fingerprint.id(), shard) {
-        ResumeState::Complete => return Ok(ShardRun::Skipped),
-        ResumeState::Missing => None,
-        ResumeState::Stale(reason) => Some(reason),
-    };
-    let inputs = RelinkInputs::load(dir, config, shard)?;
-    let n_queries = inputs.n_queries();
-    let queries = shard.queries(n_queries);
-    let part = relink_range(&inputs, config, queries.clone(), progress)?;
-    drop(inputs);
-    let context = serde_json::to_value(&part.context)
-        .map_err(|e| Error::config(format!("serialising the relink context: {e}")))?;
-    let header = PartialHeader::new(fingerprint, shard, n_queries, context);
-    write_partial(path, &header, &encode(&part.records))?;
-    Ok(ShardRun::Written { queries, n_queries, replaced })
+    compute_shard(fingerprint(dir, config, shard.count)?, shard, path, || {
+        let inputs = RelinkInputs::load(dir, config, shard)?;
+        let n_queries = inputs.n_queries();
+        let part = relink_range(&inputs, config, shard.queries(n_queries), progress)?;
+        drop(inputs);
+        let context = serde_json::to_value(&part.context)
+            .map_err(|e| Error::config(format!("serialising the relink context: {e}")))?;
+        Ok(ShardOutput { n_queries, context, body: encode(&part.records) })
+    })
 }
 
 /// Check that `partials` are one complete relink run, concatenate their records and finish
 /// them into the report a single run writes.
 pub fn merge(partials: &[Partial]) -> Result<RelinkReport> {
-    let order = check_set(partials)?;
-    let first = &partials[order[0]];
-    let fingerprint = &first.header.fingerprint;
-    if fingerprint.audit != AUDIT {
-        return Err(Error::input(&first.path, format!("holds a `{}` audit, not relink", fingerprint.audit)));
-    }
-    let config: RelinkConfig = serde_json::from_value(fingerprint.config.clone()).map_err(|e| {
-        Error::input(&first.path, format!("unreadable relink settings in the fingerprint: {e}"))
-    })?;
-    let context: RelinkContext = serde_json::from_value(first.header.context.clone())
-        .map_err(|e| Error::input(&first.path, format!("unreadable relink context: {e}")))?;
-    let directions = context.directions.len();
-    let mut records: Vec<Vec<QueryRecord>> = vec![Vec::with_capacity(first.header.n_queries); directions];
-    for &i in &order {
-        let p = &partials[i];
-        let part = decode(&p.body, &p.path, directions)?;
-        let expected = p.header.query_range().len();
-        if let Some(d) = part.iter().position(|r| r.len() != expected) {
-            return Err(Error::input(
-                &p.path,
-                format!(
-                    "holds {} records in direction {} for its {expected} queries; the partial is corrupt: rerun that shard",
-                    part[d].len(),
-                    d + 1
-                ),
-            ));
-        }
-        for (all, mut some) in records.iter_mut().zip(part) {
-            all.append(&mut some);
-        }
-    }
-    finish(&config, &context, &records)
+    let set = open_set::<RelinkConfig, RelinkContext>(partials, AUDIT)?;
+    let directions = set.context.directions.len();
+    let records = set.concat_records(directions, "direction", |p| decode(&p.body, &p.path, directions))?;
+    finish(&set.config, &set.context, &records)
 }
 
 /// Read and merge the partial files `paths` (see [`merge`]).
@@ -127,30 +76,12 @@ pub fn merge_files(paths: &[impl AsRef<Path>]) -> Result<RelinkReport> {
 
 /// Encode per-direction records (the body of a relink partial).
 pub fn encode(records: &[Vec<QueryRecord>]) -> Vec<u8> {
-    let mut w = Writer::new();
-    for direction in records {
-        w.usize(direction.len());
-        for r in direction {
-            encode_record(&mut w, r);
-        }
-    }
-    w.into_bytes()
+    encode_lists(records, encode_record)
 }
 
 /// Decode a body of `directions` record lists; `path` names the file in errors.
 pub fn decode(bytes: &[u8], path: &Path, directions: usize) -> Result<Vec<Vec<QueryRecord>>> {
-    let mut r = Reader::new(bytes, path);
-    let mut out = Vec::with_capacity(directions);
-    for _ in 0..directions {
-        let n = r.len(60)?;
-        let mut records = Vec::with_capacity(n);
-        for _ in 0..n {
-            records.push(decode_record(&mut r)?);
-        }
-        out.push(records);
-    }
-    r.finish()?;
-    Ok(out)
+    decode_lists(bytes, path, directions, 60, decode_record)
 }
 
 fn encode_record(w: &mut Writer, r: &QueryRecord) {

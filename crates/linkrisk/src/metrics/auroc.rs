@@ -278,7 +278,9 @@ pub fn macro_auroc(tasks: &[(&[f64], &[Option<bool>])], clusters: Option<&[u32]>
             used[i] = true;
         }
     }
-    let mut per_cluster: std::collections::HashMap<u32, f64> = std::collections::HashMap::new();
+    // Ordered by cluster id, so the sum of squares below adds in one order every run (a
+    // HashMap's order changes from run to run and with it the last bits of the variance).
+    let mut per_cluster: std::collections::BTreeMap<u32, f64> = std::collections::BTreeMap::new();
     for i in (0..n).filter(|&i| used[i]) {
         let key = clusters.map_or(i as u32, |c| c[i]);
         *per_cluster.entry(key).or_insert(0.0) += mean_influence[i];

@@ -40,6 +40,11 @@ impl Writer {
         self.u64(v as u64);
     }
 
+    /// Append an f32 by its bits (read back bit for bit).
+    pub fn f32(&mut self, v: f32) {
+        self.u32(v.to_bits());
+    }
+
     /// Append a bool (one byte).
     pub fn bool(&mut self, v: bool) {
         self.u8(u8::from(v));
@@ -99,6 +104,11 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.take()?))
     }
 
+    /// Read an f32 written by [`Writer::f32`] (bit for bit).
+    pub fn f32(&mut self) -> Result<f32> {
+        Ok(f32::from_bits(self.u32()?))
+    }
+
     /// Read a length or index, rejecting values that cannot be one.
     pub fn usize(&mut self) -> Result<usize> {
         let v = self.u64()?;
@@ -134,6 +144,43 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Encode record lists (one per direction or attacker): per list, its length and its
+/// records, each written by `encode`.
+pub fn encode_lists<T>(lists: &[Vec<T>], encode: impl Fn(&mut Writer, &T)) -> Vec<u8> {
+    let mut w = Writer::new();
+    for list in lists {
+        w.usize(list.len());
+        for record in list {
+            encode(&mut w, record);
+        }
+    }
+    w.into_bytes()
+}
+
+/// Decode `lists` record lists written by [`encode_lists`]; `min_record_bytes` bounds a
+/// list's length by the bytes left (so a corrupt length allocates nothing), `path` names the
+/// file in errors, and every byte must be read.
+pub fn decode_lists<T>(
+    bytes: &[u8],
+    path: &Path,
+    lists: usize,
+    min_record_bytes: usize,
+    decode: impl Fn(&mut Reader<'_>) -> Result<T>,
+) -> Result<Vec<Vec<T>>> {
+    let mut r = Reader::new(bytes, path);
+    let mut out = Vec::with_capacity(lists);
+    for _ in 0..lists {
+        let n = r.len(min_record_bytes)?;
+        let mut records = Vec::with_capacity(n);
+        for _ in 0..n {
+            records.push(decode(&mut r)?);
+        }
+        out.push(records);
+    }
+    r.finish()?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +193,7 @@ mod tests {
         w.u64(u64::MAX - 1);
         w.usize(3);
         w.bool(true);
+        w.f32(-0.1);
         let bytes = w.into_bytes();
         let path = Path::new("p.lrp");
         let mut r = Reader::new(&bytes, path);
@@ -154,6 +202,7 @@ mod tests {
         assert_eq!(r.u64().unwrap(), u64::MAX - 1);
         assert_eq!(r.usize().unwrap(), 3);
         assert!(r.bool().unwrap());
+        assert_eq!(r.f32().unwrap().to_bits(), (-0.1f32).to_bits());
         r.finish().unwrap();
 
         let mut r = Reader::new(&bytes[..5], path);
@@ -169,5 +218,15 @@ mod tests {
         let r = Reader::new(&[0u8], path);
         assert!(r.finish().is_err());
         assert!(Reader::new(&[2u8], path).bool().is_err());
+    }
+
+    #[test]
+    fn lists_round_trip_and_refuse_leftovers() {
+        let lists = vec![vec![1u32, 2, 3], vec![], vec![7]];
+        let bytes = encode_lists(&lists, |w, &v| w.u32(v));
+        let path = Path::new("p.lrp");
+        assert_eq!(decode_lists(&bytes, path, 3, 4, |r| r.u32()).unwrap(), lists);
+        assert!(decode_lists(&bytes, path, 2, 4, |r| r.u32()).is_err(), "leftover list");
+        assert!(decode_lists(&bytes[..bytes.len() - 1], path, 3, 4, |r| r.u32()).is_err());
     }
 }

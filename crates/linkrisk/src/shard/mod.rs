@@ -16,7 +16,9 @@
 //! provides the shard arithmetic ([`ShardSpec`]), the [`Fingerprint`] of inputs and
 //! settings, the partial file format ([`write_partial`], [`read_partial`]), the resume check
 //! ([`resume_state`]) and the checks a merge runs before trusting a set of partials
-//! ([`check_set`]). `crate::audit::relink_partial` is the first user.
+//! ([`check_set`]), and the loops around them: [`compute_shard`] (resume, compute, atomic
+//! write) and [`open_set`] / [`MergeSet::concat_records`] (check, read back, concatenate).
+//! Users: `crate::audit::relink_partial` and `crate::audit::reid_partial`.
 //!
 //! File format (version 1), little-endian:
 //! `"LINKRISK-PARTIAL"` (16 bytes), format `u32`, header length `u64`, header (JSON:
@@ -32,6 +34,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -412,6 +415,131 @@ pub fn resume_state(path: &Path, fingerprint_id: &str, shard: ShardSpec) -> Resu
             ResumeState::Stale(format!("it holds shard {}, not {shard}", p.header.shard))
         }
         Ok(_) => ResumeState::Complete,
+    }
+}
+
+/// What [`compute_shard`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardRun {
+    /// The partial already existed, complete and with this fingerprint: nothing was done.
+    Skipped,
+    /// The shard was computed and written. `replaced` says why an existing file at the path
+    /// could not be reused, if there was one.
+    Written {
+        /// Queries of this shard (per record list).
+        queries: Range<usize>,
+        /// Queries of the whole audit (per record list).
+        n_queries: usize,
+        /// Why an existing file was replaced.
+        replaced: Option<String>,
+    },
+}
+
+/// What an audit's shard computed: the audit's query count, its context (identical in
+/// every shard) and the encoded records of the shard's queries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardOutput {
+    /// Queries of the whole audit; the shard's slice is `shard.queries(n_queries)`.
+    pub n_queries: usize,
+    /// What the finish step needs besides the records (JSON).
+    pub context: Value,
+    /// The encoded records of the shard's queries.
+    pub body: Vec<u8>,
+}
+
+/// The shard loop every sharded audit shares: unless `path` already holds shard `shard`'s
+/// complete partial with `fingerprint` (resume: [`ShardRun::Skipped`]), run `compute` and
+/// write its output atomically to `path`.
+pub fn compute_shard(
+    fingerprint: Fingerprint,
+    shard: ShardSpec,
+    path: &Path,
+    compute: impl FnOnce() -> Result<ShardOutput>,
+) -> Result<ShardRun> {
+    let replaced = match resume_state(path, &fingerprint.id(), shard) {
+        ResumeState::Complete => return Ok(ShardRun::Skipped),
+        ResumeState::Missing => None,
+        ResumeState::Stale(reason) => Some(reason),
+    };
+    let output = compute()?;
+    let queries = shard.queries(output.n_queries);
+    let header = PartialHeader::new(fingerprint, shard, output.n_queries, output.context);
+    write_partial(path, &header, &output.body)?;
+    Ok(ShardRun::Written { queries, n_queries: output.n_queries, replaced })
+}
+
+/// A checked, complete set of one audit's partials: the settings and context they share
+/// and the partials in shard order.
+#[derive(Debug)]
+pub struct MergeSet<'a, C, X> {
+    /// The audit's settings, read from the fingerprint.
+    pub config: C,
+    /// The audit's context, read from the headers (equal in every partial).
+    pub context: X,
+    /// The partials, shard 1 first.
+    pub ordered: Vec<&'a Partial>,
+}
+
+/// Open `partials` for the merge of audit `audit`: [`check_set`], then the audit name and
+/// its settings and context read back as `C` and `X`. Errors name the file.
+pub fn open_set<'a, C: DeserializeOwned, X: DeserializeOwned>(
+    partials: &'a [Partial],
+    audit: &str,
+) -> Result<MergeSet<'a, C, X>> {
+    let order = check_set(partials)?;
+    let ordered: Vec<&Partial> = order.iter().map(|&i| &partials[i]).collect();
+    let first = ordered[0];
+    let fingerprint = &first.header.fingerprint;
+    if fingerprint.audit != audit {
+        return Err(Error::input(&first.path, format!("holds a `{}` audit, not {audit}", fingerprint.audit)));
+    }
+    let config: C = serde_json::from_value(fingerprint.config.clone()).map_err(|e| {
+        Error::input(&first.path, format!("unreadable {audit} settings in the fingerprint: {e}"))
+    })?;
+    let context: X = serde_json::from_value(first.header.context.clone())
+        .map_err(|e| Error::input(&first.path, format!("unreadable {audit} context: {e}")))?;
+    Ok(MergeSet { config, context, ordered })
+}
+
+impl<C, X> MergeSet<'_, C, X> {
+    /// Decode every partial's body into `lists` record lists (one per direction or
+    /// attacker, named `list` in messages) with `decode`, check that each list holds one
+    /// record per query of the partial's slice, and concatenate them in shard order.
+    pub fn concat_records<T>(
+        &self,
+        lists: usize,
+        list: &str,
+        decode: impl Fn(&Partial) -> Result<Vec<Vec<T>>>,
+    ) -> Result<Vec<Vec<T>>> {
+        let n_queries = self.ordered.first().map_or(0, |p| p.header.n_queries);
+        let mut records: Vec<Vec<T>> = (0..lists).map(|_| Vec::with_capacity(n_queries)).collect();
+        for p in &self.ordered {
+            let part = decode(p)?;
+            let expected = p.header.query_range().len();
+            if part.len() != lists {
+                return Err(Error::input(
+                    &p.path,
+                    format!(
+                        "holds {} record lists, expected {lists}; the partial is corrupt: rerun that shard",
+                        part.len()
+                    ),
+                ));
+            }
+            if let Some(d) = part.iter().position(|r| r.len() != expected) {
+                return Err(Error::input(
+                    &p.path,
+                    format!(
+                        "holds {} records in {list} {} for its {expected} queries; the partial is corrupt: rerun that shard",
+                        part[d].len(),
+                        d + 1
+                    ),
+                ));
+            }
+            for (all, mut some) in records.iter_mut().zip(part) {
+                all.append(&mut some);
+            }
+        }
+        Ok(records)
     }
 }
 

@@ -4,6 +4,7 @@
 //! the same plan; only the rows differ (raw view rows, or their learned projection).
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use rand::seq::index::sample;
 use serde::Serialize;
@@ -12,8 +13,8 @@ use super::{RecordOutcome, ReidExclusions};
 use crate::audit::probing::NamedValues;
 use crate::cohort::Metadata;
 use crate::engine::{
-    rank_with, BlockSizes, FirstPositive, Gallery, Progress, QueryRanking, QueryReducer, RankOptions, Rows,
-    ScoreRow, Targets,
+    rank_with, BlockSizes, FirstPositive, Gallery, PositiveRank, Progress, QueryRanking, QueryReducer,
+    RankOptions, Rows, ScoreRow, Targets,
 };
 use crate::error::{Error, Result};
 use crate::metrics::auroc::{macro_auroc, roc_curve, AurocInterval};
@@ -172,20 +173,33 @@ impl QueryReducer for NegativeSampler<'_> {
 /// Each query's ranking with its sampled verification-negative scores.
 pub(crate) type Ranked = Vec<(QueryRanking, Vec<f32>)>;
 
-/// Rank every query of `plan` against the split; `rows` holds the split's records in plan
-/// order. Returns each query's ranking and its sampled negative scores.
+/// Rank queries `range` of `plan` (indices into `plan.queries`) against the whole split;
+/// `rows` holds the split's records in plan order. Returns each ranked query's ranking and
+/// its sampled negative scores, and the gallery's exact-duplicate count. Only the range's
+/// query rows are copied: a query range is a shard, and the results of disjoint ranges
+/// concatenate to the result of their union.
 pub(crate) fn rank_plan(
     rows: Rows<'_>,
     plan: &QueryPlan,
     options: &PassOptions,
+    range: Range<usize>,
     what: &str,
     progress: &dyn Progress,
 ) -> Result<(Ranked, usize)> {
-    let mut query_data = Vec::with_capacity(plan.queries.len() * rows.dim());
-    for &q in &plan.queries {
-        query_data.extend_from_slice(rows.row(q));
+    let dim = rows.dim();
+    if range.start > range.end || range.end > plan.queries.len() {
+        return Err(Error::config(format!(
+            "query range {range:?} is outside the {} queries",
+            plan.queries.len()
+        )));
     }
-    let queries = Rows::new(&query_data, plan.queries.len(), rows.dim())?;
+    // Untouched pages of a zeroed allocation are never committed: rows outside the range
+    // cost no memory and are never read.
+    let mut query_data = vec![0f32; plan.queries.len() * dim];
+    for i in range.clone() {
+        query_data[i * dim..(i + 1) * dim].copy_from_slice(rows.row(plan.queries[i]));
+    }
+    let queries = Rows::new(&query_data, plan.queries.len(), dim)?;
     let gallery = Gallery::new(rows);
     let query_record: Vec<usize> = plan.queries.iter().map(|&q| plan.records[q]).collect();
     let sampler = NegativeSampler {
@@ -194,32 +208,58 @@ pub(crate) fn rank_plan(
         per_query: options.negatives_per_query,
         seed: options.seed,
     };
-    progress.begin(plan.queries.len() as u64, what);
+    progress.begin(range.len() as u64, what);
     let rank_options = RankOptions { top_k: 0, sizes: options.sizes };
-    let ranked = rank_with(
-        queries,
-        &gallery,
-        &plan.targets,
-        0..plan.queries.len(),
-        &rank_options,
-        &sampler,
-        progress,
-    )?;
+    let ranked = rank_with(queries, &gallery, &plan.targets, range, &rank_options, &sampler, progress)?;
     Ok((ranked, gallery.n_duplicates()))
+}
+
+/// Everything the statistics need from one query's ranking under one attacker: who it is,
+/// where its positives landed and its sampled verification negatives. Records of disjoint
+/// query ranges concatenate to the records of their union (the negatives are drawn from a
+/// stream seeded by the query's cohort row), so a shard's records are the single run's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReidRecord {
+    /// Cohort row of the query record.
+    pub record: usize,
+    /// Its patient (dense cohort index): the bootstrap's and the AUROC variance's cluster.
+    pub patient: u32,
+    /// Its negatives: gallery records of other patients.
+    pub n_negatives: u64,
+    /// Rank counts of its best-scoring positive (the engine's
+    /// [`QueryRanking::first_positive`]).
+    pub first: Option<FirstPositive>,
+    /// Every positive's score and rank counts, ascending gallery index.
+    pub positives: Vec<PositiveRank>,
+    /// Scores of its sampled verification negatives.
+    pub negative_scores: Vec<f32>,
+}
+
+/// The records of queries `range.start..` of `plan`, from their rankings (in query order).
+pub(crate) fn records(plan: &QueryPlan, ranked: Ranked, start: usize) -> Vec<ReidRecord> {
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(i, (r, negative_scores))| ReidRecord {
+            record: plan.records[plan.queries[start + i]],
+            patient: plan.query_patient[start + i],
+            n_negatives: r.n_negatives,
+            first: r.first_positive(),
+            positives: r.positives,
+            negative_scores,
+        })
+        .collect()
 }
 
 /// Mean expected Rank-1 of a ranking (model selection needs nothing else).
 pub(crate) fn mean_rank_1(ranked: &[(QueryRanking, Vec<f32>)]) -> f64 {
-    let sum: f64 = ranked.iter().map(|(r, _)| first_hit_probability(&best(r), 1)).sum();
+    let sum: f64 =
+        ranked.iter().map(|(r, _)| first_hit_probability(&best(r.first_positive(), r.n_negatives), 1)).sum();
     sum / ranked.len().max(1) as f64
 }
 
-fn best(r: &QueryRanking) -> FirstPositive {
-    r.first_positive().unwrap_or(FirstPositive {
-        greater: r.n_negatives,
-        tied_negatives: 0,
-        tied_positives: 1,
-    })
+fn best(first: Option<FirstPositive>, n_negatives: u64) -> FirstPositive {
+    first.unwrap_or(FirstPositive { greater: n_negatives, tied_negatives: 0, tied_positives: 1 })
 }
 
 /// One query's outcome (kept out of the JSON).
@@ -322,30 +362,31 @@ impl ReidFigures {
     }
 }
 
-/// Statistics of one ranked pass.
+/// Statistics of one attacker's records (all queries, in query order) against a gallery of
+/// `n_gallery` records per query: the finishing step of a single run and of merged shards.
 pub(crate) fn figures(
-    plan: &QueryPlan,
-    ranked: &[(QueryRanking, Vec<f32>)],
+    records: &[ReidRecord],
+    n_gallery: usize,
     options: &PassOptions,
     purpose: &str,
 ) -> Result<ReidFigures> {
-    let n = ranked.len();
+    let n = records.len();
     let level = options.level;
     let max_rank = options.max_cmc_rank.max(*CMC_RANKS.last().unwrap_or(&1));
     let mut per_query = Vec::with_capacity(n);
     let mut cmc_sums = vec![0f64; max_rank];
     let mut chance = 0.0;
     let mut ties = 0;
-    for (i, (r, _)) in ranked.iter().enumerate() {
-        let first = best(r);
+    for r in records {
+        let first = best(r.first, r.n_negatives);
         for (k, sum) in cmc_sums.iter_mut().enumerate() {
             *sum += first_hit_probability(&first, k as u64 + 1);
         }
         chance += chance_at_k(r.n_negatives, r.positives.len() as u64, 1);
         ties += usize::from(first.tied_negatives > 0);
         per_query.push(QueryOutcome {
-            record: plan.records[plan.queries[i]],
-            patient: plan.query_patient[i],
+            record: r.record,
+            patient: r.patient,
             first,
             rank_1: first_hit_probability(&first, 1),
             average_precision: expected_average_precision(&r.positives),
@@ -363,10 +404,11 @@ pub(crate) fn figures(
     let hits: Vec<f64> = per_query.iter().map(|q| q.rank_1).collect();
     let aps: Vec<f64> = per_query.iter().map(|q| q.average_precision).collect();
     let map = aps.iter().sum::<f64>() / nf;
+    let query_patient: Vec<u32> = records.iter().map(|r| r.patient).collect();
     let (bootstrap_ci95_rank_1, ci95_map) = if options.bootstrap_replicates > 0 {
         let e = cluster_bootstrap_means(
             &[&hits, &aps],
-            &plan.query_patient,
+            &query_patient,
             options.bootstrap_replicates,
             level,
             options.seed,
@@ -376,9 +418,9 @@ pub(crate) fn figures(
     } else {
         (None, None)
     };
-    let verification = verification(plan, ranked, options)?;
+    let verification = verification(records, options)?;
     let n_query_patients = {
-        let mut p = plan.query_patient.clone();
+        let mut p = query_patient;
         p.sort_unstable();
         p.dedup();
         p.len()
@@ -386,7 +428,7 @@ pub(crate) fn figures(
     let chance_rank_1 = chance / nf;
     Ok(ReidFigures {
         n_queries: n,
-        n_gallery: plan.records.len().saturating_sub(1),
+        n_gallery,
         n_query_patients,
         rank_1: rank_1.value,
         ci95_rank_1: rank_1.ci(),
@@ -421,13 +463,9 @@ struct Verification {
 /// Same- vs different-patient AUROC over all positive pairs and the sampled negative pairs,
 /// with the variance of the AUROC's influence function summed within query patients
 /// (pairs of one patient are not independent).
-fn verification(
-    plan: &QueryPlan,
-    ranked: &[(QueryRanking, Vec<f32>)],
-    options: &PassOptions,
-) -> Result<Verification> {
-    let n_pos: usize = ranked.iter().map(|(r, _)| r.positives.len()).sum();
-    let n_neg: usize = ranked.iter().map(|(_, s)| s.len()).sum();
+fn verification(records: &[ReidRecord], options: &PassOptions) -> Result<Verification> {
+    let n_pos: usize = records.iter().map(|r| r.positives.len()).sum();
+    let n_neg: usize = records.iter().map(|r| r.negative_scores.len()).sum();
     let pairs = VerificationPairs {
         n_positive: n_pos,
         n_negative: n_neg,
@@ -439,14 +477,14 @@ fn verification(
     let mut scores = Vec::with_capacity(n_pos + n_neg);
     let mut labels = Vec::with_capacity(n_pos + n_neg);
     let mut clusters = Vec::with_capacity(n_pos + n_neg);
-    for (i, (r, negatives)) in ranked.iter().enumerate() {
-        let patient = plan.query_patient[i];
+    for r in records {
+        let patient = r.patient;
         for p in &r.positives {
             scores.push(f64::from(p.score));
             labels.push(true);
             clusters.push(patient);
         }
-        for &s in negatives {
+        for &s in &r.negative_scores {
             scores.push(f64::from(s));
             labels.push(false);
             clusters.push(patient);

@@ -19,20 +19,21 @@ mod training;
 #[cfg(test)]
 mod tests;
 
+use std::ops::Range;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
-pub use eval::{QueryOutcome, ReidFigures, RocPoints, VerificationPairs, CMC_RANKS};
+pub use eval::{QueryOutcome, ReidFigures, ReidRecord, RocPoints, VerificationPairs, CMC_RANKS};
 pub use training::{Candidate, LinearMetricReport};
 
 use crate::attack::{self, AttackComparison, AttackConfig, AttackTask, SideInfo};
-use crate::cohort::{Cohort, Metadata};
+use crate::cohort::{Cohort, Metadata, View};
 use crate::engine::{gather, BlockSizes, Progress, Rows};
 use crate::error::{Error, Result};
 
 /// Which attackers to run (`--attacker`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Attackers {
     /// Plain cosine nearest neighbour only (`none`: no trained attacker).
@@ -66,7 +67,7 @@ pub const NEAREST_NEIGHBOUR: &str = "nearest-neighbour";
 pub const LINEAR_METRIC: &str = "linear-metric";
 
 /// Settings of the linear-metric attacker's training.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearMetricConfig {
     /// Shrinkages of the within-patient covariance tried in model selection (relative to
     /// its mean variance).
@@ -95,8 +96,10 @@ impl Default for LinearMetricConfig {
 }
 
 /// Settings of a re-identification audit; [`ReidConfig::validate`] (also run by [`reid`])
-/// rejects bad values before any work.
-#[derive(Debug, Clone, PartialEq)]
+/// rejects bad values before any work. Serialized into the fingerprint of sharded runs (the
+/// kernel's block sizes are left out: they do not change any result; so is the attack
+/// comparison: shards rank with the audit's own attackers only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReidConfig {
     /// View audited (`--view`).
     pub view: String,
@@ -123,11 +126,13 @@ pub struct ReidConfig {
     /// Training of the linear-metric attacker.
     pub linear_metric: LinearMetricConfig,
     /// Kernel block sizes.
+    #[serde(skip)]
     pub sizes: BlockSizes,
     /// Attack comparison with control baseline on the nearest-neighbour task (`--attack`,
     /// issue 8); `None` runs none. Side pairs (inverted-softmax tuning, QB-Norm's bank) are
     /// the `train_split` patients not in the audited split. Its seed, level and block sizes
     /// are this configuration's; re-ID reports the full gallery only (no pools).
+    #[serde(skip)]
     pub attack: Option<AttackConfig>,
 }
 
@@ -212,7 +217,7 @@ impl ReidConfig {
 }
 
 /// What the audit left out, counted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReidExclusions {
     /// Records of the audited split (all of them are gallery items).
     pub n_split_records: usize,
@@ -342,82 +347,250 @@ pub fn run(cohort: &Cohort, config: &ReidConfig) -> Result<ReidReport> {
     reid(cohort, config, &crate::engine::NoProgress)
 }
 
-/// Run the re-identification audit on `cohort`, reporting progress of each ranking pass.
+/// Run the re-identification audit on `cohort`, reporting progress of each ranking pass:
+/// prepare the pass (plan, trained attacker: [`ReidPass::new`]), rank every query under
+/// every attacker ([`ReidPass::rank`]), then the statistics over the records ([`finish`]).
+/// A sharded run ranks slices and finishes after merging them (`crate::audit::reid_partial`).
 pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Result<ReidReport> {
-    config.validate()?;
-    let meta = &cohort.metadata;
-    let view = cohort.view(&config.view)?;
-    let records = meta.rows_in_split(&config.split)?;
-    let mut plan = eval::plan(meta, &records, config.include_same_study)?;
-    eval::require_queries(&plan, &config.split, "--split")?;
-    let options = eval::PassOptions {
+    let pass = ReidPass::new(cohort, config, progress)?;
+    let part = pass.rank(0..pass.n_queries(), progress)?;
+    let mut report = finish(config, &part.context, &part.records)?;
+    if let Some(attack_config) = config.attack_config() {
+        let rows = Rows::new(&pass.data, pass.plan.records.len(), pass.view.dim())?;
+        report.attack_comparison =
+            Some(attack_on_plan(pass.meta, pass.view, rows, &pass.plan, config, &attack_config, progress)?);
+    }
+    Ok(report)
+}
+
+/// A name from a fixed set, held as a static string (an alias, so that serde does not
+/// treat the field as borrowed from its input; `known_name` reads it back).
+pub type Name = &'static str;
+
+/// Read a name that must be one of `known` (report fields held as `&'static str`).
+fn known_name<'de, D: Deserializer<'de>>(
+    d: D,
+    known: &[&'static str],
+) -> std::result::Result<&'static str, D::Error> {
+    let name = String::deserialize(d)?;
+    known.iter().copied().find(|k| *k == name).ok_or_else(|| {
+        serde::de::Error::custom(format!("unknown name `{name}`, expected one of {}", known.join(", ")))
+    })
+}
+
+/// An attacker's name, read back.
+fn attacker_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<&'static str, D::Error> {
+    known_name(d, &[NEAREST_NEIGHBOUR, LINEAR_METRIC])
+}
+
+/// What finishing needs besides the per-query records: the same in every shard (a merge
+/// checks that they agree), derived from the metadata, the split's rows, the trained attacker
+/// and the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReidContext {
+    /// What the audit left out (with the gallery's exact duplicates).
+    pub exclusions: ReidExclusions,
+    /// Gallery size per query before the same-study exclusions.
+    pub n_gallery: usize,
+    /// Attackers run, in report order; record lists come in this order.
+    pub attackers: Vec<String>,
+    /// How the trained attacker was trained (when it ran).
+    pub linear_metric: Option<LinearMetricReport>,
+    /// Why it did not run under `--attacker auto`.
+    pub linear_metric_skipped: Option<String>,
+    /// blake3 of the split's rows projected into the trained metric: shards merge only when
+    /// they trained the same attacker bit for bit.
+    pub linear_metric_rows_blake3: Option<String>,
+}
+
+/// Per-query records of a query range, with the context to finish them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReidPart {
+    /// The audit's context (the same for every range).
+    pub context: ReidContext,
+    /// Per attacker (in `context.attackers` order), one record per query of the range.
+    pub records: Vec<Vec<ReidRecord>>,
+}
+
+/// A re-identification audit ready to rank: the query plan of the audited split, its rows
+/// and, when it runs, the trained attacker's projection of them. Training happens here,
+/// before any ranking, in a one-thread pool so that every process (every shard, whatever
+/// its core count) trains the same attacker bit for bit.
+#[derive(Debug)]
+pub struct ReidPass<'a> {
+    config: &'a ReidConfig,
+    meta: &'a Metadata,
+    view: &'a View,
+    plan: eval::QueryPlan,
+    /// The split's rows in plan order.
+    data: Vec<f32>,
+    /// The trained attacker's projection of `data`, its rank and its training report.
+    projected: Option<(Vec<f32>, usize, LinearMetricReport)>,
+    linear_metric_skipped: Option<String>,
+    options: eval::PassOptions,
+}
+
+impl<'a> ReidPass<'a> {
+    /// Validate `config`, plan the queries of the audited split and train the attacker.
+    pub fn new(cohort: &'a Cohort, config: &'a ReidConfig, progress: &dyn Progress) -> Result<ReidPass<'a>> {
+        config.validate()?;
+        let meta = &cohort.metadata;
+        let view = cohort.view(&config.view)?;
+        let records = meta.rows_in_split(&config.split)?;
+        let plan = eval::plan(meta, &records, config.include_same_study)?;
+        eval::require_queries(&plan, &config.split, "--split")?;
+        let options = pass_options(config);
+        // Train first: a training error should come before the long ranking pass.
+        let train = || {
+            one_thread(|| {
+                training::train(
+                    meta,
+                    view,
+                    &config.train_split,
+                    &records,
+                    &config.linear_metric,
+                    config.seed,
+                    config.sizes,
+                    progress,
+                )
+            })
+        };
+        let mut linear_metric_skipped = None;
+        let trained = match config.attackers {
+            Attackers::NearestNeighbour => None,
+            Attackers::LinearMetric | Attackers::Both => Some(train()?),
+            Attackers::Auto if config.split == config.train_split => {
+                linear_metric_skipped = Some(format!(
+                    "--train-split {0} is the audited split; the trained attacker must learn on other patients",
+                    config.split
+                ));
+                None
+            }
+            Attackers::Auto => match train() {
+                Ok(t) => Some(t),
+                Err(Error::Config(reason)) => {
+                    linear_metric_skipped = Some(reason);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let data = gather(view, &records);
+        let rows = Rows::new(&data, records.len(), view.dim())?;
+        let projected = match trained {
+            Some((metric, report)) => {
+                let projected = one_thread(|| metric.project(rows))?;
+                Some((projected, metric.rank(), report))
+            }
+            None => None,
+        };
+        Ok(ReidPass { config, meta, view, plan, data, projected, linear_metric_skipped, options })
+    }
+
+    /// Queries of the audit (records of the split whose patient has another study there).
+    pub fn n_queries(&self) -> usize {
+        self.plan.queries.len()
+    }
+
+    /// Rank queries `range` (of [`ReidPass::n_queries`]) against the whole split under every
+    /// attacker and return their records with the audit's context.
+    pub fn rank(&self, range: Range<usize>, progress: &dyn Progress) -> Result<ReidPart> {
+        let n = self.plan.records.len();
+        let mut exclusions = self.plan.exclusions.clone();
+        let mut attackers = Vec::new();
+        let mut records = Vec::new();
+        if self.config.attackers != Attackers::LinearMetric {
+            let rows = Rows::new(&self.data, n, self.view.dim())?;
+            let what = "nearest neighbour";
+            let (ranked, duplicates) =
+                eval::rank_plan(rows, &self.plan, &self.options, range.clone(), what, progress)?;
+            exclusions.gallery_exact_duplicates = duplicates;
+            attackers.push(NEAREST_NEIGHBOUR.to_string());
+            records.push(eval::records(&self.plan, ranked, range.start));
+        }
+        let mut linear_metric_rows_blake3 = None;
+        if let Some((projected, rank, _)) = &self.projected {
+            let rows = Rows::new(projected, n, *rank)?;
+            let (ranked, duplicates) =
+                eval::rank_plan(rows, &self.plan, &self.options, range.clone(), "linear metric", progress)?;
+            if self.config.attackers == Attackers::LinearMetric {
+                exclusions.gallery_exact_duplicates = duplicates;
+            }
+            attackers.push(LINEAR_METRIC.to_string());
+            records.push(eval::records(&self.plan, ranked, range.start));
+            linear_metric_rows_blake3 = Some(rows_blake3(projected));
+        }
+        let context = ReidContext {
+            exclusions,
+            n_gallery: n.saturating_sub(1),
+            attackers,
+            linear_metric: self.projected.as_ref().map(|(_, _, report)| report.clone()),
+            linear_metric_skipped: self.linear_metric_skipped.clone(),
+            linear_metric_rows_blake3,
+        };
+        Ok(ReidPart { context, records })
+    }
+}
+
+/// blake3 (hex) of `values` as little-endian bytes, hashed in slices (no copy of the whole).
+fn rows_blake3(values: &[f32]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut bytes = Vec::with_capacity(4 * 16384);
+    for chunk in values.chunks(16384) {
+        bytes.clear();
+        bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+        hasher.update(&bytes);
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// Run `work` in a rayon pool of one thread: faer's parallel GEMMs and eigensolvers give
+/// results whose last bits depend on the thread count, and the trained attacker must be the
+/// same in every process.
+fn one_thread<T: Send>(work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| Error::config(format!("starting a one-thread pool for training: {e}")))?;
+    pool.install(work)
+}
+
+/// The pass options of `config`.
+fn pass_options(config: &ReidConfig) -> eval::PassOptions {
+    eval::PassOptions {
         negatives_per_query: config.negatives_per_query,
         max_cmc_rank: config.max_cmc_rank,
         bootstrap_replicates: config.bootstrap_replicates,
         level: config.level,
         seed: config.seed,
         sizes: config.sizes,
-    };
-    // Train first: a training error should come before the long ranking pass.
-    let train = || {
-        training::train(
-            meta,
-            view,
-            &config.train_split,
-            &records,
-            &config.linear_metric,
-            config.seed,
-            config.sizes,
-            progress,
-        )
-    };
-    let mut linear_metric_skipped = None;
-    let trained = match config.attackers {
-        Attackers::NearestNeighbour => None,
-        Attackers::LinearMetric | Attackers::Both => Some(train()?),
-        Attackers::Auto if config.split == config.train_split => {
-            linear_metric_skipped = Some(format!(
-                "--train-split {0} is the audited split; the trained attacker must learn on other patients",
-                config.split
-            ));
-            None
-        }
-        Attackers::Auto => match train() {
-            Ok(t) => Some(t),
-            Err(Error::Config(reason)) => {
-                linear_metric_skipped = Some(reason);
-                None
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    let data = gather(view, &records);
-    let rows = Rows::new(&data, records.len(), view.dim())?;
-    let mut attackers = Vec::new();
-    if config.attackers != Attackers::LinearMetric {
-        let (ranked, duplicates) = eval::rank_plan(rows, &plan, &options, "nearest neighbour", progress)?;
-        plan.exclusions.gallery_exact_duplicates = duplicates;
-        let figures = eval::figures(&plan, &ranked, &options, "reid-bootstrap-nearest-neighbour")?;
-        attackers.push(AttackerResult { attacker: NEAREST_NEIGHBOUR, figures });
     }
-    let mut linear_metric = None;
-    if let Some((metric, training_report)) = trained {
-        let projected = metric.project(rows)?;
-        let rows = Rows::new(&projected, records.len(), metric.rank())?;
-        let (ranked, duplicates) = eval::rank_plan(rows, &plan, &options, "linear metric", progress)?;
-        if config.attackers == Attackers::LinearMetric {
-            plan.exclusions.gallery_exact_duplicates = duplicates;
-        }
-        let figures = eval::figures(&plan, &ranked, &options, "reid-bootstrap-linear-metric")?;
-        attackers.push(AttackerResult { attacker: LINEAR_METRIC, figures });
-        linear_metric = Some(training_report);
+}
+
+/// Turn per-query records (one list per attacker of `context.attackers`, every query in
+/// query order) into the report: every statistic over queries is computed here, for a
+/// single run and for merged shards alike. The attack comparison (`--attack`) is not part
+/// of it: a single run adds it afterwards.
+pub fn finish(config: &ReidConfig, context: &ReidContext, records: &[Vec<ReidRecord>]) -> Result<ReidReport> {
+    config.validate()?;
+    if context.attackers.is_empty() || records.len() != context.attackers.len() {
+        return Err(Error::config(format!(
+            "{} attacker(s) in the context but {} record list(s)",
+            context.attackers.len(),
+            records.len()
+        )));
     }
-    let attack_comparison = match config.attack_config() {
-        Some(attack_config) => {
-            Some(attack_on_plan(meta, view, rows, &plan, config, &attack_config, progress)?)
-        }
-        None => None,
-    };
+    let options = pass_options(config);
+    let mut attackers = Vec::with_capacity(records.len());
+    for (name, list) in context.attackers.iter().zip(records) {
+        let attacker = [NEAREST_NEIGHBOUR, LINEAR_METRIC]
+            .into_iter()
+            .find(|k| k == name)
+            .ok_or_else(|| Error::config(format!("unknown re-ID attacker `{name}`")))?;
+        let purpose = format!("reid-bootstrap-{attacker}");
+        let figures = eval::figures(list, context.n_gallery, &options, &purpose)?;
+        attackers.push(AttackerResult { attacker, figures });
+    }
     // The headline: the strongest Rank-1; on a tie, the first (nearest neighbour).
     let mut headline = 0;
     for (i, a) in attackers.iter().enumerate() {
@@ -437,11 +610,11 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
         level: config.level,
         bootstrap_replicates: config.bootstrap_replicates,
         headline: head.figures.clone(),
+        exclusions: context.exclusions.clone(),
+        linear_metric: context.linear_metric.clone(),
+        linear_metric_skipped: context.linear_metric_skipped.clone(),
         attackers,
-        exclusions: plan.exclusions,
-        linear_metric,
-        linear_metric_skipped,
-        attack_comparison,
+        attack_comparison: None,
     })
 }
 

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::eval::{mean_rank_1, plan, rank_plan, PassOptions};
 use super::LinearMetricConfig;
@@ -23,7 +23,7 @@ use crate::rng;
 const MIN_SELECTION_PATIENTS: usize = 20;
 
 /// One candidate of the model selection.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     /// Shrinkage of the within-patient covariance.
     pub shrinkage: f64,
@@ -34,10 +34,11 @@ pub struct Candidate {
 }
 
 /// How the attacker was trained (all counts refer to the train split).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearMetricReport {
     /// Always `linear-metric`.
-    pub attacker: &'static str,
+    #[serde(deserialize_with = "super::attacker_name")]
+    pub attacker: super::Name,
     /// Split it was trained on.
     pub train_split: String,
     /// Records of the train split.
@@ -61,7 +62,8 @@ pub struct LinearMetricReport {
     pub useful_rank: usize,
     /// `validation` (chosen on held-out training patients) or `default` (too few patients
     /// to hold some out).
-    pub selection: &'static str,
+    #[serde(deserialize_with = "selection_name")]
+    pub selection: super::Name,
     /// Patients used to fit during selection.
     pub n_selection_fit_patients: usize,
     /// Held-out patients scored during selection.
@@ -70,6 +72,11 @@ pub struct LinearMetricReport {
     pub candidates: Vec<Candidate>,
     /// Between-/within-patient variance ratio of the leading directions (at most 10).
     pub leading_between_variance: Vec<f64>,
+}
+
+/// `validation` or `default`, read back (partial-result contexts).
+fn selection_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<&'static str, D::Error> {
+    super::known_name(d, &["validation", "default"])
 }
 
 /// The default rank grid for `dim` inputs: 8, 16, 32, ... below `dim`, then `dim`.
@@ -179,7 +186,8 @@ pub(crate) fn train(
                 let projected = metric.project(Rows::new(&validation_data, validation_rows.len(), dim)?)?;
                 let rows = Rows::new(&projected, validation_rows.len(), metric.rank())?;
                 let what = format!("select s={s} r={}", metric.rank());
-                let (ranked, _) = rank_plan(rows, &validation_plan, &options, &what, &NoProgress)?;
+                let all = 0..validation_plan.queries.len();
+                let (ranked, _) = rank_plan(rows, &validation_plan, &options, all, &what, &NoProgress)?;
                 let score = mean_rank_1(&ranked);
                 candidates.push(Candidate { shrinkage: s, rank: metric.rank(), validation_rank_1: score });
                 if score > best {
