@@ -30,6 +30,42 @@ use crate::error::{Error, Result};
 /// Rows per block when accumulating scatter matrices (bounded memory: 2 x rows x d f64).
 const SCATTER_BLOCK_ROWS: usize = 2048;
 
+/// Output columns per task when accumulating a scatter matrix, and rows per task when
+/// projecting. The work is split into these fixed pieces (not one per thread), each a
+/// sequential GEMM, so the results have the same bits on any number of threads: every
+/// shard of a sharded reid, whatever its core count, must train and apply the same
+/// attacker. (faer's own parallel GEMM splits by thread count, and its last bits follow.)
+const SCATTER_COLS: usize = 64;
+const PROJECT_ROWS: usize = 4096;
+
+/// out += x^T x, in parallel over fixed column blocks of `out` (see [`SCATTER_COLS`]).
+fn add_gram(out: &mut Mat<f64>, x: MatRef<'_, f64>) {
+    let mut blocks = Vec::new();
+    let mut rest = out.as_mut();
+    let mut c0 = 0;
+    while rest.ncols() > 0 {
+        let width = SCATTER_COLS.min(rest.ncols());
+        let (block, right) = rest.split_at_col_mut(width);
+        blocks.push((c0, block));
+        rest = right;
+        c0 += width;
+    }
+    blocks.into_par_iter().for_each(|(c0, block)| {
+        let width = block.ncols();
+        matmul(block, Accum::Add, x.transpose(), x.subcols(c0, width), 1.0, Par::Seq);
+    });
+}
+
+/// Run `work` in a rayon pool of one thread: faer's eigensolvers take their parallelism
+/// from the current pool and their last bits depend on its size (see [`SCATTER_COLS`]).
+fn one_thread<T: Send>(work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| Error::config(format!("starting a one-thread pool for the re-ID attacker: {e}")))?;
+    pool.install(work)
+}
+
 /// Total and pooled within-patient covariance of a set of training records.
 #[derive(Debug, Clone)]
 pub struct PatientScatter {
@@ -95,8 +131,8 @@ impl PatientScatter {
             }
             let c = MatRef::from_row_major_slice(&centred[..filled * dim], filled, dim);
             let d = MatRef::from_row_major_slice(&deviation[..filled * dim], filled, dim);
-            matmul(total.as_mut(), Accum::Add, c.transpose(), c, 1.0, Par::rayon(0));
-            matmul(within.as_mut(), Accum::Add, d.transpose(), d, 1.0, Par::rayon(0));
+            add_gram(total, c);
+            add_gram(within, d);
         };
         for w in starts.windows(2) {
             let members = &order[w[0]..w[1]];
@@ -141,6 +177,12 @@ impl PatientScatter {
         if !(shrinkage.is_finite() && shrinkage > 0.0) {
             return Err(Error::config(format!("re-ID attacker shrinkage must be positive, got {shrinkage}")));
         }
+        // d x d work (two eigendecompositions): on one thread, for bits that do not depend
+        // on the thread count.
+        one_thread(|| self.basis_sequential(shrinkage))
+    }
+
+    fn basis_sequential(&self, shrinkage: f64) -> Result<MetricBasis> {
         let d = self.dim;
         let trace: f64 = (0..d).map(|j| self.within[(j, j)]).sum();
         let ridge = shrinkage * (trace / d as f64).max(f64::MIN_POSITIVE);
@@ -153,9 +195,9 @@ impl PatientScatter {
         let whitening = Mat::from_fn(d, d, |a, k| evd.U()[(a, k)] / values[k].max(ridge).sqrt());
         let between = Mat::from_fn(d, d, |a, b| self.total[(a, b)] - self.within[(a, b)]);
         let mut tmp = Mat::<f64>::zeros(d, d);
-        matmul(tmp.as_mut(), Accum::Replace, between.as_ref(), whitening.as_ref(), 1.0, Par::rayon(0));
+        matmul(tmp.as_mut(), Accum::Replace, between.as_ref(), whitening.as_ref(), 1.0, Par::Seq);
         let mut whitened = Mat::<f64>::zeros(d, d);
-        matmul(whitened.as_mut(), Accum::Replace, whitening.transpose(), tmp.as_ref(), 1.0, Par::rayon(0));
+        matmul(whitened.as_mut(), Accum::Replace, whitening.transpose(), tmp.as_ref(), 1.0, Par::Seq);
         let whitened = Mat::from_fn(d, d, |a, b| 0.5 * (whitened[(a, b)] + whitened[(b, a)]));
         let evd = whitened.self_adjoint_eigen(Side::Lower).map_err(|e| {
             Error::config(format!("eigendecomposition of the between-patient covariance failed: {e:?}"))
@@ -164,14 +206,7 @@ impl PatientScatter {
         let between_variance: Vec<f64> = (0..d).rev().map(|k| evd.S().column_vector()[k]).collect();
         let rotation = Mat::from_fn(d, d, |a, k| evd.U()[(a, d - 1 - k)]);
         let mut directions = Mat::<f64>::zeros(d, d);
-        matmul(
-            directions.as_mut(),
-            Accum::Replace,
-            whitening.as_ref(),
-            rotation.as_ref(),
-            1.0,
-            Par::rayon(0),
-        );
+        matmul(directions.as_mut(), Accum::Replace, whitening.as_ref(), rotation.as_ref(), 1.0, Par::Seq);
         Ok(MetricBasis { mean: self.mean.clone(), directions, between_variance, shrinkage })
     }
 }
@@ -257,14 +292,20 @@ impl LinearMetric {
         if n == 0 {
             return Ok(out);
         }
-        matmul(
-            faer::MatMut::from_row_major_slice_mut(&mut out, n, r),
-            Accum::Replace,
-            MatRef::from_row_major_slice(rows.data(), n, self.dim_in),
-            MatRef::from_row_major_slice(&self.projection, self.dim_in, r),
-            1.0f32,
-            Par::rayon(0),
-        );
+        let projection = MatRef::from_row_major_slice(&self.projection, self.dim_in, r);
+        out.par_chunks_mut(PROJECT_ROWS * r)
+            .zip(rows.data().par_chunks(PROJECT_ROWS * self.dim_in))
+            .for_each(|(out, data)| {
+                let m = data.len() / self.dim_in;
+                matmul(
+                    faer::MatMut::from_row_major_slice_mut(out, m, r),
+                    Accum::Replace,
+                    MatRef::from_row_major_slice(data, m, self.dim_in),
+                    projection,
+                    1.0f32,
+                    Par::Seq,
+                );
+            });
         out.par_chunks_mut(r).for_each(|row| {
             let mut sum = 0f64;
             for (v, o) in row.iter_mut().zip(&self.offset) {
@@ -311,6 +352,52 @@ mod tests {
             }
         }
         (rows, patient)
+    }
+
+    /// Shards on machines with different core counts must train and apply the same
+    /// attacker: scatter, basis and projection have the same bits on 1, 2 and 3 threads, at
+    /// a size where faer's own parallel GEMM would split the work differently.
+    #[test]
+    fn training_and_projection_do_not_depend_on_the_thread_count() {
+        let (n_patients, per_patient, dim) = (1200, 3, 512);
+        let mut rng = stream(2, "linear-metric-threads", 0);
+        let mut rows = Vec::with_capacity(n_patients * per_patient * dim);
+        let mut patient = Vec::new();
+        for p in 0..n_patients {
+            let identity: Vec<f64> = (0..dim).map(|_| rng.sample(StandardNormal)).collect();
+            for _ in 0..per_patient {
+                rows.extend(
+                    identity.iter().map(|&a| (a + 0.5 * rng.sample::<f64, _>(StandardNormal)) as f32),
+                );
+                patient.push(p as u32);
+            }
+        }
+        let n = n_patients * per_patient;
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let r = Rows::new(&rows, n, dim).unwrap();
+                let scatter = PatientScatter::estimate(r, &patient).unwrap();
+                let basis = scatter.basis(0.1).unwrap();
+                let metric = basis.metric(24);
+                let projected = metric.project(r).unwrap();
+                let bits = |m: &Mat<f64>| -> Vec<u64> {
+                    (0..dim)
+                        .flat_map(|a| (0..dim).map(move |b| (a, b)))
+                        .map(|(a, b)| m[(a, b)].to_bits())
+                        .collect()
+                };
+                (
+                    bits(&scatter.total),
+                    bits(&scatter.within),
+                    basis.between_variance.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    projected.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                )
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
     }
 
     #[test]

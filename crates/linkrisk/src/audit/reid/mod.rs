@@ -441,19 +441,19 @@ impl<'a> ReidPass<'a> {
         eval::require_queries(&plan, &config.split, "--split")?;
         let options = pass_options(config);
         // Train first: a training error should come before the long ranking pass.
+        // Training and projection give the same bits on any number of threads
+        // (`attack::linear_metric`), so every shard holds the same attacker.
         let train = || {
-            one_thread(|| {
-                training::train(
-                    meta,
-                    view,
-                    &config.train_split,
-                    &records,
-                    &config.linear_metric,
-                    config.seed,
-                    config.sizes,
-                    progress,
-                )
-            })
+            training::train(
+                meta,
+                view,
+                &config.train_split,
+                &records,
+                &config.linear_metric,
+                config.seed,
+                config.sizes,
+                progress,
+            )
         };
         let mut linear_metric_skipped = None;
         let trained = match config.attackers {
@@ -479,7 +479,7 @@ impl<'a> ReidPass<'a> {
         let rows = Rows::new(&data, records.len(), view.dim())?;
         let projected = match trained {
             Some((metric, report)) => {
-                let projected = one_thread(|| metric.project(rows))?;
+                let projected = metric.project(rows)?;
                 Some((projected, metric.rank(), report))
             }
             None => None,
@@ -542,17 +542,6 @@ fn rows_blake3(values: &[f32]) -> String {
         hasher.update(&bytes);
     }
     hasher.finalize().to_hex().to_string()
-}
-
-/// Run `work` in a rayon pool of one thread: faer's parallel GEMMs and eigensolvers give
-/// results whose last bits depend on the thread count, and the trained attacker must be the
-/// same in every process.
-fn one_thread<T: Send>(work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .map_err(|e| Error::config(format!("starting a one-thread pool for training: {e}")))?;
-    pool.install(work)
 }
 
 /// The pass options of `config`.
