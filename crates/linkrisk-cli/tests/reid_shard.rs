@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{linkrisk, run_err, run_ok};
+use crate::util::{linkrisk, run_err, run_ok, run_shard, shard_partial};
 
 /// Audit flags: the trained attacker beside nearest neighbour, bootstrap intervals,
 /// sampled verification negatives.
@@ -37,20 +37,11 @@ fn read_json(path: &Path) -> Value {
 
 /// Run shard `i`/`n` with `flags` into RUN/shards/; returns stdout.
 fn shard(dir: &Path, run_dir: &Path, flags: &[&str], i: usize, n: usize) -> String {
-    let out = linkrisk()
-        .arg("reid")
-        .arg(dir)
-        .args(flags)
-        .args(["--shard", &format!("{i}/{n}"), "--out"])
-        .arg(run_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "shard {i}/{n}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    run_shard("reid", dir, run_dir, flags, i, n)
 }
 
 fn partial(run_dir: &Path, i: usize, n: usize) -> PathBuf {
-    run_dir.join("shards").join(format!("reid.shard-{i:04}-of-{n:04}.lrp"))
+    shard_partial("reid", run_dir, i, n)
 }
 
 fn audits(run_dir: &Path) -> Vec<Value> {

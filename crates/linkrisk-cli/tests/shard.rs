@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{linkrisk, run, run_err, run_ok};
+use crate::util::{linkrisk, run, run_err, run_ok, run_shard, shard_partial};
 
 /// Audit flags used throughout: every kind of per-query record (random and
 /// pathology-matched pools, both directions, bootstrap intervals, subgroups).
@@ -57,20 +57,11 @@ fn single(dir: &Path, out: &Path) -> Value {
 
 /// Run shard `i`/`n` into RUN/shards/; returns stdout.
 fn shard(dir: &Path, run_dir: &Path, i: usize, n: usize) -> String {
-    let out = linkrisk()
-        .arg("relink")
-        .arg(dir)
-        .args(FLAGS)
-        .args(["--shard", &format!("{i}/{n}"), "--out"])
-        .arg(run_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "shard {i}/{n}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    run_shard("relink", dir, run_dir, FLAGS, i, n)
 }
 
 fn partial(run_dir: &Path, i: usize, n: usize) -> PathBuf {
-    run_dir.join("shards").join(format!("relink.shard-{i:04}-of-{n:04}.lrp"))
+    shard_partial("relink", run_dir, i, n)
 }
 
 /// Merge partials into RUN/merged.json (and RUN/run.json); returns the report.

@@ -357,3 +357,23 @@ pub fn write_built_cohort(dir: &Path, builder: MetadataBuilder, views: &[(&str, 
     let meta = builder.build(Path::new("<test>"), 0).expect("valid metadata");
     write_cohort(dir, &meta, views).expect("cohort written");
 }
+
+/// Run `linkrisk AUDIT DIR FLAGS --shard i/n --out RUN` (its partial goes to RUN/shards/);
+/// returns stdout. Shared by the relink and reid shard tests.
+pub fn run_shard(audit: &str, dir: &Path, run_dir: &Path, flags: &[&str], i: usize, n: usize) -> String {
+    let out = linkrisk()
+        .arg(audit)
+        .arg(dir)
+        .args(flags)
+        .args(["--shard", &format!("{i}/{n}"), "--out"])
+        .arg(run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{audit} shard {i}/{n}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Where shard `i`/`n` of `audit` writes its partial under RUN.
+pub fn shard_partial(audit: &str, run_dir: &Path, i: usize, n: usize) -> PathBuf {
+    run_dir.join("shards").join(format!("{audit}.shard-{i:04}-of-{n:04}.lrp"))
+}
