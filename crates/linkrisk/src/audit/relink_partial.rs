@@ -266,20 +266,12 @@ mod tests {
         config: &RelinkConfig,
         count: usize,
     ) -> (RelinkReport, Vec<std::path::PathBuf>) {
-        let out = tempfile::tempdir().unwrap().keep();
-        let paths: Vec<_> = (1..=count)
-            .map(|i| {
-                let shard = ShardSpec::new(i, count).unwrap();
-                let path = out.join(shard.file_name(AUDIT));
-                let run = run_shard(dir, config, shard, &path, &NoProgress).unwrap();
-                assert!(matches!(run, ShardRun::Written { replaced: None, .. }), "{run:?}");
-                path
-            })
-            .collect();
-        // Any order of the files merges the same.
-        let mut reversed = paths.clone();
-        reversed.reverse();
-        (merge_files(&reversed).unwrap(), paths)
+        crate::shard::shards_then_merge(
+            AUDIT,
+            count,
+            |shard, path| run_shard(dir, config, shard, path, &NoProgress),
+            merge_files,
+        )
     }
 
     fn json(report: &RelinkReport) -> String {

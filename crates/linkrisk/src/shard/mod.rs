@@ -611,6 +611,31 @@ pub fn check_set(partials: &[Partial]) -> Result<Vec<usize>> {
     Ok(slot.into_iter().map(|s| s.expect("checked above")).collect())
 }
 
+/// Test helper for sharded audits: write shards 1..=`count` of `audit` with `run` (shard,
+/// partial path) into a fresh directory, each written anew, then `merge` the files in reverse
+/// order (any order must merge the same). Returns the merge's result and the paths.
+#[cfg(test)]
+pub(crate) fn shards_then_merge<R>(
+    audit: &str,
+    count: usize,
+    run: impl Fn(ShardSpec, &Path) -> Result<ShardRun>,
+    merge: impl FnOnce(&[PathBuf]) -> Result<R>,
+) -> (R, Vec<PathBuf>) {
+    let out = tempfile::tempdir().unwrap().keep();
+    let paths: Vec<PathBuf> = (1..=count)
+        .map(|i| {
+            let shard = ShardSpec::new(i, count).unwrap();
+            let path = out.join(shard.file_name(audit));
+            let result = run(shard, &path).unwrap();
+            assert!(matches!(result, ShardRun::Written { replaced: None, .. }), "{result:?}");
+            path
+        })
+        .collect();
+    let mut reversed = paths.clone();
+    reversed.reverse();
+    (merge(&reversed).unwrap(), paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
