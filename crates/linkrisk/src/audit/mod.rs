@@ -8,13 +8,13 @@ pub mod attributes;
 pub mod mitigate;
 pub mod probing;
 pub mod reid;
-pub mod reid_partial;
 pub mod relink;
-pub mod relink_partial;
 #[cfg(test)]
 mod test_cohort;
 pub mod utility;
 
 pub use mitigate::{run as mitigate, MitigateConfig, MitigateReport};
+pub use reid::partial as reid_partial;
 pub use reid::{reid, Attackers, ReidConfig, ReidReport};
+pub use relink::partial as relink_partial;
 pub use relink::{relink, AttackSide, Direction, MatchLevel, RelinkConfig, RelinkReport};

@@ -18,7 +18,7 @@
 //! ([`resume_state`]) and the checks a merge runs before trusting a set of partials
 //! ([`check_set`]), and the loops around them: [`compute_shard`] (resume, compute, atomic
 //! write) and [`open_set`] / [`MergeSet::concat_records`] (check, read back, concatenate).
-//! Users: `crate::audit::relink_partial` and `crate::audit::reid_partial`.
+//! Users: `crate::audit::relink::partial` and `crate::audit::reid::partial`.
 //!
 //! File format (version 1), little-endian:
 //! `"LINKRISK-PARTIAL"` (16 bytes), format `u32`, header length `u64`, header (JSON:

@@ -14,6 +14,7 @@
 //! re-identification".
 
 mod eval;
+pub mod partial;
 mod training;
 
 #[cfg(test)]
@@ -350,7 +351,7 @@ pub fn run(cohort: &Cohort, config: &ReidConfig) -> Result<ReidReport> {
 /// Run the re-identification audit on `cohort`, reporting progress of each ranking pass:
 /// prepare the pass (plan, trained attacker: [`ReidPass::new`]), rank every query under
 /// every attacker ([`ReidPass::rank`]), then the statistics over the records ([`finish`]).
-/// A sharded run ranks slices and finishes after merging them (`crate::audit::reid_partial`).
+/// A sharded run ranks slices and finishes after merging them (`crate::audit::reid::partial`).
 pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Result<ReidReport> {
     let pass = ReidPass::new(cohort, config, progress)?;
     let part = pass.rank(0..pass.n_queries(), progress)?;

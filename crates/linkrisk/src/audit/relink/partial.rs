@@ -15,9 +15,7 @@
 
 use std::path::Path;
 
-use super::relink::{
-    finish, relink_range, QueryRecord, RelinkConfig, RelinkContext, RelinkInputs, RelinkReport,
-};
+use super::{finish, relink_range, QueryRecord, RelinkConfig, RelinkContext, RelinkInputs, RelinkReport};
 use crate::engine::pools::{PoolCounts, PoolDraw, PoolOutcome};
 use crate::engine::{FirstPositive, Progress};
 use crate::error::{Error, Result};

@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use super::reid::{finish, ReidConfig, ReidContext, ReidPass, ReidRecord, ReidReport};
+use super::{finish, ReidConfig, ReidContext, ReidPass, ReidRecord, ReidReport};
 use crate::cohort::{load_views, Cohort, ViewRequest};
 use crate::engine::{FirstPositive, PositiveRank, Progress};
 use crate::error::{Error, Result};
