@@ -28,6 +28,7 @@
 //! file that passes [`read_partial`].
 
 pub mod codec;
+mod inputs;
 
 use std::fmt;
 use std::io::Write;
@@ -38,8 +39,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cohort::Manifest;
 use crate::error::{Error, Result};
+pub use inputs::{cohort_fingerprint, fingerprint_of_inputs, hash_inputs, InputFile};
 
 /// Version of the partial file layout and of [`Fingerprint`]'s meaning.
 pub const PARTIAL_FORMAT: u32 = 1;
@@ -105,54 +106,6 @@ impl fmt::Display for ShardSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
     }
-}
-
-/// One input file, by content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputFile {
-    /// Name relative to the cohort directory (absolute for files outside it).
-    pub file: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// blake3 of the content, hex.
-    pub blake3: String,
-}
-
-/// Hash the files a cohort directory's audit may read: every regular, non-hidden file in
-/// `dir` (sorted by name) plus files outside it that `cohort.toml` names. Names are relative
-/// to `dir`, so the same cohort mounted at another path on another node fingerprints the same.
-pub fn hash_inputs(dir: &Path) -> Result<Vec<InputFile>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
-        .collect();
-    if let Some(manifest) = Manifest::load_if_present(dir)? {
-        files.extend(manifest.metadata);
-        files.extend(manifest.views.into_iter().flatten().map(|v| v.file));
-    }
-    let mut named: Vec<(String, PathBuf)> = files
-        .into_iter()
-        .map(|p| {
-            let name = match p.strip_prefix(dir) {
-                Ok(rel) => rel.to_string_lossy().into_owned(),
-                Err(_) => p.canonicalize().unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned(),
-            };
-            (name, p)
-        })
-        .collect();
-    named.sort();
-    named.dedup_by(|a, b| a.0 == b.0);
-    named
-        .into_iter()
-        .map(|(file, path)| {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_mmap_rayon(&path).map_err(|e| Error::io(&path, e))?;
-            let bytes = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
-            Ok(InputFile { file, bytes, blake3: hasher.finalize().to_hex().to_string() })
-        })
-        .collect()
 }
 
 /// What a partial result was computed from: partials merge only when their fingerprints
