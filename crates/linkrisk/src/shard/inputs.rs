@@ -58,6 +58,13 @@ pub fn hash_inputs(dir: &Path) -> Result<Vec<InputFile>> {
         .collect()
 }
 
+/// The name of a cohort directory (`runs/cohort-a/.` -> `cohort-a`), after resolving `.` and
+/// `..`: a model's default label.
+pub fn cohort_name(dir: &Path) -> Option<String> {
+    let resolved = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    resolved.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
 /// The fingerprint of a cohort directory's content: blake3 (hex) over the sorted list of its
 /// files' names, sizes and content hashes ([`hash_inputs`]). Two directories with the same
 /// files (by name relative to the directory, and content) have the same fingerprint wherever

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-pub use inputs::{cohort_fingerprint, fingerprint_of_inputs, hash_inputs, InputFile};
+pub use inputs::{cohort_fingerprint, cohort_name, fingerprint_of_inputs, hash_inputs, InputFile};
 
 /// Version of the partial file layout and of [`Fingerprint`]'s meaning.
 pub const PARTIAL_FORMAT: u32 = 1;
@@ -221,6 +221,11 @@ pub struct PartialHeader {
     pub queries: [usize; 2],
     /// What the audit's finish step needs besides the records; identical in every shard.
     pub context: Value,
+    /// The name of the cohort directory the shard read ([`cohort_name`]): the default label
+    /// of the merged report in a run directory. Not part of the fingerprint (the same cohort
+    /// may be mounted under other names on other nodes); absent in older partials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort_name: Option<String>,
 }
 
 impl PartialHeader {
@@ -239,6 +244,7 @@ impl PartialHeader {
             n_queries,
             queries: [range.start, range.end],
             context,
+            cohort_name: None,
         }
     }
 
@@ -398,6 +404,8 @@ pub struct ShardOutput {
     pub context: Value,
     /// The encoded records of the shard's queries.
     pub body: Vec<u8>,
+    /// The cohort directory's name ([`cohort_name`]), recorded in the header.
+    pub cohort_name: Option<String>,
 }
 
 /// The shard loop every sharded audit shares: unless `path` already holds shard `shard`'s
@@ -416,7 +424,8 @@ pub fn compute_shard(
     };
     let output = compute()?;
     let queries = shard.queries(output.n_queries);
-    let header = PartialHeader::new(fingerprint, shard, output.n_queries, output.context);
+    let mut header = PartialHeader::new(fingerprint, shard, output.n_queries, output.context);
+    header.cohort_name = output.cohort_name;
     write_partial(path, &header, &output.body)?;
     Ok(ShardRun::Written { queries, n_queries: output.n_queries, replaced })
 }
