@@ -7,16 +7,8 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::audit::{read_json, synth_cohort};
+use crate::report::fixture_run;
 use crate::util::{linkrisk, run, run_err, run_ok, temp_dir as tempdir};
-
-#[path = "../../linkrisk/tests/report/fixtures.rs"]
-mod fixtures;
-
-fn fixture_run() -> tempfile::TempDir {
-    let tmp = tempdir();
-    fixtures::build_run(tmp.path());
-    tmp
-}
 
 #[test]
 fn gate_passes_under_every_threshold() {
@@ -261,30 +253,23 @@ fn junit_is_valid_xml_with_one_case_per_check() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     let mut reader = quick_xml::Reader::from_str(&xml);
     let (mut cases, mut failures, mut suites, mut depth) = (Vec::new(), 0, Vec::new(), 0i32);
+    let name = |e: &quick_xml::events::BytesStart<'_>| -> String {
+        e.try_get_attribute("name").unwrap().unwrap().unescape_value().unwrap().into_owned()
+    };
     loop {
         match reader.read_event().expect("well-formed XML") {
             Event::Eof => break,
             Event::Start(e) => {
                 depth += 1;
                 match e.name().as_ref() {
-                    b"testsuite" => suites.push(
-                        e.try_get_attribute("name").unwrap().unwrap().unescape_value().unwrap().into_owned(),
-                    ),
-                    b"testcase" => cases.push(
-                        e.try_get_attribute("name").unwrap().unwrap().unescape_value().unwrap().into_owned(),
-                    ),
+                    b"testsuite" => suites.push(name(&e)),
+                    b"testcase" => cases.push(name(&e)),
                     b"failure" => failures += 1,
                     _ => {}
                 }
             }
             Event::End(_) => depth -= 1,
-            Event::Empty(e) => {
-                if e.name().as_ref() == b"testcase" {
-                    cases.push(
-                        e.try_get_attribute("name").unwrap().unwrap().unescape_value().unwrap().into_owned(),
-                    );
-                }
-            }
+            Event::Empty(e) if e.name().as_ref() == b"testcase" => cases.push(name(&e)),
             _ => {}
         }
     }

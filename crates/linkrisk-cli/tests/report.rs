@@ -8,7 +8,7 @@ use crate::util::{linkrisk, temp_dir as tempdir};
 #[path = "../../linkrisk/tests/report/fixtures.rs"]
 mod fixtures;
 
-fn fixture_run() -> tempfile::TempDir {
+pub(crate) fn fixture_run() -> tempfile::TempDir {
     let tmp = tempdir();
     fixtures::build_run(tmp.path());
     tmp

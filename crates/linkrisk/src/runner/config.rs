@@ -42,7 +42,9 @@ pub struct AuditConfig {
     pub path: PathBuf,
 }
 
-/// One `[[model]]`: its label, its cohort and the settings that differ for it.
+/// One `[[model]]`: its label, its cohort and the settings that differ for it. Its fields
+/// repeat [`AuditConfig`]'s on purpose: serde cannot refuse unknown keys through a flattened
+/// shared struct, and refusing them is the point of a reviewed file.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {

@@ -76,6 +76,21 @@ pub fn check_label(label: &str) -> Result<()> {
     Ok(())
 }
 
+/// Fail when two models share a label (two cohort directories of the same name).
+pub fn unique_labels(models: &[ModelPlan]) -> Result<()> {
+    for (i, m) in models.iter().enumerate() {
+        if let Some(other) = models[..i].iter().find(|o| o.label == m.label) {
+            return Err(Error::config(format!(
+                "two cohorts would be recorded as model `{}` ({} and {}); give each its own --label",
+                m.label,
+                other.dir.display(),
+                m.dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// How the run is recorded.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunOptions {
@@ -199,16 +214,7 @@ pub fn run(
     events: &mut dyn FnMut(Event<'_>),
     progress: &dyn Progress,
 ) -> Result<RunOutcome> {
-    for (i, m) in models.iter().enumerate() {
-        if let Some(other) = models[..i].iter().find(|o| o.label == m.label) {
-            return Err(Error::config(format!(
-                "two cohorts would be recorded as model `{}` ({} and {}); give each its own --label",
-                m.label,
-                other.dir.display(),
-                m.dir.display()
-            )));
-        }
-    }
+    unique_labels(models)?;
     let mut run = RunDir::open_or_create(out)?;
     let audits = models.iter().map(|m| m.settings.audits.len()).sum();
     events(Event::Planned { models: models.len(), audits });

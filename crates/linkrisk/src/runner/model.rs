@@ -89,11 +89,11 @@ pub(super) fn audit_model(
         not_run: m.outcome.not_run.clone(),
         failed: m.outcome.failed.clone(),
     };
-    if let Err(e) = m.run.set_model(record) {
-        // Only a label conflict can refuse the record, and it was reported as a failure.
-        if m.outcome.failed.is_empty() {
-            return Err(e);
-        }
+    match m.run.set_model(record) {
+        Ok(()) => {}
+        // A label conflict refuses the record; it was reported as the model's failure.
+        Err(Error::Input { .. }) if !m.outcome.failed.is_empty() => {}
+        Err(e) => return Err(e),
     }
     m.outcome.cohort_fingerprint = m.fingerprint;
     Ok(m.outcome)

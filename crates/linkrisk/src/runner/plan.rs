@@ -70,16 +70,7 @@ pub fn plan(
             plans.push(model_plan(config, label, dir.clone(), base)?);
         }
     }
-    for (i, p) in plans.iter().enumerate() {
-        if let Some(other) = plans[..i].iter().find(|o| o.label == p.label) {
-            return Err(Error::config(format!(
-                "two cohorts would be recorded as model `{}` ({} and {}); give each its own --label",
-                p.label,
-                other.dir.display(),
-                p.dir.display()
-            )));
-        }
-    }
+    super::unique_labels(&plans)?;
     Ok(plans)
 }
 

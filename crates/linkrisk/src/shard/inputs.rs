@@ -25,12 +25,7 @@ pub struct InputFile {
 /// `dir` (sorted by name) plus files outside it that `cohort.toml` names. Names are relative
 /// to `dir`, so the same cohort mounted at another path on another node fingerprints the same.
 pub fn hash_inputs(dir: &Path) -> Result<Vec<InputFile>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
-        .collect();
+    let mut files: Vec<PathBuf> = crate::cohort::list_files(dir)?;
     if let Some(manifest) = Manifest::load_if_present(dir)? {
         files.extend(manifest.metadata);
         files.extend(manifest.views.into_iter().flatten().map(|v| v.file));
