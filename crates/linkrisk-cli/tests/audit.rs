@@ -297,3 +297,33 @@ fn the_documented_config_drives_a_run() {
         .iter()
         .any(|c| c["metric"] == "macro_auroc" && c["compared"] == "ci_low"));
 }
+
+/// A merged sharded audit records what the unsharded one does: the cohort directory's name
+/// as label (carried in each partial) and the same cohort fingerprint.
+#[test]
+fn a_merged_shard_set_records_the_cohorts_label_and_fingerprint() {
+    let tmp = temp_dir();
+    let cohort = synth_cohort(&tmp.path().join("sharded-model"), 0.5, 9);
+    let out = tmp.path().join("RUN");
+    for shard in ["1/2", "2/2"] {
+        run_ok(["relink", s(&cohort), "--shard", shard, "--bootstrap", "0", "--out", s(&out)]);
+    }
+    run_ok(["merge", s(&out.join("shards")), "--out", s(&out)]);
+    let whole = tmp.path().join("WHOLE");
+    run_ok(["relink", s(&cohort), "--attack", "none", "--bootstrap", "0", "--out", s(&whole)]);
+    let (merged, single) = (read_json(&out.join("run.json")), read_json(&whole.join("run.json")));
+    let fingerprint = linkrisk::shard::cohort_fingerprint(&cohort).unwrap();
+    for run in [&merged, &single] {
+        let entry = &run["runs"][0];
+        assert_eq!(entry["label"], "sharded-model");
+        assert_eq!(entry["cohort_fingerprint"], fingerprint.as_str());
+        assert_eq!(entry["key"], "relink:image->report@test#sharded-model");
+    }
+    assert_eq!(merged["runs"][0]["audit"]["full"], single["runs"][0]["audit"]["full"]);
+    // Merged into the unsharded run's directory: the same model, replaced in place.
+    run_ok(["merge", s(&out.join("shards")), "--out", s(&whole)]);
+    assert_eq!(read_json(&whole.join("run.json"))["runs"].as_array().unwrap().len(), 1);
+    // --label names it otherwise.
+    run_ok(["merge", s(&out.join("shards")), "--label", "other", "--out", s(&whole)]);
+    assert_eq!(read_json(&whole.join("run.json"))["runs"][1]["label"], "other");
+}
