@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 risk over a threshold (linkrisk gate), 2 error (bad input or flag).
 
-Start with `linkrisk demo`, which builds synthetic cohorts and audits them end to end.
+Start with `linkrisk demo`, which builds synthetic cohorts and audits them end to end; audit your
+own models with `linkrisk audit COHORT... --out RUN` and gate them with `linkrisk gate RUN`.
 A cohort is a directory with metadata.csv (or metadata.parquet) and one file per view:
 .npy, .npz, .safetensors or Parquet list columns, optionally cohort.toml (docs/FORMATS.md).";
 
@@ -28,8 +29,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Synthesize a demo population as four embedding models of increasing clinical
-    /// specialization see it, and say where the cohorts are.
+    /// specialization see it, audit each (as `linkrisk audit`), mitigate, and report.
     Demo(cmd::demo::Args),
+    /// Every audit of one or more models (one cohort directory each) in one run directory,
+    /// then the report: re-linkage both ways with every attack, re-identification,
+    /// attributes, utility.
+    Audit(cmd::audit::Args),
     /// Summarise a cohort directory: records, patients, views, splits, findings, demographics.
     Inspect(cmd::inspect::Args),
     /// Write a synthetic cohort with known ground truth (patients, studies, findings,
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Gate(args) => cmd::gate::run(args),

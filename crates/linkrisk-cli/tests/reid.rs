@@ -249,11 +249,18 @@ fn trained_attacker_per_record_flags_attributes_and_report() {
         &["--reidentified", "--stratify-by-reid"],
     );
 
-    // The run directory holds one entry per attacker; the report shows both side by side.
+    // The run directory holds one entry per attacker, labelled with the cohort directory's
+    // name; the report shows both side by side.
     let run_file = json_file(&run_dir.join("run.json"));
     let keys: Vec<&str> =
         run_file["runs"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["reid:image@test+nearest-neighbour", "reid:image@test+linear-metric"]);
+    assert_eq!(keys, ["reid:image@test+nearest-neighbour#cohort", "reid:image@test+linear-metric#cohort"]);
+    let fingerprint = linkrisk::shard::cohort_fingerprint(&cohort).unwrap();
+    assert!(run_file["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["label"] == "cohort" && r["cohort_fingerprint"] == fingerprint.as_str()));
     run_ok(["report", run_dir.to_str().unwrap(), "--md"]);
     let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);

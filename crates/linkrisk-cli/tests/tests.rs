@@ -7,8 +7,10 @@ mod util;
 
 mod accountant;
 mod attacks;
+mod audit;
 mod cohort_input;
 mod demo;
+mod gate;
 mod inspect;
 mod mitigate;
 mod probes;

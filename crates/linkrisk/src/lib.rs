@@ -17,6 +17,7 @@ pub mod privacy;
 pub mod probe;
 pub mod report;
 pub mod rng;
+pub mod runner;
 pub mod shard;
 pub mod synth;
 pub mod train;

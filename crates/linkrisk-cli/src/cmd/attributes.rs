@@ -52,6 +52,10 @@ pub struct Args {
     /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
     #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
+    /// The model's name in the run directory (`--out`), report and gate; default: the cohort
+    /// directory's name. A run directory refuses a second cohort under a recorded label.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
     #[command(flatten)]
     pub probe: ProbeArgs,
 }
@@ -71,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         interval: args.probe.interval(),
     };
     config.validate()?;
+    let model = crate::output::Model::of(&args.dir, args.label.as_deref(), args.out.as_deref())?;
     let cohort = Cohort::load(&args.dir)?;
     let report = if args.stratify_by_reid {
         let reid = ReidConfig {
@@ -101,7 +106,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report
     };
     let seed = Some(args.probe.seed);
-    if crate::output::record_and_write(args.out.as_deref(), args.json.as_deref(), seed, started, &report)? {
+    if crate::output::record_and_write(
+        args.out.as_deref(),
+        args.json.as_deref(),
+        &model,
+        seed,
+        started,
+        &report,
+    )? {
         return Ok(ExitCode::SUCCESS);
     }
     println!(

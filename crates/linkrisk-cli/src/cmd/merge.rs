@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use linkrisk::audit::{reid_partial, relink_partial};
-use linkrisk::shard::{read_partial, Partial, PARTIAL_EXTENSION};
+use linkrisk::shard::{fingerprint_of_inputs, read_partial, Partial, PARTIAL_EXTENSION};
+
+use crate::output::Model;
 
 /// Arguments of `linkrisk merge`.
 #[derive(Debug, clap::Args)]
@@ -22,6 +24,10 @@ pub struct Args {
     /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
     #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
+    /// The model's name in the run directory; default: the name of the cohort directory the
+    /// shards read (recorded in each partial).
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
 }
 
 /// The partial files named by the arguments: files as given, directories expanded to their
@@ -66,17 +72,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             partials[0].path.display()
         );
     }
+    let model = model(&args, &partials[0])?;
     match audit.as_str() {
         relink_partial::AUDIT => {
             let report = relink_partial::merge(&partials)?;
             let seed = report.seed;
-            finish(&args, seed, started, &report, super::relink::print_report)
+            finish(&args, &model, seed, started, &report, super::relink::print_report)
         }
         reid_partial::AUDIT => {
             let report = reid_partial::merge(&partials)?;
             // As `linkrisk reid` does: one run-directory entry per attacker.
-            super::reid::record(args.out.as_deref(), report.seed, started.elapsed().as_secs_f64(), &report)?;
-            if !crate::output::record_and_write(None, args.json.as_deref(), None, started, &report)? {
+            let seconds = started.elapsed().as_secs_f64();
+            super::reid::record(args.out.as_deref(), &model, report.seed, seconds, &report)?;
+            if !crate::output::record_and_write(None, args.json.as_deref(), &model, None, started, &report)? {
                 super::reid::print_report(&report);
             }
             Ok(ExitCode::SUCCESS)
@@ -89,9 +97,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The model the merged report is recorded as: `--label`, else the cohort directory's name
+/// the shards recorded, with the fingerprint of the cohort files the shards hashed (the same
+/// as an unsharded audit of that cohort records).
+fn model(args: &Args, first: &Partial) -> anyhow::Result<Model> {
+    let label = match (&args.label, &first.header.cohort_name) {
+        (Some(l), _) => {
+            linkrisk::runner::check_label(l).context("--label")?;
+            l.clone()
+        }
+        (None, Some(name)) => name.clone(),
+        (None, None) => bail!(
+            "{}: this partial does not name its cohort (written by an older linkrisk); pass --label NAME",
+            first.path.display()
+        ),
+    };
+    let fingerprint = fingerprint_of_inputs(&first.header.fingerprint.inputs);
+    match &args.out {
+        Some(out) => Model::checked(label, fingerprint, out),
+        None => Ok(Model { label, fingerprint: Some(fingerprint) }),
+    }
+}
+
 /// Print, write and record a merged report like the unsharded command does.
 fn finish<T: serde::Serialize>(
     args: &Args,
+    model: &Model,
     seed: u64,
     started: std::time::Instant,
     report: &T,
@@ -100,6 +131,7 @@ fn finish<T: serde::Serialize>(
     if !crate::output::record_and_write(
         args.out.as_deref(),
         args.json.as_deref(),
+        model,
         Some(seed),
         started,
         report,

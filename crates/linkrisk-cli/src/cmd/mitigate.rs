@@ -38,6 +38,10 @@ pub struct Args {
     /// Run directory: the report is recorded in RUN/run.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The model's name in the run directory (`--out`), report and gate; default: the cohort
+    /// directory's name. A run directory refuses a second cohort under a recorded label.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
     /// Also write the JSON report here (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -174,6 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let config = args.config()?;
     config.validate()?;
+    let model = output::Model::of(&args.dir, args.label.as_deref(), args.out.as_deref())?;
     let cohort = Cohort::load(&args.dir)?;
     let bar = progress::bar(0, "training");
     let heads_dir = args.write_heads.then(|| args.out.as_ref().map(|o| o.join("heads"))).flatten();
@@ -206,6 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = output::record_in_run(
         args.out.as_deref(),
+        &model,
         output::argv(),
         Some(args.seed),
         started.elapsed().as_secs_f64(),

@@ -3,6 +3,7 @@
 
 pub mod accountant;
 pub mod attributes;
+pub mod audit;
 pub mod demo;
 pub mod gate;
 pub mod inspect;

@@ -57,6 +57,10 @@ pub struct Args {
     /// report`): one entry per attacker.
     #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
+    /// The model's name in the run directory (`--out`), report and gate; default: the cohort
+    /// directory's name. A run directory refuses a second cohort under a recorded label.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
     /// Write each query record's re-identified flag (CSV `id,reidentified,...`, the input of
     /// `linkrisk attributes --reidentified`). Per-record results are sensitive: only with
     /// this flag.
@@ -130,11 +134,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(shard) = &args.shard {
         return run_one_shard(&args, &config, ShardSpec::parse(shard)?);
     }
+    let model = crate::output::Model::of(&args.dir, args.label.as_deref(), args.out.as_deref())?;
     let cohort = Cohort::load(&args.dir)?;
     let progress = EngineBar::new("ranking");
     let report = reid(&cohort, &config, &progress)?;
     progress.0.finish_and_clear();
-    record(args.out.as_deref(), args.seed, started.elapsed().as_secs_f64(), &report)?;
+    record(args.out.as_deref(), &model, args.seed, started.elapsed().as_secs_f64(), &report)?;
     let per_record = match &args.per_record {
         Some(path) => Some((path, write_per_record(&report, &cohort.metadata, path)?)),
         None => None,
@@ -154,9 +159,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Record `report` in the run directory `out` (when given): one entry per attacker, so the
 /// report shows them side by side (also used by `linkrisk merge`).
-pub(crate) fn record(out: Option<&Path>, seed: u64, seconds: f64, report: &ReidReport) -> anyhow::Result<()> {
+pub(crate) fn record(
+    out: Option<&Path>,
+    model: &crate::output::Model,
+    seed: u64,
+    seconds: f64,
+    report: &ReidReport,
+) -> anyhow::Result<()> {
     for entry in report.run_entries() {
-        crate::output::record_in_run(out, crate::output::argv(), Some(seed), seconds, &entry)?;
+        crate::output::record_in_run(out, model, crate::output::argv(), Some(seed), seconds, &entry)?;
     }
     Ok(())
 }

@@ -61,6 +61,10 @@ pub struct Args {
     /// Also record the report in this run directory (`RUN/run.json`, read by `linkrisk report`).
     #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
+    /// The model's name in the run directory (`--out`), report and gate; default: the cohort
+    /// directory's name. A run directory refuses a second cohort under a recorded label.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
     /// Attacks, comma-separated, each scored against a control baseline: cosine, csls,
     /// inverted_softmax, qb_norm, assignment, procrustes, ridge; `all` runs every one;
     /// `none` skips the comparison. Plain cosine is always included.
@@ -223,6 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = RelinkConfig { attack: None, ..config };
         return run_one_shard(&args, &config, ShardSpec::parse(shard)?);
     }
+    let model = crate::output::Model::of(&args.dir, args.label.as_deref(), args.out.as_deref())?;
     let cohort = Cohort::load(&args.dir)?;
     let progress = BarProgress(bar(0, "ranking"));
     let report = relink(&cohort, &config, &progress)?;
@@ -230,6 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !crate::output::record_and_write(
         args.out.as_deref(),
         args.json.as_deref(),
+        &model,
         Some(args.seed),
         started,
         &report,

@@ -559,8 +559,8 @@ fn default_metadata(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Regular, non-hidden files of `dir`, sorted.
-fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Regular, non-hidden files of `dir`, sorted (what a cohort directory holds).
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))

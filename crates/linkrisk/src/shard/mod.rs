@@ -28,6 +28,7 @@
 //! file that passes [`read_partial`].
 
 pub mod codec;
+mod inputs;
 
 use std::fmt;
 use std::io::Write;
@@ -38,8 +39,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cohort::Manifest;
 use crate::error::{Error, Result};
+pub use inputs::{cohort_fingerprint, cohort_name, fingerprint_of_inputs, hash_inputs, InputFile};
 
 /// Version of the partial file layout and of [`Fingerprint`]'s meaning.
 pub const PARTIAL_FORMAT: u32 = 1;
@@ -105,54 +106,6 @@ impl fmt::Display for ShardSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
     }
-}
-
-/// One input file, by content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputFile {
-    /// Name relative to the cohort directory (absolute for files outside it).
-    pub file: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// blake3 of the content, hex.
-    pub blake3: String,
-}
-
-/// Hash the files a cohort directory's audit may read: every regular, non-hidden file in
-/// `dir` (sorted by name) plus files outside it that `cohort.toml` names. Names are relative
-/// to `dir`, so the same cohort mounted at another path on another node fingerprints the same.
-pub fn hash_inputs(dir: &Path) -> Result<Vec<InputFile>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
-        .collect();
-    if let Some(manifest) = Manifest::load_if_present(dir)? {
-        files.extend(manifest.metadata);
-        files.extend(manifest.views.into_iter().flatten().map(|v| v.file));
-    }
-    let mut named: Vec<(String, PathBuf)> = files
-        .into_iter()
-        .map(|p| {
-            let name = match p.strip_prefix(dir) {
-                Ok(rel) => rel.to_string_lossy().into_owned(),
-                Err(_) => p.canonicalize().unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned(),
-            };
-            (name, p)
-        })
-        .collect();
-    named.sort();
-    named.dedup_by(|a, b| a.0 == b.0);
-    named
-        .into_iter()
-        .map(|(file, path)| {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_mmap_rayon(&path).map_err(|e| Error::io(&path, e))?;
-            let bytes = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
-            Ok(InputFile { file, bytes, blake3: hasher.finalize().to_hex().to_string() })
-        })
-        .collect()
 }
 
 /// What a partial result was computed from: partials merge only when their fingerprints
@@ -268,6 +221,11 @@ pub struct PartialHeader {
     pub queries: [usize; 2],
     /// What the audit's finish step needs besides the records; identical in every shard.
     pub context: Value,
+    /// The name of the cohort directory the shard read ([`cohort_name`]): the default label
+    /// of the merged report in a run directory. Not part of the fingerprint (the same cohort
+    /// may be mounted under other names on other nodes); absent in older partials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort_name: Option<String>,
 }
 
 impl PartialHeader {
@@ -286,6 +244,7 @@ impl PartialHeader {
             n_queries,
             queries: [range.start, range.end],
             context,
+            cohort_name: None,
         }
     }
 
@@ -445,6 +404,8 @@ pub struct ShardOutput {
     pub context: Value,
     /// The encoded records of the shard's queries.
     pub body: Vec<u8>,
+    /// The cohort directory's name ([`cohort_name`]), recorded in the header.
+    pub cohort_name: Option<String>,
 }
 
 /// The shard loop every sharded audit shares: unless `path` already holds shard `shard`'s
@@ -463,7 +424,8 @@ pub fn compute_shard(
     };
     let output = compute()?;
     let queries = shard.queries(output.n_queries);
-    let header = PartialHeader::new(fingerprint, shard, output.n_queries, output.context);
+    let mut header = PartialHeader::new(fingerprint, shard, output.n_queries, output.context);
+    header.cohort_name = output.cohort_name;
     write_partial(path, &header, &output.body)?;
     Ok(ShardRun::Written { queries, n_queries: output.n_queries, replaced })
 }

@@ -483,6 +483,7 @@ fn demo_like_run(dir: &Path) {
         run.record_entry(RunEntry {
             key: String::new(),
             label: Some(format!("specialization: {level}")),
+            cohort_fingerprint: None,
             command: vec!["linkrisk".into(), "demo".into()],
             seed: Some(0),
             started_unix: 0,

@@ -72,6 +72,7 @@ pub fn run_of(audits: Vec<Value>) -> RunFile {
             .map(|audit| RunEntry {
                 key: linkrisk::report::run::entry_key(&audit, None).unwrap(),
                 label: None,
+                cohort_fingerprint: None,
                 command: vec!["linkrisk".to_string()],
                 seed: None,
                 started_unix: 1_767_225_600,
@@ -81,6 +82,7 @@ pub fn run_of(audits: Vec<Value>) -> RunFile {
             })
             .collect(),
         cohort: None,
+        models: Vec::new(),
         extra: Default::default(),
     }
 }

@@ -63,7 +63,12 @@ pub fn run_shard(
         let part = pass.rank(shard.queries(n_queries), progress)?;
         let context = serde_json::to_value(&part.context)
             .map_err(|e| Error::config(format!("serialising the reid context: {e}")))?;
-        Ok(ShardOutput { n_queries, context, body: encode(&part.records) })
+        Ok(ShardOutput {
+            n_queries,
+            context,
+            body: encode(&part.records),
+            cohort_name: crate::shard::cohort_name(dir),
+        })
     })
 }
 

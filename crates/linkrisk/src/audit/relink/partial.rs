@@ -53,7 +53,12 @@ pub fn run_shard(
         drop(inputs);
         let context = serde_json::to_value(&part.context)
             .map_err(|e| Error::config(format!("serialising the relink context: {e}")))?;
-        Ok(ShardOutput { n_queries, context, body: encode(&part.records) })
+        Ok(ShardOutput {
+            n_queries,
+            context,
+            body: encode(&part.records),
+            cohort_name: crate::shard::cohort_name(dir),
+        })
     })
 }
 

@@ -1,25 +1,30 @@
-//! The run directory: one `run.json` that collects every audit of one study of a model, so
-//! `linkrisk report` and `linkrisk gate` read a single file and never depend on the audits'
-//! Rust types — each audit's serialized JSON is the interface.
+//! The run directory: one `run.json` that collects every audit of one or more models, keyed
+//! by model, so `linkrisk report` and `linkrisk gate` read a single file and never depend on
+//! the audits' Rust types — each audit's serialized JSON is the interface.
 //!
 //! ```text
 //! RUN/run.json = {
 //!   "linkrisk_version": "0.1.0",
 //!   "created_unix": 1767225600,          // when the run directory was created
 //!   "updated_unix": 1767229200,          // last write
-//!   "runs": [ { "key": "relink:image->report@test",
-//!               "label": null,              // optional caller-chosen name (e.g. a model)
+//!   "runs": [ { "key": "relink:image->report@test#model-a",
+//!               "label": "model-a",         // the model (default: the cohort directory's name)
+//!               "cohort_fingerprint": "9f2c…", // blake3 of the cohort's files
 //!               "command": ["linkrisk", "relink", ...],
 //!               "seed": 0, "started_unix": 1767225601, "seconds": 12.5,
 //!               "linkrisk_version": "0.1.0",
 //!               "audit": { "audit": "relink", ... } } ],
-//!   "cohort": { ... }                       // optional cohort summary
+//!   "cohort": { ... },                      // optional cohort summary
+//!   "models": [ { "label": "model-a", ... } ] // written by `linkrisk audit` (ModelRecord)
 //! }
 //! ```
 //!
 //! Re-running an audit replaces the entry with the same [`entry_key`] (the audit kind, its
 //! views, and the qualifiers `split` / `attacker` / label that make it a different
 //! measurement), so a run directory always holds the latest result of each measurement.
+//! A label names one cohort: recording an entry whose `cohort_fingerprint` differs from the
+//! fingerprint already recorded under its label is refused (the error says to pass
+//! `--label`), so a second model can never silently replace the first.
 //! Every write goes to a temporary file that is renamed into place, under a lock file, so
 //! an interrupted write never leaves a half-written `run.json` and two audits writing the
 //! same run directory at once do not lose each other's entries.
@@ -56,9 +61,14 @@ pub struct RunFile {
     /// One entry per measurement, in the order first recorded.
     #[serde(default)]
     pub runs: Vec<RunEntry>,
-    /// Summary of the cohort the audits ran on (see [`CohortSummary`]), if recorded.
+    /// Summary of the cohort the audits ran on (see [`CohortSummary`]), if recorded; with
+    /// several models, the first one's (each model's own is in [`RunFile::models`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cohort: Option<Value>,
+    /// One record per model audited by `linkrisk audit` (or `linkrisk demo`): its cohort,
+    /// what could not run on it and what failed. Absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelRecord>,
     /// Keys this version does not know, kept so rewriting never drops them.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -70,10 +80,15 @@ pub struct RunEntry {
     /// The replacement key ([`entry_key`]); informative, recomputed on every write.
     #[serde(default)]
     pub key: String,
-    /// Optional caller-chosen name distinguishing otherwise identical measurements (e.g.
-    /// the model or specialization level in the demo). Part of the key.
+    /// The model's name, distinguishing otherwise identical measurements of different
+    /// models. Part of the key. Every CLI command sets it (`--label`, default: the cohort
+    /// directory's name); entries of older files may have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// [`crate::shard::cohort_fingerprint`] of the cohort the audit read (hex), so a label
+    /// stays bound to one cohort. Absent in older files and for in-memory cohorts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort_fingerprint: Option<String>,
     /// The command line that produced the audit (argv, program name first).
     pub command: Vec<String>,
     /// The `--seed` used, for audits that draw random numbers.
@@ -88,6 +103,49 @@ pub struct RunEntry {
     pub linkrisk_version: String,
     /// The audit's JSON report, exactly as the audit serialized it (must hold `"audit"`).
     pub audit: Value,
+}
+
+/// What `linkrisk audit` recorded about one model: its cohort, the audits or parts of audits
+/// that could not run on it (listed, never silently dropped) and the audits that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The model's label (the `label` of its entries).
+    pub label: String,
+    /// Fingerprint of its cohort directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort_fingerprint: Option<String>,
+    /// The cohort directory, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The cohort's [`CohortSummary`], when it loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<Value>,
+    /// What could not run on this cohort, and why.
+    #[serde(default)]
+    pub not_run: Vec<NotRun>,
+    /// Audits that failed, with the error.
+    #[serde(default)]
+    pub failed: Vec<AuditFailure>,
+}
+
+/// An audit, or part of one, that could not run on a cohort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotRun {
+    /// The audit (`relink`, `reid`, `attributes`, `utility`).
+    pub audit: String,
+    /// What did not run: the whole audit, or a part (`pathology-matched pools`, `race`).
+    pub what: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// An audit that failed on a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFailure {
+    /// The audit (`cohort` when the cohort itself could not be read).
+    pub audit: String,
+    /// The error message.
+    pub error: String,
 }
 
 /// Aggregate description of a cohort, recorded once per run directory. Counts only: no
@@ -271,6 +329,7 @@ impl RunDir {
         self.record_entry(RunEntry {
             key: String::new(),
             label: None,
+            cohort_fingerprint: None,
             command,
             seed,
             started_unix,
@@ -281,7 +340,9 @@ impl RunDir {
     }
 
     /// Record a fully specified entry (e.g. with a `label`). The key is recomputed. An entry
-    /// with the same key is replaced in place; a new key is appended.
+    /// with the same key is replaced in place; a new key is appended. Fails, writing nothing,
+    /// when the run directory already holds the entry's label with another cohort
+    /// fingerprint ([`RunDir::check_label`]).
     pub fn record_entry(&mut self, mut entry: RunEntry) -> Result<String> {
         if !entry.seconds.is_finite() || entry.seconds < 0.0 {
             return Err(Error::config(format!(
@@ -291,11 +352,56 @@ impl RunDir {
         }
         let key = entry_key(&entry.audit, entry.label.as_deref())?;
         entry.key = key.clone();
+        let dir = self.dir.clone();
         self.update(move |file| {
+            if let (Some(label), Some(fingerprint)) = (&entry.label, &entry.cohort_fingerprint) {
+                label_conflict(&dir, file, label, fingerprint)?;
+            }
             upsert(&mut file.runs, entry);
             Ok(())
         })?;
         Ok(key)
+    }
+
+    /// Fail when this run directory (as last read) holds `label` for a cohort whose
+    /// fingerprint is not `fingerprint`: the error names both and says to pass `--label`.
+    /// Entries without a fingerprint (older files) never conflict. Read-only: callers check
+    /// before long work, [`RunDir::record_entry`] checks again under the lock.
+    pub fn check_label(&self, label: &str, fingerprint: &str) -> Result<()> {
+        let current =
+            if self.run_file_path().exists() { read_run_file(&self.dir)? } else { self.file.clone() };
+        label_conflict(&self.dir, &current, label, fingerprint)
+    }
+
+    /// Remove every entry and the model record labelled `label` (for recording another
+    /// cohort under it on purpose: `linkrisk audit --replace`, `linkrisk demo`). Returns how
+    /// many entries were removed.
+    pub fn remove_label(&mut self, label: &str) -> Result<usize> {
+        let mut removed = 0;
+        self.update(|file| {
+            let before = file.runs.len();
+            file.runs.retain(|e| e.label.as_deref() != Some(label));
+            removed = before - file.runs.len();
+            file.models.retain(|m| m.label != label);
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// Record (or replace) what `linkrisk audit` found about one model, by its label. Fails
+    /// like [`RunDir::record_entry`] when the label is bound to another cohort.
+    pub fn set_model(&mut self, model: ModelRecord) -> Result<()> {
+        let dir = self.dir.clone();
+        self.update(move |file| {
+            if let Some(fingerprint) = &model.cohort_fingerprint {
+                label_conflict(&dir, file, &model.label, fingerprint)?;
+            }
+            match file.models.iter_mut().find(|m| m.label == model.label) {
+                Some(slot) => *slot = model,
+                None => file.models.push(model),
+            }
+            Ok(())
+        })
     }
 
     /// Record (or replace) the cohort summary: any JSON object, usually a serialized
@@ -362,6 +468,39 @@ pub fn read_run_file(dir: &Path) -> Result<RunFile> {
     Ok(file)
 }
 
+/// The error for `label` recorded with another fingerprint than `fingerprint`, if any.
+fn label_conflict(dir: &Path, file: &RunFile, label: &str, fingerprint: &str) -> Result<()> {
+    let other = file
+        .runs
+        .iter()
+        .filter(|e| e.label.as_deref() == Some(label))
+        .filter_map(|e| Some((e.cohort_fingerprint.as_deref()?, e.key.as_str())))
+        .chain(
+            file.models
+                .iter()
+                .filter(|m| m.label == label)
+                .filter_map(|m| Some((m.cohort_fingerprint.as_deref()?, "the model record"))),
+        )
+        .find(|(f, _)| *f != fingerprint);
+    match other {
+        None => Ok(()),
+        Some((recorded, key)) => Err(Error::input(
+            dir.join(RUN_FILE),
+            format!(
+                "already holds model `{label}` measured on another cohort (cohort fingerprint {}.. in {key}; \
+                 this cohort's is {}..); pass --label NAME to record this cohort as another model, or write \
+                 to another run directory",
+                short(recorded),
+                short(fingerprint)
+            ),
+        )),
+    }
+}
+
+fn short(fingerprint: &str) -> &str {
+    &fingerprint[..12.min(fingerprint.len())]
+}
+
 fn upsert(runs: &mut Vec<RunEntry>, entry: RunEntry) {
     // Older files may carry stale keys: compare recomputed keys.
     let existing =
@@ -380,6 +519,7 @@ fn empty_run_file() -> RunFile {
         updated_unix: now,
         runs: Vec::new(),
         cohort: None,
+        models: Vec::new(),
         extra: Map::new(),
     }
 }
@@ -433,216 +573,4 @@ impl Drop for Lock {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn key_names_kind_views_split_attacker_label() {
-        let relink = json!({"audit": "relink", "query_view": "image", "gallery_view": "report"});
-        assert_eq!(entry_key(&relink, None).unwrap(), "relink:image->report");
-        let reid = json!({"audit": "reid", "view": "image", "split": "test", "attacker": "linear-metric"});
-        assert_eq!(entry_key(&reid, Some("model-a")).unwrap(), "reid:image@test+linear-metric#model-a");
-        assert_eq!(entry_key(&json!({"audit": "mitigate"}), None).unwrap(), "mitigate");
-        // Non-string qualifiers are not part of the key.
-        assert_eq!(
-            entry_key(&json!({"audit": "utility", "view": "image", "split": 3}), None).unwrap(),
-            "utility:image"
-        );
-        let err = entry_key(&json!({"view": "image"}), None).unwrap_err().to_string();
-        assert!(err.contains("\"audit\" field"), "{err}");
-        assert!(entry_key(&json!([1, 2]), None).is_err());
-    }
-
-    #[test]
-    fn record_replaces_same_key_and_appends_new_ones() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("run");
-        let mut run = RunDir::open_or_create(&dir).unwrap();
-        let a1 = json!({"audit": "relink", "query_view": "image", "gallery_view": "report", "n_queries": 1});
-        let a2 = json!({"audit": "relink", "query_view": "image", "gallery_view": "report", "n_queries": 2});
-        let b = json!({"audit": "relink", "query_view": "report", "gallery_view": "image"});
-        run.record(vec!["linkrisk".into(), "relink".into()], Some(7), 1.5, a1).unwrap();
-        run.record(vec!["linkrisk".into()], None, 0.5, b).unwrap();
-        let key =
-            run.record(vec!["linkrisk".into(), "relink".into(), "again".into()], Some(8), 2.0, a2).unwrap();
-        assert_eq!(key, "relink:image->report");
-        // A fresh handle sees what was written.
-        let reread = RunDir::open(&dir).unwrap();
-        let runs = &reread.run_file().runs;
-        assert_eq!(runs.len(), 2);
-        assert_eq!(runs[0].audit["n_queries"], 2, "same key replaced in place");
-        assert_eq!(runs[0].seed, Some(8));
-        assert_eq!(runs[0].command.len(), 3);
-        assert_eq!(runs[1].key, "relink:report->image");
-        assert_eq!(reread.run_file().linkrisk_version, crate::VERSION);
-        assert!(!dir.join("run.json.lock").exists(), "lock released");
-    }
-
-    #[test]
-    fn labels_keep_measurements_apart_and_cohort_is_stored() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut run = RunDir::open_or_create(tmp.path()).unwrap();
-        let audit = json!({"audit": "utility", "view": "image", "macro_auroc": 0.8});
-        for label in ["low", "high"] {
-            let entry = RunEntry {
-                key: String::new(),
-                label: Some(label.into()),
-                command: vec!["linkrisk".into(), "demo".into()],
-                seed: Some(0),
-                started_unix: 1,
-                seconds: 0.1,
-                linkrisk_version: "x".into(),
-                audit: audit.clone(),
-            };
-            run.record_entry(entry).unwrap();
-        }
-        run.set_cohort_summary(json!({"synthetic": true, "n_records": 10})).unwrap();
-        let file = read_run_file(tmp.path()).unwrap();
-        assert_eq!(file.runs.len(), 2);
-        assert_eq!(file.runs[1].key, "utility:image#high");
-        assert_eq!(file.cohort.unwrap()["n_records"], 10);
-        assert!(run.set_cohort_summary(json!(3)).is_err());
-    }
-
-    #[test]
-    fn cohort_summary_counts_records_splits_and_views() {
-        use crate::cohort::{metadata::MetadataBuilder, Cohort, View};
-        let ids: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
-        let builder = MetadataBuilder {
-            ids,
-            patient_ids: ["p1", "p1", "p2", "p3", "p3"].map(String::from).to_vec(),
-            splits: Some(["train", "test", "test", "external", "test"].map(String::from).to_vec()),
-            sex: Some(vec![Some("F".into()); 5]),
-            ..MetadataBuilder::default()
-        };
-        let metadata = builder.build(Path::new("metadata.csv"), 2).unwrap();
-        let view = View::from_memory("image", 5, 2, vec![1.0; 10]).unwrap();
-        let cohort = Cohort::from_parts("", metadata, vec![view]).unwrap();
-        let summary = CohortSummary::from_cohort(&cohort, true);
-        assert!(summary.synthetic);
-        assert_eq!(summary.source, None, "in-memory cohort");
-        assert_eq!((summary.n_records, summary.n_patients, summary.n_studies), (5, 3, 5));
-        let splits: Vec<(&str, usize)> =
-            summary.splits.iter().map(|s| (s.name.as_str(), s.n_records)).collect();
-        assert_eq!(splits.iter().map(|s| s.1).sum::<usize>(), 5);
-        assert!(
-            splits.contains(&("test", 3))
-                && splits.contains(&("train", 1))
-                && splits.contains(&("external", 1))
-        );
-        assert_eq!(summary.views, vec![ViewSummary { name: "image".into(), n: 5, dim: 2 }]);
-        assert_eq!(summary.demographics, ["sex"]);
-        assert!(!summary.has_findings);
-        let tmp = tempfile::tempdir().unwrap();
-        let mut run = RunDir::open_or_create(tmp.path()).unwrap();
-        run.set_cohort(&summary).unwrap();
-        let stored: CohortSummary =
-            serde_json::from_value(read_run_file(tmp.path()).unwrap().cohort.unwrap()).unwrap();
-        assert_eq!(stored, summary);
-    }
-
-    #[test]
-    fn rejects_bad_entries_and_bad_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut run = RunDir::open_or_create(tmp.path()).unwrap();
-        assert!(run.record(vec![], None, 1.0, json!({"no_kind": 1})).is_err());
-        assert!(run.record(vec![], None, f64::NAN, json!({"audit": "reid"})).is_err());
-        let missing = RunDir::open(tmp.path().join("nope")).unwrap_err().to_string();
-        assert!(missing.contains("no run.json"), "{missing}");
-        std::fs::write(tmp.path().join(RUN_FILE), "{\"runs\": [").unwrap();
-        let bad = RunDir::open(tmp.path()).unwrap_err().to_string();
-        assert!(bad.contains("not a valid run.json") && bad.contains("line"), "{bad}");
-        let file = tmp.path().join("file");
-        std::fs::write(&file, "x").unwrap();
-        assert!(RunDir::open_or_create(&file).unwrap_err().to_string().contains("run directory"));
-    }
-
-    #[test]
-    fn concurrent_writers_lose_no_entry() {
-        let tmp = tempfile::tempdir().unwrap();
-        RunDir::open_or_create(tmp.path()).unwrap();
-        std::thread::scope(|scope| {
-            for i in 0..8 {
-                let dir = tmp.path();
-                scope.spawn(move || {
-                    let mut run = RunDir::open_or_create(dir).unwrap();
-                    for round in 0..3 {
-                        let audit = json!({"audit": "reid", "view": format!("view{i}"), "round": round});
-                        run.record(vec![], None, 0.0, audit).unwrap();
-                    }
-                });
-            }
-        });
-        let file = read_run_file(tmp.path()).unwrap();
-        assert_eq!(file.runs.len(), 8, "one entry per view");
-        assert!(file.runs.iter().all(|r| r.audit["round"] == 2), "the last round of each writer wins");
-        assert!(!tmp.path().join("run.json.lock").exists());
-    }
-
-    #[test]
-    fn a_stale_lock_is_taken_over_and_a_live_one_waited_for() {
-        let tmp = tempfile::tempdir().unwrap();
-        let lock = tmp.path().join("run.json.lock");
-        let file = std::fs::File::create(&lock).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
-        RunDir::open_or_create(tmp.path()).unwrap();
-        assert!(!lock.exists(), "stale lock from a killed process removed");
-        // A live lock released after 200 ms: the writer waits, then succeeds.
-        std::fs::File::create(&lock).unwrap();
-        let release = {
-            let lock = lock.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(200));
-                std::fs::remove_file(lock).unwrap();
-            })
-        };
-        let started = std::time::Instant::now();
-        RunDir::open_or_create(tmp.path()).unwrap().record(vec![], None, 0.0, json!({"audit": "x"})).unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(150));
-        release.join().unwrap();
-    }
-
-    #[test]
-    fn unknown_top_level_keys_survive_a_rewrite() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(
-            tmp.path().join(RUN_FILE),
-            r#"{"linkrisk_version": "9.9", "created_unix": 5, "runs": [], "future_key": {"a": 1}}"#,
-        )
-        .unwrap();
-        let mut run = RunDir::open_or_create(tmp.path()).unwrap();
-        run.record(vec![], None, 0.0, json!({"audit": "reid", "view": "image"})).unwrap();
-        let file = read_run_file(tmp.path()).unwrap();
-        assert_eq!(file.extra["future_key"]["a"], 1);
-        assert_eq!(file.created_unix, 5);
-        assert_eq!(file.linkrisk_version, "9.9", "creator's version is kept");
-    }
-
-    #[test]
-    fn a_failing_write_leaves_the_old_file_and_no_temporary() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        let mut run = RunDir::open_or_create(dir).unwrap();
-        run.record(vec![], None, 0.0, json!({"audit": "reid", "view": "image"})).unwrap();
-        let before = std::fs::read(dir.join(RUN_FILE)).unwrap();
-        // A writer that fails half-way: run.json keeps its old content, no temp file remains.
-        let failed = crate::cohort::write::atomic(&dir.join(RUN_FILE), |tmp| {
-            std::fs::write(tmp, "{\"runs\": [ {\"half").unwrap();
-            Err(Error::config("disk full (simulated)"))
-        });
-        assert!(failed.is_err());
-        assert_eq!(std::fs::read(dir.join(RUN_FILE)).unwrap(), before);
-        assert_eq!(read_run_file(dir).unwrap().runs.len(), 1);
-        // A rename that fails (the target is a non-empty directory): no temp file remains.
-        let blocked = dir.join("blocked");
-        std::fs::create_dir_all(blocked.join("occupied")).unwrap();
-        assert!(write_run_file(&blocked, run.run_file()).is_err());
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["blocked", RUN_FILE], "left behind: {names:?}");
-    }
-}
+mod tests;
