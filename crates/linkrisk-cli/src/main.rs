@@ -56,7 +56,7 @@ enum Command {
     /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
     /// projected cohort with its privacy ledger.
     TrainHeads(cmd::train_heads::Args),
-    /// Epsilon of a DP-SGD run (RDP accountant), or the noise multiplier for a target epsilon.
+    /// Epsilon of a DP-SGD run (PLD or RDP accountant), or the noise multiplier for a target epsilon.
     Accountant(cmd::accountant::Args),
     /// Render a run directory as report.html (self-contained) and report.md with SVG charts.
     Report(cmd::report::Args),

@@ -1,11 +1,61 @@
-//! `linkrisk accountant`: epsilon of a DP-SGD run (Rényi-DP accountant, Opacus's orders and
-//! conversion), or with `--epsilon` the smallest noise multiplier that meets a target.
+//! `linkrisk accountant`: epsilon of a DP-SGD run, or with `--epsilon` the smallest noise
+//! multiplier that meets a target, through the PLD accountant (default) or the RDP one
+//! (extended orders, or Opacus's to reproduce an Opacus user's number).
 
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use linkrisk::privacy;
+use linkrisk::privacy::{self, Accountant, RdpOrders};
+
+/// `--accountant`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccountantName {
+    /// Privacy loss distribution (Google dp_accounting's algorithm): the tightest epsilon.
+    Pld,
+    /// Rényi DP with Balle et al.'s conversion (Opacus's accountant).
+    Rdp,
+}
+
+/// `--rdp-orders`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OrderGrid {
+    /// 1.01 to 65,536: small epsilons reachable, large noise not overstated.
+    Extended,
+    /// Opacus's DEFAULT_ALPHAS (1.1 to 63): reproduces Opacus 1.6.
+    Opacus,
+}
+
+/// Accountant choice shared by every command that accounts for privacy.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccountantArgs {
+    /// Privacy accountant: `pld` (default; 4-37% smaller epsilon for the same run) or `rdp`.
+    #[arg(long, value_enum, default_value_t = AccountantName::Pld)]
+    pub accountant: AccountantName,
+    /// RDP order grid (with --accountant rdp): `extended` (default) or `opacus`.
+    #[arg(long, value_enum, default_value_t = OrderGrid::Extended)]
+    pub rdp_orders: OrderGrid,
+    /// Discretisation interval of the privacy loss (with --accountant pld), in (0, 0.1].
+    #[arg(long, default_value_t = privacy::pld::DEFAULT_DISCRETIZATION, allow_negative_numbers = true)]
+    pub pld_discretization: f64,
+}
+
+impl AccountantArgs {
+    /// The library's accountant, validated.
+    pub fn accountant(&self) -> anyhow::Result<Accountant> {
+        let a = match self.accountant {
+            AccountantName::Pld => Accountant::Pld { discretization: self.pld_discretization },
+            AccountantName::Rdp => Accountant::Rdp {
+                orders: match self.rdp_orders {
+                    OrderGrid::Extended => RdpOrders::Extended,
+                    OrderGrid::Opacus => RdpOrders::Opacus,
+                },
+            },
+        };
+        a.validate()?;
+        Ok(a)
+    }
+}
 
 /// Arguments of `linkrisk accountant`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +87,15 @@ pub struct Args {
     /// Target delta of the (epsilon, delta) guarantee, in (0, 1).
     #[arg(long, allow_negative_numbers = true)]
     pub delta: f64,
+    /// Number of privacy units (patients) the guarantee protects: delta must then be below
+    /// 1 / units (a larger delta allows releasing one unit's data outright).
+    #[arg(long)]
+    pub privacy_units: Option<u64>,
+    /// Accept delta >= 1 / --privacy-units (experiments only: not a meaningful guarantee).
+    #[arg(long)]
+    pub allow_large_delta: bool,
+    #[command(flatten)]
+    pub accountant: AccountantArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -46,7 +105,9 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 struct EpsilonOutput {
     epsilon: f64,
-    best_order: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_order: Option<f64>,
+    accountant: Accountant,
     sample_rate: f64,
     noise_multiplier: f64,
     steps: u64,
@@ -59,7 +120,9 @@ struct NoiseOutput {
     noise_multiplier: f64,
     target_epsilon: f64,
     achieved_epsilon: f64,
-    best_order: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_order: Option<f64>,
+    accountant: Accountant,
     sample_rate: f64,
     steps: u64,
     delta: f64,
@@ -69,6 +132,11 @@ struct NoiseOutput {
 /// Compute and print.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     privacy::check_sample_rate(args.sample_rate)?;
+    let accountant = args.accountant.accountant()?;
+    if let Some(units) = args.privacy_units {
+        privacy::check_delta_for_units(args.delta, units, args.allow_large_delta)?;
+    }
+    let order_text = |o: Option<f64>| o.map(|o| format!(", best RDP order {o}")).unwrap_or_default();
     let steps = match (args.steps, args.epochs) {
         (Some(steps), _) => steps,
         (None, Some(epochs)) => privacy::steps_for_epochs(epochs, args.sample_rate)?,
@@ -76,10 +144,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match (args.noise_multiplier, args.epsilon) {
         (Some(noise_multiplier), _) => {
-            let spent = privacy::epsilon(args.sample_rate, noise_multiplier, steps, args.delta)?;
+            let spent = accountant.epsilon(args.sample_rate, noise_multiplier, steps, args.delta)?;
             let out = EpsilonOutput {
                 epsilon: spent.epsilon,
                 best_order: spent.best_order,
+                accountant,
                 sample_rate: args.sample_rate,
                 noise_multiplier,
                 steps,
@@ -89,29 +158,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&out)?);
             } else {
                 println!(
-                    "epsilon {} at delta {} (best RDP order {}) for {} steps at sample rate {} with noise multiplier {}",
-                    out.epsilon, out.delta, out.best_order, steps, out.sample_rate, noise_multiplier
+                    "epsilon {} at delta {} ({} accountant{}) for {} steps at sample rate {} with noise multiplier {}",
+                    out.epsilon,
+                    out.delta,
+                    accountant.name(),
+                    order_text(out.best_order),
+                    steps,
+                    out.sample_rate,
+                    noise_multiplier
                 );
             }
         }
         (None, Some(target)) => {
-            let cal = privacy::calibrate_noise_multiplier(target, args.delta, args.sample_rate, steps)?;
+            let cal = accountant.calibrate(target, args.delta, args.sample_rate, steps)?;
             let out = NoiseOutput {
                 noise_multiplier: cal.noise_multiplier,
                 target_epsilon: target,
                 achieved_epsilon: cal.epsilon,
-                best_order: cal.best_order,
+                best_order: cal.best_order.is_finite().then_some(cal.best_order),
+                accountant,
                 sample_rate: args.sample_rate,
                 steps,
                 delta: args.delta,
-                relative_tolerance: privacy::CALIBRATION_RELATIVE_TOLERANCE,
+                relative_tolerance: accountant.calibration_tolerance(),
             };
             if args.json {
                 println!("{}", serde_json::to_string(&out)?);
             } else {
                 println!(
-                    "noise multiplier {} gives epsilon {} <= {} at delta {} (best RDP order {}) for {} steps at sample rate {}",
-                    out.noise_multiplier, out.achieved_epsilon, target, out.delta, out.best_order, steps, out.sample_rate
+                    "noise multiplier {} gives epsilon {} <= {} at delta {} ({} accountant{}) for {} steps at sample rate {}",
+                    out.noise_multiplier,
+                    out.achieved_epsilon,
+                    target,
+                    out.delta,
+                    accountant.name(),
+                    order_text(out.best_order),
+                    steps,
+                    out.sample_rate
                 );
             }
         }
