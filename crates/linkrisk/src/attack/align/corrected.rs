@@ -285,3 +285,60 @@ fn reciprocal_ranks(mapped: MatRef<'_, f64>, truth: MatRef<'_, f64>, distractors
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    use super::*;
+
+    fn unit(n: usize, d: usize, seed: u64, f: impl Fn(usize, &[f32]) -> Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut x: Vec<f32> = (0..n * d).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let norm = |v: &mut [f32]| {
+            let s = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|a| *a /= s);
+        };
+        x.chunks_mut(d).for_each(norm);
+        let mut y: Vec<f32> = (0..n).flat_map(|i| f(i, &x[i * d..(i + 1) * d])).collect();
+        y.chunks_mut(d).for_each(norm);
+        (x, y)
+    }
+
+    fn rows(v: &[f32], n: usize, d: usize) -> Rows<'_> {
+        Rows::new(v, n, d).unwrap()
+    }
+
+    #[test]
+    fn identical_views_keep_the_identity_and_a_swap_of_axes_is_learned() {
+        let (n, d) = (200, 8);
+        // y = x: nothing to learn, every candidate ties at the best: the identity is chosen.
+        let (x, y) = unit(n, d, 1, |_, x| x.to_vec());
+        for kind in [MapKind::Procrustes, MapKind::Ridge] {
+            let map = corrected(kind, rows(&x, n, d), rows(&y, n, d), rows(&y, n, d), 0).unwrap();
+            let s = map.selection.unwrap();
+            assert_eq!((s.chosen, s.inner_folds, s.distractors), ("identity", 5, n), "{kind:?}");
+            assert_eq!(map.weights, LinearMap::identity(d).weights);
+            assert!((s.identity_cv_mrr - 1.0).abs() < 1e-12, "{s:?}");
+        }
+        // y = x with its axes reversed (an orthogonal map): the learned map wins and, refitted
+        // on all pairs, maps every x onto its y.
+        let (x, y) = unit(n, d, 2, |_, x| x.iter().rev().copied().collect());
+        for kind in [MapKind::Procrustes, MapKind::Ridge] {
+            let map = corrected(kind, rows(&x, n, d), rows(&y, n, d), rows(&y, n, d), 0).unwrap();
+            let s = map.selection.clone().unwrap();
+            assert_eq!(s.chosen, "learned", "{kind:?}: {s:?}");
+            assert!(s.cv_mrr > 0.95 && s.identity_cv_mrr < 0.5, "{kind:?}: {s:?}");
+            let mapped = map.apply(rows(&x, n, d)).unwrap();
+            let worst = (0..n)
+                .map(|i| (0..d).map(|j| mapped[i * d + j] * y[i * d + j]).sum::<f32>())
+                .fold(f32::INFINITY, f32::min);
+            assert!(worst > 0.95, "{kind:?}: cos(x W, y) >= {worst}");
+        }
+        // One pair cannot be cross-validated: the identity, said so.
+        let one = corrected(MapKind::Ridge, Rows::new(&x[..d], 1, d).unwrap(), Rows::new(&y[..d], 1, d).unwrap(), rows(&y, n, d), 0)
+            .unwrap();
+        assert_eq!(one.selection.unwrap().inner_folds, 0);
+    }
+}
