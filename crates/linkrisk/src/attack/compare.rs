@@ -12,8 +12,8 @@ use super::report::{
     SkippedAttack, CONTROL_DESCRIPTION,
 };
 use super::{
-    assignment, decoy_targets, evaluate, evaluate_with_columns, gather_rows, hubness, AttackConfig, AttackName,
-    AttackTask, Evaluation, Side, DEFAULT_BETA,
+    assignment, decoy_targets, evaluate, evaluate_with_columns, gather_rows, hubness, AttackConfig,
+    AttackName, AttackTask, Evaluation, Side, DEFAULT_BETA,
 };
 use crate::audit::cross_fit::CROSS_FIT;
 use crate::engine::{Gallery, Progress, Rows};
@@ -125,8 +125,11 @@ pub fn compare(
             Temperature::Single { beta, .. } if attacks.contains(&AttackName::InvertedSoftmax) => Some(beta),
             _ => None,
         };
-        let stats =
-            if csls_k > 0 || lse_beta.is_some() { ColumnStats::new(&plain, neighbourhood, csls_k, lse_beta)? } else { None };
+        let stats = if csls_k > 0 || lse_beta.is_some() {
+            ColumnStats::new(&plain, neighbourhood, csls_k, lse_beta)?
+        } else {
+            None
+        };
         let want_top1 = attacks.contains(&AttackName::QbNorm);
         let e = match &stats {
             Some(stats) => {
@@ -154,12 +157,10 @@ pub fn compare(
     }
     // Unlabelled gallery rows the alignment's candidate maps are scored against.
     let wants_alignment = attacks.iter().any(|a| matches!(a, AttackName::Procrustes | AttackName::Ridge));
-    let distractors = if wants_alignment {
-        cross_fitted::distractors(task.gallery, config.seed)
-    } else {
-        Vec::new()
-    };
-    let distractor_rows = Rows::trusted(&distractors, distractors.len() / task.gallery.dim(), task.gallery.dim());
+    let distractors =
+        if wants_alignment { cross_fitted::distractors(task.gallery, config.seed) } else { Vec::new() };
+    let distractor_rows =
+        Rows::trusted(&distractors, distractors.len() / task.gallery.dim(), task.gallery.dim());
 
     for &attack in &attacks {
         let Some(cosine) = cosine.as_ref() else {
@@ -218,7 +219,8 @@ pub fn compare(
                     let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                     progress.begin(task.queries.n() as u64, "attack: inverted softmax");
                     let e = evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
-                    let p = Parameters { beta: Some(*beta), beta_source: Some(source), ..Parameters::default() };
+                    let p =
+                        Parameters { beta: Some(*beta), beta_source: Some(source), ..Parameters::default() };
                     push_rows(&mut rows, "inverted_softmax", None, &e, &pool_sizes, p, config.level);
                 }
                 Temperature::PerFold(tuned) => {
@@ -236,12 +238,16 @@ pub fn compare(
             AttackName::QbNorm => {
                 let (merged, p) = match (&side, &temperature) {
                     (Side::None(reason), _) => {
-                        skipped.push(skip(attack, &format!("needs a query bank (queries besides the attacked ones): {reason}")));
+                        skipped.push(skip(
+                            attack,
+                            &format!("needs a query bank (queries besides the attacked ones): {reason}"),
+                        ));
                         continue;
                     }
                     (Side::Separate(s), Temperature::Single { beta, source }) => {
                         let bank = s.task.queries;
-                        let (offsets, active) = hubness::query_bank(bank, task.gallery, *beta, sizes, progress)?;
+                        let (offsets, active) =
+                            hubness::query_bank(bank, task.gallery, *beta, sizes, progress)?;
                         let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
                         progress.begin(task.queries.n() as u64, "attack: qb-norm");
                         let normalised =
@@ -259,8 +265,15 @@ pub fn compare(
                         (merged.finish()?, p)
                     }
                     (Side::CrossFit { folds, .. }, Temperature::PerFold(tuned)) => {
-                        let (e, activated, fold_parameters) =
-                            cross_fitted::qb_norm(task, control, folds, &tuned.fold_beta, cosine, sizes, progress)?;
+                        let (e, activated, fold_parameters) = cross_fitted::qb_norm(
+                            task,
+                            control,
+                            folds,
+                            &tuned.fold_beta,
+                            cosine,
+                            sizes,
+                            progress,
+                        )?;
                         let p = Parameters {
                             beta: tuned.common_beta(),
                             beta_source: Some(CROSS_FIT),
@@ -276,7 +289,10 @@ pub fn compare(
             }
             AttackName::Assignment => {
                 if !task.paired {
-                    skipped.push(skip(attack, "needs paired views (each query's match a distinct gallery item)"));
+                    skipped.push(skip(
+                        attack,
+                        "needs paired views (each query's match a distinct gallery item)",
+                    ));
                     continue;
                 }
                 let mut any = false;
@@ -412,7 +428,10 @@ fn alignment(
     };
     match *side {
         Side::None(reason) => {
-            skipped.push(skip(attack, &format!("needs leaked pairs (true pairs besides the attacked queries): {reason}")));
+            skipped.push(skip(
+                attack,
+                &format!("needs leaked pairs (true pairs besides the attacked queries): {reason}"),
+            ));
         }
         Side::Separate(s) if !s.task.paired => {
             skipped.push(skip(attack, "needs leaked pairs: paired records besides the attacked queries"));
@@ -429,13 +448,15 @@ fn alignment(
                     chosen.iter().map(|&q| s.task.targets.anchor(q).expect("validated")).collect();
                 let x = gather_rows(s.task.queries, chosen);
                 let y = gather_rows(s.task.gallery, &anchors);
-                let (xr, yr) = (Rows::new(&x, m, s.task.queries.dim())?, Rows::new(&y, m, s.task.gallery.dim())?);
+                let (xr, yr) =
+                    (Rows::new(&x, m, s.task.queries.dim())?, Rows::new(&y, m, s.task.gallery.dim())?);
                 let map = align::fit(kind, xr, yr, distractors, config.seed)?;
                 let mapped = map.apply(task.queries)?;
                 let mapped_rows = Rows::new(&mapped, task.queries.n(), map.d_out)?;
                 progress.begin(task.queries.n() as u64, &format!("attack: {} m={m}", attack.as_str()));
                 let e = evaluate(mapped_rows, plain, task.targets, control, false, sizes, progress)?;
-                let p = Parameters { lambda: map.lambda, map: map.selection.clone(), ..Parameters::default() };
+                let p =
+                    Parameters { lambda: map.lambda, map: map.selection.clone(), ..Parameters::default() };
                 push_rows(rows, attack.as_str(), Some(m), &e, pool_sizes, p, config.level);
             }
         }
@@ -467,7 +488,8 @@ fn alignment(
                         chosen.iter().map(|&q| task.targets.anchor(q).expect("validated")).collect();
                     let x = gather_rows(task.queries, &chosen);
                     let y = gather_rows(task.gallery, &anchors);
-                    let (xr, yr) = (Rows::new(&x, m, task.queries.dim())?, Rows::new(&y, m, task.gallery.dim())?);
+                    let (xr, yr) =
+                        (Rows::new(&x, m, task.queries.dim())?, Rows::new(&y, m, task.gallery.dim())?);
                     let map = align::fit(kind, xr, yr, distractors, config.seed)?;
                     let member_rows = gather_rows(task.queries, &members);
                     let mapped = map.apply(Rows::new(&member_rows, members.len(), task.queries.dim())?)?;
@@ -526,7 +548,8 @@ fn check_named(config: &AttackConfig, rows: &[AttackRow], skipped: &[SkippedAtta
             AttackName::Assignment => "one-to-one assignment needs paired views (`linkrisk relink`) and enough queries for a pool",
             _ => "this attack compares the views by cosine and needs views of one dimension",
         };
-        let reasons = if reasons.is_empty() { "it produced no result".to_string() } else { reasons.join("; ") };
+        let reasons =
+            if reasons.is_empty() { "it produced no result".to_string() } else { reasons.join("; ") };
         return Err(Error::config(format!(
             "--attack {}: the attack cannot run on this task: {reasons}. Fix: {fix}; or drop it from --attack (`--attack all` lists what cannot run instead of failing)",
             attack.as_str()

@@ -49,7 +49,13 @@ impl Assembly {
     /// QB-Norm's dynamic inverted softmax: queries `idx` take outcome j of `normalised` when
     /// their plain-cosine nearest item is `active`, else their plain-cosine outcome. Returns
     /// how many were activated.
-    pub fn put_dynamic(&mut self, idx: &[usize], normalised: &Evaluation, cosine: &Evaluation, active: &[bool]) -> usize {
+    pub fn put_dynamic(
+        &mut self,
+        idx: &[usize],
+        normalised: &Evaluation,
+        cosine: &Evaluation,
+        active: &[bool],
+    ) -> usize {
         let mut activated = 0;
         for (j, &q) in idx.iter().enumerate() {
             let top = cosine.top1[q];
@@ -158,8 +164,14 @@ pub(super) fn tune_beta(
     let mut evaluations = Vec::with_capacity(grid.len());
     let mut hits: Vec<Vec<f64>> = Vec::with_capacity(grid.len());
     for &beta in grid {
-        let offsets =
-            hubness::inverted_softmax_offsets(task.queries, task.gallery, neighbourhood, beta, sizes, progress)?;
+        let offsets = hubness::inverted_softmax_offsets(
+            task.queries,
+            task.gallery,
+            neighbourhood,
+            beta,
+            sizes,
+            progress,
+        )?;
         let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
         progress.begin(n as u64, &format!("attack: inverted softmax beta={beta} (cross-fitted tuning)"));
         let e = evaluate::evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
@@ -250,11 +262,8 @@ pub(super) fn qb_norm(
         let bank_idx = folds.others(f);
         let bank_data = gather_rows(task.queries, &bank_idx);
         let bank = Rows::new(&bank_data, bank_idx.len(), dim)?;
-        let exclusions = if task.neighbourhood_exclusions {
-            Some(subset_targets(task.targets, &bank_idx)?)
-        } else {
-            None
-        };
+        let exclusions =
+            if task.neighbourhood_exclusions { Some(subset_targets(task.targets, &bank_idx)?) } else { None };
         let (offsets, active) =
             hubness::query_bank_excluding(bank, task.gallery, exclusions.as_ref(), beta, sizes, progress)?;
         let gallery = Gallery::with_offsets(task.gallery, &offsets)?;

@@ -98,21 +98,22 @@ pub fn query_bank_excluding(
     let g = Gallery::new(gallery);
     let options = RankOptions { top_k: 1, sizes: *sizes };
     progress.begin(bank.n() as u64, "qb-norm: bank retrievals and normalisers");
-    let (tops, log_z): (Vec<Option<u32>>, Vec<f64>) = match ColumnStats::new(&g, Some(&excluded), 0, Some(beta))? {
-        Some(stats) => {
-            let (ranked, states) =
-                rank_with_columns(bank, &g, &excluded, 0..bank.n(), &options, &(), &stats, progress)?;
-            let tops = ranked.iter().map(|(r, ())| r.top.first().map(|n| n.gallery)).collect();
-            (tops, stats.finish(states)?.log_normalizer.unwrap_or_default())
-        }
-        None => {
-            // Partly excluded duplicate gallery rows: the two statistics in separate passes.
-            let ranked = rank(bank, &g, &excluded, 0..bank.n(), &options, progress)?;
-            let tops = ranked.iter().map(|r| r.top.first().map(|n| n.gallery)).collect();
-            let transposed = transposed_exclusions(&excluded)?;
-            (tops, log_normalizers(gallery, bank, Some(&transposed), beta, sizes, progress)?)
-        }
-    };
+    let (tops, log_z): (Vec<Option<u32>>, Vec<f64>) =
+        match ColumnStats::new(&g, Some(&excluded), 0, Some(beta))? {
+            Some(stats) => {
+                let (ranked, states) =
+                    rank_with_columns(bank, &g, &excluded, 0..bank.n(), &options, &(), &stats, progress)?;
+                let tops = ranked.iter().map(|(r, ())| r.top.first().map(|n| n.gallery)).collect();
+                (tops, stats.finish(states)?.log_normalizer.unwrap_or_default())
+            }
+            None => {
+                // Partly excluded duplicate gallery rows: the two statistics in separate passes.
+                let ranked = rank(bank, &g, &excluded, 0..bank.n(), &options, progress)?;
+                let tops = ranked.iter().map(|r| r.top.first().map(|n| n.gallery)).collect();
+                let transposed = transposed_exclusions(&excluded)?;
+                (tops, log_normalizers(gallery, bank, Some(&transposed), beta, sizes, progress)?)
+            }
+        };
     let mut active = vec![false; gallery.n()];
     for g in tops.into_iter().flatten() {
         active[g as usize] = true;

@@ -43,10 +43,10 @@ use crate::error::{Error, Result};
 
 pub use assignment::{AssignmentSettings, Solver};
 pub use compare::compare;
-pub use report::{AttackComparison, AttackRow, FoldParameters, Parameters, SideReport, SkippedAttack};
 pub use control::{decoy_targets, normalized_risk, Decoys};
 pub use evaluate::{evaluate, evaluate_with_columns, Evaluation, QueryOutcome};
 pub use hubness::{BetaPoint, DEFAULT_BETA, DEFAULT_BETA_GRID};
+pub use report::{AttackComparison, AttackRow, FoldParameters, Parameters, SideReport, SkippedAttack};
 
 /// The attacks linkrisk knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -126,9 +126,11 @@ impl AttackName {
         for item in items {
             let normalised = item.as_ref().trim().to_ascii_lowercase().replace('-', "_");
             if normalised != "all" {
-                out.extend(AttackName::parse_list(&[item.as_ref()])?.into_iter().filter(|a| {
-                    *a != AttackName::Cosine || normalised == "cosine"
-                }));
+                out.extend(
+                    AttackName::parse_list(&[item.as_ref()])?
+                        .into_iter()
+                        .filter(|a| *a != AttackName::Cosine || normalised == "cosine"),
+                );
             }
         }
         out.sort();
@@ -309,4 +311,3 @@ pub fn gather_rows(rows: Rows<'_>, idx: &[usize]) -> Vec<f32> {
     }
     out
 }
-

@@ -8,8 +8,8 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::*;
 use crate::engine::{rank, BlockSizes, Gallery, NoProgress, RankOptions};
-use crate::rng;
 use crate::metrics::retrieval::{expected_pool_hit_probability, hit_probability};
+use crate::rng;
 
 pub(super) fn unit_rows(data: &mut [f32], dim: usize) {
     for row in data.chunks_mut(dim) {

@@ -78,7 +78,10 @@ fn cross_fitted_alignment_equals_a_per_fold_brute_force() {
     assert!(why.contains("6 dimensions") && why.contains("4"), "{why}");
     assert!(c.skipped_attacks.iter().any(|s| s.name == "procrustes" && s.leaked_pairs == Some(41)));
     let side = c.side.as_ref().unwrap();
-    assert_eq!((side.source.as_str(), side.folds, side.fold_sizes.clone()), ("cross_fit", Some(3), Some(vec![20; 3])));
+    assert_eq!(
+        (side.source.as_str(), side.folds, side.fold_sizes.clone()),
+        ("cross_fit", Some(3), Some(vec![20; 3]))
+    );
 
     let mut hits = vec![0.0; n];
     let mut attacked = vec![0; n];
@@ -87,16 +90,19 @@ fn cross_fitted_alignment_equals_a_per_fold_brute_force() {
         let (x, y) = (gather_rows(task.queries, &others), gather_rows(task.gallery, &others));
         // W = U V^T of X^T Y (6 x 4), brute force in f64 via faer's SVD.
         let m = faer::Mat::from_fn(dq, dg, |a, b| {
-            others.iter().enumerate().map(|(i, _)| f64::from(x[i * dq + a]) * f64::from(y[i * dg + b])).sum::<f64>()
+            others
+                .iter()
+                .enumerate()
+                .map(|(i, _)| f64::from(x[i * dq + a]) * f64::from(y[i * dg + b]))
+                .sum::<f64>()
         });
         let svd = m.thin_svd().unwrap();
         let w = svd.U() * svd.V().transpose();
         for q_i in folds.members(f) {
             let mapped: Vec<f64> =
                 (0..dg).map(|b| (0..dq).map(|a| f64::from(q[q_i * dq + a]) * w[(a, b)]).sum()).collect();
-            let scores: Vec<f64> = (0..n)
-                .map(|j| (0..dg).map(|b| mapped[b] * f64::from(g[j * dg + b])).sum::<f64>())
-                .collect();
+            let scores: Vec<f64> =
+                (0..n).map(|j| (0..dg).map(|b| mapped[b] * f64::from(g[j * dg + b])).sum::<f64>()).collect();
             hits[q_i] = brute_hit(&scores, &targets, q_i);
             attacked[q_i] += 1;
         }
@@ -128,7 +134,8 @@ fn cross_fitted_temperature_and_query_bank_equal_brute_force() {
         ..AttackConfig::default()
     };
     let reason = "no train split";
-    let c = compare(&task, Side::CrossFit { folds: &folds, reason: Some(reason) }, &config, &NoProgress).unwrap();
+    let c =
+        compare(&task, Side::CrossFit { folds: &folds, reason: Some(reason) }, &config, &NoProgress).unwrap();
     assert_eq!(c.side.as_ref().unwrap().reason.as_deref(), Some(reason));
 
     let cos = cosines(&q, &g, dim);
@@ -173,7 +180,8 @@ fn cross_fitted_temperature_and_query_bank_equal_brute_force() {
     }));
     let row = full_row(&c, "qb_norm");
     assert!((row.recall_at_1 - want_qb).abs() < 1e-12, "{} vs {want_qb}", row.recall_at_1);
-    let banks: Vec<usize> = row.parameters.folds.as_ref().unwrap().iter().map(|f| f.bank_size.unwrap()).collect();
+    let banks: Vec<usize> =
+        row.parameters.folds.as_ref().unwrap().iter().map(|f| f.bank_size.unwrap()).collect();
     assert_eq!(banks, (0..k).map(|f| folds.others(f).len()).collect::<Vec<_>>());
 }
 
@@ -196,7 +204,10 @@ fn rotated_test_only_view_is_relinked_by_cross_fitted_leaked_pairs() {
     let cosine = full_row(&c, "cosine").recall_at_1;
     assert!(cosine < 0.02, "rotated: cosine {cosine}");
     let procrustes = row_at(&c, "procrustes", 100).recall_at_1;
-    assert!(procrustes >= 0.05 && procrustes >= 10.0 * cosine.max(1.0 / n as f64), "{procrustes} vs {cosine}");
+    assert!(
+        procrustes >= 0.05 && procrustes >= 10.0 * cosine.max(1.0 / n as f64),
+        "{procrustes} vs {cosine}"
+    );
     assert!(matches!(c.strongest_attack, "procrustes" | "ridge"), "{}", c.strongest_attack);
     // m = 1000 exceeds the 320 pairs of the other folds: listed, not silently dropped.
     assert!(c
@@ -218,8 +229,10 @@ fn identity_corrected_alignment_is_not_below_cosine_in_a_shared_space() {
     let side_targets = Targets::identity(n_side);
     let split = n * dim;
     let task = paired_task(&q_all[..split], &g_all[..split], dim, dim, &targets);
-    let side =
-        SideInfo { task: paired_task(&q_all[split..], &g_all[split..], dim, dim, &side_targets), source: "split train" };
+    let side = SideInfo {
+        task: paired_task(&q_all[split..], &g_all[split..], dim, dim, &side_targets),
+        source: "split train",
+    };
     let config = AttackConfig {
         attacks: vec![AttackName::Procrustes, AttackName::Ridge],
         leaked_pairs: vec![10, 100, 1000],
@@ -246,11 +259,16 @@ fn identity_corrected_alignment_is_not_below_cosine_in_a_shared_space() {
     let order: Vec<usize> = (0..100).collect();
     let x = gather_rows(side.task.queries, &order);
     let y = gather_rows(side.task.gallery, &order);
-    let plain = align::procrustes(Rows::new(&x, 100, dim).unwrap(), Rows::new(&y, 100, dim).unwrap()).unwrap();
+    let plain =
+        align::procrustes(Rows::new(&x, 100, dim).unwrap(), Rows::new(&y, 100, dim).unwrap()).unwrap();
     let mapped = plain.apply(task.queries).unwrap();
     let scores = cosines(&mapped, &g_all[..split], dim);
     let uncorrected = mean((0..n).map(|i| brute_hit(&scores[i], &targets, i)));
-    assert!(uncorrected < cosine.ci95_recall_at_1[0], "uncorrected {uncorrected} vs cosine {}", cosine.recall_at_1);
+    assert!(
+        uncorrected < cosine.ci95_recall_at_1[0],
+        "uncorrected {uncorrected} vs cosine {}",
+        cosine.recall_at_1
+    );
 }
 
 #[test]
@@ -274,8 +292,10 @@ fn ridge_links_768_dimensional_features_to_512_dimensional_embeddings() {
     let targets = Targets::identity(n);
     let side_targets = Targets::identity(n_side);
     let task = paired_task(&x[..n * d1], &y[..n * d2], d1, d2, &targets);
-    let side =
-        SideInfo { task: paired_task(&x[n * d1..], &y[n * d2..], d1, d2, &side_targets), source: "split train" };
+    let side = SideInfo {
+        task: paired_task(&x[n * d1..], &y[n * d2..], d1, d2, &side_targets),
+        source: "split train",
+    };
     let config = AttackConfig {
         attacks: vec![AttackName::Ridge, AttackName::Procrustes],
         named: vec![AttackName::Ridge],
@@ -305,7 +325,8 @@ fn named_attacks_that_cannot_run_are_errors_and_all_lists_them() {
     let base = AttackConfig { pool_sizes: vec![10], ..AttackConfig::default() };
     for (attack, needle) in [(AttackName::Procrustes, "--attack-side"), (AttackName::QbNorm, "query bank")] {
         let config = AttackConfig { attacks: vec![attack], named: vec![attack], ..base.clone() };
-        let err = compare(&task, Side::None("--attack-side none"), &config, &NoProgress).unwrap_err().to_string();
+        let err =
+            compare(&task, Side::None("--attack-side none"), &config, &NoProgress).unwrap_err().to_string();
         assert!(err.contains(&format!("--attack {}", attack.as_str())) && err.contains(needle), "{err}");
         assert!(err.contains("--attack-side none"), "the reason: {err}");
     }
@@ -350,7 +371,8 @@ fn cross_fitted_comparison_is_bitwise_the_same_on_one_two_and_three_threads() {
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let c = compare(&task, Side::CrossFit { folds: &folds, reason: None }, &config, &NoProgress).unwrap();
+            let c =
+                compare(&task, Side::CrossFit { folds: &folds, reason: None }, &config, &NoProgress).unwrap();
             serde_json::to_string(&c).unwrap()
         })
     };

@@ -102,8 +102,14 @@ impl CrossFit {
     /// with fewer patients than folds.
     pub fn by_patient(patient: &[u32], k: usize, seed: u64) -> Result<CrossFit> {
         validate_folds(k)?;
-        let fold =
-            grouped_folds(patient, k, seed, "side-folds", "--side-folds", "an audited split with more patients")?;
+        let fold = grouped_folds(
+            patient,
+            k,
+            seed,
+            "side-folds",
+            "--side-folds",
+            "an audited split with more patients",
+        )?;
         Ok(CrossFit { fold, k, seed })
     }
 

@@ -95,9 +95,8 @@ pub(crate) fn probe_training(
     seed: u64,
 ) -> Result<(ProbeTraining, SideProtocol)> {
     let cross = |reason: Option<String>| -> Result<(ProbeTraining, SideProtocol)> {
-        let cf = CrossFit::by_patient(&eval.patients, folds, seed).map_err(|e| {
-            Error::config(format!("cross-fitting the probes within `{eval_split}`: {e}"))
-        })?;
+        let cf = CrossFit::by_patient(&eval.patients, folds, seed)
+            .map_err(|e| Error::config(format!("cross-fitting the probes within `{eval_split}`: {e}")))?;
         let protocol = SideProtocol::cross_fit(&cf, reason);
         Ok((ProbeTraining::CrossFit(cf), protocol))
     };
@@ -105,11 +104,14 @@ pub(crate) fn probe_training(
         SideSource::Audited => cross(None),
         SideSource::Split => {
             check_splits(train_split, eval_split)?;
-            Ok((ProbeTraining::Split(split_data(cohort, view, train_split, "--train-split")?), SideProtocol::split(train_split)))
+            Ok((
+                ProbeTraining::Split(split_data(cohort, view, train_split, "--train-split")?),
+                SideProtocol::split(train_split),
+            ))
         }
-        SideSource::Auto if train_split == eval_split => {
-            cross(Some(format!("--train-split {train_split} is the evaluated split; probes are cross-fitted within it")))
-        }
+        SideSource::Auto if train_split == eval_split => cross(Some(format!(
+            "--train-split {train_split} is the evaluated split; probes are cross-fitted within it"
+        ))),
         SideSource::Auto => match split_data(cohort, view, train_split, "--train-split") {
             Ok(train) => Ok((ProbeTraining::Split(train), SideProtocol::split(train_split))),
             Err(Error::Input { .. }) => cross(Some(format!(
@@ -351,7 +353,11 @@ pub(crate) fn evaluate_probes(
 
 /// Why a task cannot be cross-fitted within the evaluated split `split`, or None: the split
 /// needs both classes, and so does every fold's training part (the other folds).
-pub(crate) fn unprobeable_cross_fit(labels: &[Option<bool>], folds: &CrossFit, split: &str) -> Option<String> {
+pub(crate) fn unprobeable_cross_fit(
+    labels: &[Option<bool>],
+    folds: &CrossFit,
+    split: &str,
+) -> Option<String> {
     let task = BinaryTask { train: labels.to_vec(), eval: labels.to_vec() };
     if let Some(reason) = unprobeable(&task, split, split) {
         return Some(reason);

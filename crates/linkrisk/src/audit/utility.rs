@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::cross_fit::{validate_folds, SideProtocol, SideSource, DEFAULT_SIDE_FOLDS};
 use super::probing::{
     check_splits, cross_fit_and_evaluate, evaluate_probes, probe_training, split_data, unprobeable,
-    unprobeable_cross_fit, BinaryTask, Evaluated, NamedValues, ProbeSummary, ProbeTraining, SplitData, TaskResult,
-    LEVEL,
+    unprobeable_cross_fit, BinaryTask, Evaluated, NamedValues, ProbeSummary, ProbeTraining, SplitData,
+    TaskResult, LEVEL,
 };
 use crate::cohort::{Cohort, Label, FINDINGS};
 use crate::error::{Error, Result};
@@ -266,7 +266,18 @@ pub fn utility_on_splits(
                     Some(cross_fit_and_evaluate(eval, &binary, &folds, &config.probe, config.interval)?)
                 };
                 let probed: Vec<usize> = tasks.iter().map(|(k, _)| *k).collect();
-                let report = report_of(config, split, split, eval.rows.len(), eval, &probed, &binary, evaluated, skipped, protocol)?;
+                let report = report_of(
+                    config,
+                    split,
+                    split,
+                    eval.rows.len(),
+                    eval,
+                    &probed,
+                    &binary,
+                    evaluated,
+                    skipped,
+                    protocol,
+                )?;
                 reports[e] = Some(report);
             }
         }
@@ -297,7 +308,8 @@ pub fn utility_on_splits(
         let probes = if trained.is_empty() {
             None
         } else {
-            let train_labels: Vec<Vec<Option<bool>>> = trained.iter().map(|&k| labels_of(&train.rows, k)).collect();
+            let train_labels: Vec<Vec<Option<bool>>> =
+                trained.iter().map(|&k| labels_of(&train.rows, k)).collect();
             let label_refs: Vec<&[Option<bool>]> = train_labels.iter().map(Vec::as_slice).collect();
             Some(train_probes(train.features()?, &label_refs, &train.patients, &config.probe)?)
         };
@@ -309,8 +321,10 @@ pub fn utility_on_splits(
                 .collect();
             let evaluated = match &probes {
                 Some(probes) if !tasks.is_empty() => {
-                    let positions: Vec<usize> =
-                        probed[e].iter().map(|k| trained.iter().position(|t| t == k).expect("trained")).collect();
+                    let positions: Vec<usize> = probed[e]
+                        .iter()
+                        .map(|k| trained.iter().position(|t| t == k).expect("trained"))
+                        .collect();
                     Some(evaluate_probes(probes, &positions, eval, &tasks, config.interval)?)
                 }
                 _ => None,
@@ -372,8 +386,11 @@ fn report_of(
             tol: config.probe.solver.tol,
         },
     };
-    let findings_out: Vec<FindingResult> =
-        probed.iter().zip(results).map(|(&k, result)| FindingResult { finding: FINDINGS[k], result }).collect();
+    let findings_out: Vec<FindingResult> = probed
+        .iter()
+        .zip(results)
+        .map(|(&k, result)| FindingResult { finding: FINDINGS[k], result })
+        .collect();
     let named = |f: &dyn Fn(&TaskResult) -> f64| {
         NamedValues(findings_out.iter().map(|r| (r.finding.to_string(), f(&r.result))).collect())
     };
@@ -494,7 +511,8 @@ mod tests {
         assert!(err.contains("--train-split training") && err.contains("train, test"), "{err}");
         let config = UtilityConfig { eval_split: "train".into(), ..strict.clone() };
         assert!(utility(&c, &config).unwrap_err().to_string().contains("both `train`"));
-        let auto = utility(&c, &UtilityConfig { train_split: "training".into(), ..Default::default() }).unwrap();
+        let auto =
+            utility(&c, &UtilityConfig { train_split: "training".into(), ..Default::default() }).unwrap();
         assert!(auto.side.is_cross_fit() && auto.side.reason.as_deref().unwrap().contains("training"));
         let config = UtilityConfig { side_folds: 1, ..Default::default() };
         assert!(utility(&c, &config).unwrap_err().to_string().contains("--side-folds 1"));
@@ -525,7 +543,13 @@ mod tests {
             for (j, &q) in truth.iter().enumerate() {
                 if p && !q {
                     pairs += 1.0;
-                    wins += if scores[i] > scores[j] { 1.0 } else if scores[i] == scores[j] { 0.5 } else { 0.0 };
+                    wins += if scores[i] > scores[j] {
+                        1.0
+                    } else if scores[i] == scores[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -540,7 +564,11 @@ mod tests {
         let report = utility(&c, &config).unwrap();
         assert_eq!(report.side.source, "cross_fit");
         assert_eq!(report.side.folds, Some(5));
-        assert!(report.side.reason.as_deref().unwrap().contains("no records in split `train`"), "{:?}", report.side);
+        assert!(
+            report.side.reason.as_deref().unwrap().contains("no records in split `train`"),
+            "{:?}",
+            report.side
+        );
         assert_eq!((report.train_split.as_str(), report.n_train_records), ("test", c.len()));
         assert_eq!(report.n_eval_records, c.len());
         let macro_auroc = report.macro_auroc.unwrap();
@@ -556,7 +584,8 @@ mod tests {
         let folds = CrossFit::by_patient(&c.metadata.patient, 5, config.probe.seed).unwrap();
         for f in &report.findings {
             let k = FINDINGS.iter().position(|&x| x == f.finding).unwrap();
-            let labels: Vec<Option<bool>> = (0..c.len()).map(|i| config.labels.target(findings[i][k])).collect();
+            let labels: Vec<Option<bool>> =
+                (0..c.len()).map(|i| config.labels.target(findings[i][k])).collect();
             let fold_probes = f.result.folds.as_ref().unwrap();
             assert_eq!(fold_probes.len(), 5);
             let mut scores = vec![f64::NAN; c.len()];
@@ -565,7 +594,9 @@ mod tests {
                 let x: Vec<f32> = others.iter().flat_map(|&i| view.row(i).iter().copied()).collect();
                 let y: Vec<Option<bool>> = others.iter().map(|&i| labels[i]).collect();
                 let features = crate::probe::Features::new(&x, others.len(), view.dim()).unwrap();
-                let model = &crate::probe::fit_logistic(features, &[&y], &[probe.lambda], config.probe.solver).unwrap()[0];
+                let model =
+                    &crate::probe::fit_logistic(features, &[&y], &[probe.lambda], config.probe.solver)
+                        .unwrap()[0];
                 assert_eq!(model.n_train, probe.n_train);
                 for i in folds.members(fold) {
                     let z: f64 = view.row(i).iter().zip(&model.weights).map(|(a, w)| f64::from(*a) * w).sum();
@@ -576,13 +607,19 @@ mod tests {
             let s: Vec<f64> = rows.iter().map(|&i| scores[i]).collect();
             let t: Vec<bool> = rows.iter().map(|&i| labels[i] == Some(true)).collect();
             let want = pair_auroc(&s, &t);
-            assert!((f.result.auroc - want).abs() < 1e-3, "{}: {} vs reference {want}", f.finding, f.result.auroc);
+            assert!(
+                (f.result.auroc - want).abs() < 1e-3,
+                "{}: {} vs reference {want}",
+                f.finding,
+                f.result.auroc
+            );
             assert!(f.result.ci95[0] < f.result.auroc && f.result.auroc < f.result.ci95[1]);
             assert_eq!(f.result.n_eval_positive + f.result.n_eval_negative, rows.len());
         }
         // `--attack-side audited` cross-fits even with a train split, on its own folds.
         let two_splits = cohort(300, 16, 1.5, 3);
-        let audited = utility(&two_splits, &UtilityConfig { side: SideSource::Audited, ..config.clone() }).unwrap();
+        let audited =
+            utility(&two_splits, &UtilityConfig { side: SideSource::Audited, ..config.clone() }).unwrap();
         assert!(audited.side.is_cross_fit() && audited.side.reason.is_none());
         assert_eq!(audited.train_split, "test");
         let split = utility(&two_splits, &config).unwrap();

@@ -80,7 +80,13 @@ enum Candidate {
 /// the same dimension). `seed` draws the inner folds. Runs its factorisations with faer's
 /// global parallelism: call it in a one-thread pool for bitwise reproducibility (as
 /// [`super::fit`] does).
-pub fn corrected(kind: MapKind, x: Rows<'_>, y: Rows<'_>, distractors: Rows<'_>, seed: u64) -> Result<LinearMap> {
+pub fn corrected(
+    kind: MapKind,
+    x: Rows<'_>,
+    y: Rows<'_>,
+    distractors: Rows<'_>,
+    seed: u64,
+) -> Result<LinearMap> {
     super::check_pairs(x, y)?;
     let (m, d) = (x.n(), x.dim());
     if y.dim() != d || distractors.dim() != d {
@@ -133,7 +139,8 @@ pub fn corrected(kind: MapKind, x: Rows<'_>, y: Rows<'_>, distractors: Rows<'_>,
         let (xh, yh) = (select(&xm, &held), select(&ym, &held));
         let mapped = held_out_maps(kind, &candidates, xf.as_ref(), yf.as_ref(), xh.as_ref(), scale)?;
         for (c, map) in mapped.iter().enumerate() {
-            for (j, value) in reciprocal_ranks(map.as_ref(), yh.as_ref(), dm.as_ref()).into_iter().enumerate() {
+            for (j, value) in reciprocal_ranks(map.as_ref(), yh.as_ref(), dm.as_ref()).into_iter().enumerate()
+            {
                 rr[c][held[j]] = value;
             }
         }
@@ -247,8 +254,9 @@ impl RidgeParts {
     /// W = I + V diag(s / (s^2 + lambda)) U^T (Y - X).
     fn weights(&self, lambda: f64) -> Mat<f64> {
         let d = self.v.nrows();
-        let scaled =
-            Mat::from_fn(self.utr.nrows(), d, |k, j| self.utr[(k, j)] * self.s[k] / (self.s[k] * self.s[k] + lambda));
+        let scaled = Mat::from_fn(self.utr.nrows(), d, |k, j| {
+            self.utr[(k, j)] * self.s[k] / (self.s[k] * self.s[k] + lambda)
+        });
         let mut w = &self.v * &scaled;
         for i in 0..d {
             w[(i, i)] += 1.0;
@@ -270,7 +278,11 @@ fn polar(cross: &Mat<f64>, shift: f64) -> Result<Mat<f64>> {
 /// Per held-out pair: 1 / (1 + distractors scoring strictly above its own gallery row), by
 /// cosine of the re-normalised mapped query. A distractor equal to the pair's own row (the
 /// row is in the sampled gallery) ties and does not count.
-fn reciprocal_ranks(mapped: MatRef<'_, f64>, truth: MatRef<'_, f64>, distractors: MatRef<'_, f64>) -> Vec<f64> {
+fn reciprocal_ranks(
+    mapped: MatRef<'_, f64>,
+    truth: MatRef<'_, f64>,
+    distractors: MatRef<'_, f64>,
+) -> Vec<f64> {
     let scores = mapped * distractors.transpose();
     (0..mapped.nrows())
         .map(|i| {
@@ -337,8 +349,14 @@ mod tests {
             assert!(worst > 0.95, "{kind:?}: cos(x W, y) >= {worst}");
         }
         // One pair cannot be cross-validated: the identity, said so.
-        let one = corrected(MapKind::Ridge, Rows::new(&x[..d], 1, d).unwrap(), Rows::new(&y[..d], 1, d).unwrap(), rows(&y, n, d), 0)
-            .unwrap();
+        let one = corrected(
+            MapKind::Ridge,
+            Rows::new(&x[..d], 1, d).unwrap(),
+            Rows::new(&y[..d], 1, d).unwrap(),
+            rows(&y, n, d),
+            0,
+        )
+        .unwrap();
         assert_eq!(one.selection.unwrap().inner_folds, 0);
     }
 }

@@ -98,7 +98,13 @@ pub fn procrustes(x: Rows<'_>, y: Rows<'_>) -> Result<LinearMap> {
     let cross = xm.transpose() * &ym; // d_in x d_out
     let svd = cross.thin_svd().map_err(|e| Error::config(format!("Procrustes SVD failed: {e:?}")))?;
     let w = svd.U() * svd.V().transpose();
-    Ok(LinearMap { d_in: x.dim(), d_out: y.dim(), weights: row_major(w.as_ref()), lambda: None, selection: None })
+    Ok(LinearMap {
+        d_in: x.dim(),
+        d_out: y.dim(),
+        weights: row_major(w.as_ref()),
+        lambda: None,
+        selection: None,
+    })
 }
 
 /// Ridge regression fit on the pairs, lambda chosen by generalised cross-validation over a

@@ -134,11 +134,8 @@ fn missing_values_are_excluded_and_counted_and_skips_explained() {
     assert_eq!(report.skipped[0].attribute, "race");
     assert!(report.skipped[0].reason.contains("no `race` column"));
     // all groups too small
-    let config = AttributesConfig {
-        targets: vec![Attribute::Sex],
-        min_group_records: 10_000,
-        ..Default::default()
-    };
+    let config =
+        AttributesConfig { targets: vec![Attribute::Sex], min_group_records: 10_000, ..Default::default() };
     let report = attributes(&c, &config, None).unwrap();
     assert!(report.attributes.0.is_empty() && report.probe.is_none());
     assert!(report.skipped[0].reason.contains("fewer than two groups"), "{:?}", report.skipped);
@@ -182,7 +179,8 @@ fn test_only_cohort_gets_cross_fitted_attribute_aurocs() {
     let c = cohort(400, 16, 1.5, 21);
     let split = attributes(&c, &config, None).unwrap();
     assert_eq!(split.side.source, "split train");
-    let audited = attributes(&c, &AttributesConfig { side: SideSource::Audited, ..config.clone() }, None).unwrap();
+    let audited =
+        attributes(&c, &AttributesConfig { side: SideSource::Audited, ..config.clone() }, None).unwrap();
     assert!(audited.side.is_cross_fit());
     // Strict `split` without the split: the old error.
     let strict = AttributesConfig { side: SideSource::Split, train_split: "training".into(), ..config };

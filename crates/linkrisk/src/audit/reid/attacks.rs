@@ -21,8 +21,13 @@ pub(super) fn attack_on_plan(
 ) -> Result<AttackComparison> {
     let query_data = attack::gather_rows(rows, &plan.queries);
     let queries = Rows::new(&query_data, plan.queries.len(), rows.dim())?;
-    let task =
-        AttackTask { queries, gallery: rows, targets: &plan.targets, paired: false, neighbourhood_exclusions: true };
+    let task = AttackTask {
+        queries,
+        gallery: rows,
+        targets: &plan.targets,
+        paired: false,
+        neighbourhood_exclusions: true,
+    };
     // The train split's re-ID task, when it serves.
     let mut why_not_split = None;
     let side_plan = if config.attack_side == SideSource::Audited {
@@ -34,7 +39,8 @@ pub(super) fn attack_on_plan(
         let audited: HashSet<u32> = plan.records.iter().map(|&r| meta.patient[r]).collect();
         match meta.rows_in_split(&config.train_split) {
             Ok(all) => {
-                let side: Vec<usize> = all.into_iter().filter(|&r| !audited.contains(&meta.patient[r])).collect();
+                let side: Vec<usize> =
+                    all.into_iter().filter(|&r| !audited.contains(&meta.patient[r])).collect();
                 let p = eval::plan(meta, &side, config.include_same_study)?;
                 if p.queries.len() >= 2 {
                     Some(p)
@@ -54,8 +60,11 @@ pub(super) fn attack_on_plan(
     };
     if let Some(p) = &side_plan {
         let gallery = gather(view, &p.records);
-        let q: Vec<f32> =
-            p.queries.iter().flat_map(|&i| gallery[i * view.dim()..(i + 1) * view.dim()].iter().copied()).collect();
+        let q: Vec<f32> = p
+            .queries
+            .iter()
+            .flat_map(|&i| gallery[i * view.dim()..(i + 1) * view.dim()].iter().copied())
+            .collect();
         let source = format!("split {}", config.train_split);
         let side = SideInfo {
             task: AttackTask {

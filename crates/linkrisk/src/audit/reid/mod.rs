@@ -409,7 +409,15 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
     let mut report = finish(config, &part.context, &part.records)?;
     if let Some(attack_config) = config.attack_config() {
         let rows = Rows::new(&pass.data, pass.plan.records.len(), pass.view.dim())?;
-        let comparison = attacks::attack_on_plan(pass.meta, pass.view, rows, &pass.plan, config, &attack_config, progress)?;
+        let comparison = attacks::attack_on_plan(
+            pass.meta,
+            pass.view,
+            rows,
+            &pass.plan,
+            config,
+            &attack_config,
+            progress,
+        )?;
         report.set_attack_comparison(comparison);
     }
     Ok(report)
@@ -552,8 +560,14 @@ impl<'a> ReidPass<'a> {
         match &self.trained {
             Some(TrainedAttacker::Split { projected, rank, .. }) => {
                 let rows = Rows::new(projected, n, *rank)?;
-                let (ranked, duplicates) =
-                    eval::rank_plan(rows, &self.plan, &self.options, range.clone(), "linear metric", progress)?;
+                let (ranked, duplicates) = eval::rank_plan(
+                    rows,
+                    &self.plan,
+                    &self.options,
+                    range.clone(),
+                    "linear metric",
+                    progress,
+                )?;
                 if self.config.attackers == Attackers::LinearMetric {
                     exclusions.gallery_exact_duplicates = duplicates;
                 }
@@ -577,7 +591,8 @@ impl<'a> ReidPass<'a> {
                     let sub = self.plan.subset(&queries)?;
                     let rows = Rows::new(&projected, n, metric.rank())?;
                     let what = format!("linear metric fold {}/{}", f + 1, metrics.len());
-                    let (ranked, d) = eval::rank_plan(rows, &sub, &self.options, 0..queries.len(), &what, progress)?;
+                    let (ranked, d) =
+                        eval::rank_plan(rows, &sub, &self.options, 0..queries.len(), &what, progress)?;
                     duplicates = duplicates.max(d);
                     for (q, record) in queries.iter().zip(eval::records(&sub, ranked, 0)) {
                         list[q - range.start] = Some(record);
@@ -626,7 +641,8 @@ fn train_attacker(
         return Ok((None, None));
     }
     let required = config.trains();
-    let give_up = |reason: String| if required { Err(Error::config(reason)) } else { Ok((None, Some(reason))) };
+    let give_up =
+        |reason: String| if required { Err(Error::config(reason)) } else { Ok((None, Some(reason))) };
     let mut why_not_split = None;
     if config.attack_side != SideSource::Audited {
         if config.split == config.train_split {
@@ -767,4 +783,3 @@ pub fn finish(config: &ReidConfig, context: &ReidContext, records: &[Vec<ReidRec
         attack_comparison: None,
     })
 }
-

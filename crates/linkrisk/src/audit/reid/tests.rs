@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::cohort::metadata::MetadataBuilder;
 use crate::audit::cross_fit::SideSource;
+use crate::cohort::metadata::MetadataBuilder;
 use crate::cohort::View;
 use crate::engine::NoProgress;
 use crate::synth::{generate, SynthConfig};
@@ -388,7 +388,8 @@ fn exclusions_and_configuration_errors() {
     let run = |config: ReidConfig| reid(&cohort, &config, &NoProgress);
     let err = |config: ReidConfig| run(config).unwrap_err().to_string();
     // With `--attack-side split` (the train split only), the old refusals stand.
-    let strict = ReidConfig { attack_side: SideSource::Split, bootstrap_replicates: 0, ..ReidConfig::default() };
+    let strict =
+        ReidConfig { attack_side: SideSource::Split, bootstrap_replicates: 0, ..ReidConfig::default() };
     let both = ReidConfig { attackers: Attackers::Both, ..strict.clone() };
     let e = err(ReidConfig { train_split: "test".into(), ..both.clone() });
     assert!(e.contains("--train-split test") && e.contains("--attacker none"), "{e}");
@@ -405,8 +406,12 @@ fn exclusions_and_configuration_errors() {
     assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("validation"), "{auto:?}");
     // `auto` (the default) cross-fits within the audited split instead, and says why.
     for train_split in ["test", "validation"] {
-        let auto = run(ReidConfig { train_split: train_split.into(), bootstrap_replicates: 0, ..ReidConfig::default() })
-            .unwrap();
+        let auto = run(ReidConfig {
+            train_split: train_split.into(),
+            bootstrap_replicates: 0,
+            ..ReidConfig::default()
+        })
+        .unwrap();
         assert_eq!(auto.attackers.len(), 2, "{train_split}");
         let side = &auto.linear_metric.as_ref().unwrap().side;
         assert!(side.is_cross_fit() && side.folds == Some(5), "{side:?}");
@@ -510,7 +515,8 @@ fn resplit(cohort: &Cohort, split_of: &dyn Fn(u32) -> Option<&'static str>) -> C
     let data = gather(view, &rows);
     let m = b.build(Path::new("<resplit>"), 0).unwrap();
     let n = m.len();
-    Cohort::from_parts("<resplit>", m, vec![View::from_memory("image", n, view.dim(), data).unwrap()]).unwrap()
+    Cohort::from_parts("<resplit>", m, vec![View::from_memory("image", n, view.dim(), data).unwrap()])
+        .unwrap()
 }
 
 #[test]
@@ -528,7 +534,8 @@ fn cross_fitted_linear_metric_matches_a_separate_train_split_of_the_same_size() 
     let config = ReidConfig { bootstrap_replicates: 0, ..ReidConfig::default() };
     let cross = reid(&test_only, &config, &NoProgress).unwrap();
     let split = reid(&separate, &config, &NoProgress).unwrap();
-    let lm = |r: &ReidReport| r.attackers.iter().find(|a| a.attacker == LINEAR_METRIC).unwrap().figures.clone();
+    let lm =
+        |r: &ReidReport| r.attackers.iter().find(|a| a.attacker == LINEAR_METRIC).unwrap().figures.clone();
     let (a, b) = (lm(&cross), lm(&split));
     eprintln!(
         "linear-metric Rank-1: cross-fitted {:.4} [{:.4}, {:.4}], separate train split {:.4} [{:.4}, {:.4}]; nearest neighbour {:.4}",
@@ -541,13 +548,19 @@ fn cross_fitted_linear_metric_matches_a_separate_train_split_of_the_same_size() 
     assert_eq!(training.side.source, "cross_fit");
     assert!(training.side.reason.as_deref().unwrap().contains("train"), "{:?}", training.side);
     assert_eq!(training.folds.len(), 5);
-    assert_eq!(training.folds.iter().map(|f| f.n_attacked_records).sum::<usize>(), training.n_train_split_records);
+    assert_eq!(
+        training.folds.iter().map(|f| f.n_attacked_records).sum::<usize>(),
+        training.n_train_split_records
+    );
     // Each fold trains on about 4/5 of the trainable patients, as many as the train split has.
     let separate_patients = split.linear_metric.as_ref().unwrap().n_train_patients as f64;
     for f in &training.folds {
         let share = f.n_train_patients as f64 / training.n_train_patients as f64;
         assert!((0.75..=0.85).contains(&share), "{f:?}");
-        assert!((f.n_train_patients as f64 / separate_patients - 1.0).abs() < 0.1, "{f:?} vs {separate_patients}");
+        assert!(
+            (f.n_train_patients as f64 / separate_patients - 1.0).abs() < 0.1,
+            "{f:?} vs {separate_patients}"
+        );
     }
     assert_eq!(split.linear_metric.as_ref().unwrap().side.source, "split train");
     // The JSON states the protocol: `linear_metric.side`.
@@ -563,7 +576,10 @@ fn cross_fitted_reid_is_bitwise_the_same_on_one_two_and_three_threads() {
     let cohort = resplit(&synthetic(160, 23), &|_| Some("test"));
     let config = ReidConfig {
         bootstrap_replicates: 50,
-        attack: Some(AttackConfig { attacks: crate::attack::AttackName::ALL.to_vec(), ..AttackConfig::default() }),
+        attack: Some(AttackConfig {
+            attacks: crate::attack::AttackName::ALL.to_vec(),
+            ..AttackConfig::default()
+        }),
         ..ReidConfig::default()
     };
     let run = |threads: usize| {

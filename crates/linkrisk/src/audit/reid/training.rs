@@ -221,7 +221,8 @@ pub(crate) fn train_cross_fitted(
                 folds.k()
             )));
         }
-        let (metric, fitted) = fit_rows(meta, view, &train_rows, &patients, config, seed, f as u64 + 1, sizes, progress)?;
+        let (metric, fitted) =
+            fit_rows(meta, view, &train_rows, &patients, config, seed, f as u64 + 1, sizes, progress)?;
         fold_reports.push(LinearMetricFold {
             fold: f,
             n_attacked_records: folds.members(f).len(),
@@ -231,9 +232,11 @@ pub(crate) fn train_cross_fitted(
             rank: metric.rank(),
             useful_rank: fitted.useful_rank,
             selection: fitted.selection,
-            validation_rank_1: fitted.candidates.iter().map(|c| c.validation_rank_1).fold(None, |b: Option<f64>, v| {
-                Some(b.map_or(v, |b| b.max(v)))
-            }),
+            validation_rank_1: fitted
+                .candidates
+                .iter()
+                .map(|c| c.validation_rank_1)
+                .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v)))),
         });
         metrics.push(metric);
         first.get_or_insert(fitted);
@@ -261,7 +264,11 @@ pub(crate) fn train_cross_fitted(
         input_dim: view.dim(),
         shrinkage: f64::from_bits(shrinkage_bits),
         rank,
-        selection: if fold_reports.iter().all(|r| r.selection == "validation") { "validation" } else { "default" },
+        selection: if fold_reports.iter().all(|r| r.selection == "validation") {
+            "validation"
+        } else {
+            "default"
+        },
         candidates: Vec::new(),
         side: SideProtocol::cross_fit(folds, reason),
         folds: fold_reports,
@@ -277,7 +284,8 @@ fn trainable(meta: &Metadata, rows: &[usize]) -> (Vec<usize>, Vec<u32>) {
     for &r in rows {
         studies.entry(meta.patient[r]).or_default().insert(meta.study[r]);
     }
-    let train_rows: Vec<usize> = rows.iter().copied().filter(|&r| studies[&meta.patient[r]].len() >= 2).collect();
+    let train_rows: Vec<usize> =
+        rows.iter().copied().filter(|&r| studies[&meta.patient[r]].len() >= 2).collect();
     let mut patients: Vec<u32> = train_rows.iter().map(|&r| meta.patient[r]).collect();
     patients.sort_unstable();
     patients.dedup();

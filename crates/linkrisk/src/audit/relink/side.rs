@@ -85,8 +85,7 @@ pub(super) fn side_plan(meta: &Metadata, records: &[usize], config: &RelinkConfi
     let Some(attack) = &config.attack else { return Ok(SidePlan::None(String::new())) };
     // Only these attacks use side data (the inverted softmax for its temperature); without
     // them no side data is prepared, so the default audit costs what it did.
-    let uses_side =
-        attack.attacks.iter().any(|a| a.needs_side() || matches!(a, AttackName::InvertedSoftmax));
+    let uses_side = attack.attacks.iter().any(|a| a.needs_side() || matches!(a, AttackName::InvertedSoftmax));
     let audited = config.split.as_deref();
     let name = match &config.attack_side {
         AttackSide::None => return Ok(SidePlan::None("--attack-side none".into())),
@@ -127,11 +126,18 @@ pub(super) fn side_plan(meta: &Metadata, records: &[usize], config: &RelinkConfi
 
 /// Cross-fitting folds of the audited records by patient; too few patients leave no side
 /// data (the reason goes to the attacks that need it).
-fn cross_fit(meta: &Metadata, records: &[usize], config: &RelinkConfig, why: Option<String>) -> Result<SidePlan> {
+fn cross_fit(
+    meta: &Metadata,
+    records: &[usize],
+    config: &RelinkConfig,
+    why: Option<String>,
+) -> Result<SidePlan> {
     let patients: Vec<u32> = records.iter().map(|&r| meta.patient[r]).collect();
     match CrossFit::by_patient(&patients, config.side_folds, config.seed) {
         Ok(folds) => Ok(SidePlan::CrossFit(folds, why)),
-        Err(Error::Config(reason)) => Ok(SidePlan::None(format!("cross-fitting within the audited split: {reason}"))),
+        Err(Error::Config(reason)) => {
+            Ok(SidePlan::None(format!("cross-fitting within the audited split: {reason}")))
+        }
         Err(e) => Err(e),
     }
 }
