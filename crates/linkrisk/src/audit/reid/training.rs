@@ -151,7 +151,12 @@ pub(crate) fn train(
     sizes: crate::engine::BlockSizes,
     progress: &dyn Progress,
 ) -> Result<(LinearMetric, LinearMetricReport)> {
-    let split_rows = meta.rows_in_split(train_split)?;
+    let split_rows = meta.rows_in_split(train_split).map_err(|e| match e {
+        Error::Config(reason) => Error::config(format!(
+            "--train-split {train_split}: {reason}. Cross-fit within the audited split with --attack-side audited (or auto), or run only nearest neighbour with --attacker none"
+        )),
+        other => other,
+    })?;
     let audited_patients: HashSet<u32> = audited.iter().map(|&r| meta.patient[r]).collect();
     let disjoint: Vec<usize> =
         split_rows.iter().copied().filter(|&r| !audited_patients.contains(&meta.patient[r])).collect();
