@@ -173,7 +173,7 @@ impl LinearMap {
     }
 
     /// Map every row of `rows` and re-normalise it to unit length (a row mapped to zero
-    /// stays zero: it ties with everything). Fixed row blocks (see [`APPLY_ROWS`]): the
+    /// stays zero: it ties with everything). Fixed row blocks (4,096 rows each): the
     /// same bits on any number of threads.
     pub fn apply(&self, rows: Rows<'_>) -> Result<Vec<f32>> {
         if rows.dim() != self.d_in {
