@@ -163,11 +163,7 @@ pub fn compare(
         Rows::trusted(&distractors, distractors.len() / task.gallery.dim(), task.gallery.dim());
 
     for &attack in &attacks {
-        let Some(cosine) = cosine.as_ref() else {
-            // Views of two dimensions: only the learned maps run (the others were skipped).
-            if attack.needs_shared_space() {
-                continue;
-            }
+        if matches!(attack, AttackName::Procrustes | AttackName::Ridge) {
             alignment(
                 attack,
                 task,
@@ -182,7 +178,9 @@ pub fn compare(
                 progress,
             )?;
             continue;
-        };
+        }
+        // Views of two dimensions: only the learned maps run (the others were skipped above).
+        let Some(cosine) = cosine.as_ref() else { continue };
         match attack {
             AttackName::Cosine => {}
             AttackName::Csls => {
@@ -327,19 +325,7 @@ pub fn compare(
                     skipped.push(skip(attack, "no pool size could be filled"));
                 }
             }
-            AttackName::Procrustes | AttackName::Ridge => alignment(
-                attack,
-                task,
-                &side,
-                &plain,
-                control,
-                distractor_rows,
-                config,
-                &pool_sizes,
-                &mut rows,
-                &mut skipped,
-                progress,
-            )?,
+            AttackName::Procrustes | AttackName::Ridge => {} // above
         }
     }
 

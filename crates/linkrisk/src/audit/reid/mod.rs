@@ -330,18 +330,23 @@ pub struct ReidReport {
     pub attack_comparison: Option<AttackComparison>,
 }
 
+/// The `skipped_attacks` entry of a linear-metric attacker that could not run.
+fn attacker_skips(linear_metric_skipped: Option<&str>) -> Vec<SkippedAttack> {
+    linear_metric_skipped
+        .iter()
+        .map(|reason| SkippedAttack {
+            name: LINEAR_METRIC,
+            leaked_pairs: None,
+            pool_size: None,
+            reason: reason.to_string(),
+        })
+        .collect()
+}
+
 impl ReidReport {
     /// The attackers that could not run (as `skipped_attacks` entries).
     pub fn attacker_skips(&self) -> Vec<SkippedAttack> {
-        self.linear_metric_skipped
-            .iter()
-            .map(|reason| SkippedAttack {
-                name: LINEAR_METRIC,
-                leaked_pairs: None,
-                pool_size: None,
-                reason: reason.clone(),
-            })
-            .collect()
+        attacker_skips(self.linear_metric_skipped.as_deref())
     }
 
     /// Attach the attack comparison; the attackers' skips join its `skipped_attacks`.
@@ -767,18 +772,7 @@ pub fn finish(config: &ReidConfig, context: &ReidContext, records: &[Vec<ReidRec
         exclusions: context.exclusions.clone(),
         linear_metric: context.linear_metric.clone(),
         linear_metric_skipped: context.linear_metric_skipped.clone(),
-        skipped_attackers: Some(
-            context
-                .linear_metric_skipped
-                .iter()
-                .map(|reason| SkippedAttack {
-                    name: LINEAR_METRIC,
-                    leaked_pairs: None,
-                    pool_size: None,
-                    reason: reason.clone(),
-                })
-                .collect(),
-        ),
+        skipped_attackers: Some(attacker_skips(context.linear_metric_skipped.as_deref())),
         attackers,
         attack_comparison: None,
     })
