@@ -333,6 +333,7 @@ fn test_only_rotated_view_is_relinked_by_cross_fitted_leaked_pairs() {
         .iter()
         .flat_map(|name| [10u64, 100].map(|m| f(&row(&json, name, None, Some(m))["recall_at_1"])))
         .fold(0.0, f64::max);
+    eprintln!("test-only rotated view: cosine Recall@1 {cosine}, best cross-fitted alignment {best}");
     assert!(best >= 0.05 && best >= 10.0 * cosine.max(1.0 / 500.0), "aligned {best} vs cosine {cosine}");
     assert!(
         matches!(json["strongest_attack"].as_str(), Some("procrustes" | "ridge")),
