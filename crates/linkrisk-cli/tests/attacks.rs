@@ -318,3 +318,98 @@ fn reid_attack_comparison_agrees_with_nearest_neighbour_and_reaches_the_report()
     assert!(json.get("attacks").is_none());
     run_err(["reid", c, "--attack", "bogus"], &["--attack", "bogus"]);
 }
+
+#[test]
+fn test_only_rotated_view_is_relinked_by_cross_fitted_leaked_pairs() {
+    // The common case: one `test` split and an "anonymised" (rotated) report view. Cosine
+    // is at chance; `--attack all` cross-fits the leaked pairs within the audited patients
+    // and its alignment attack links at 10x cosine or more.
+    let tmp = temp_dir();
+    hub_cohort(tmp.path(), 500, 0, 16, 0.5, true);
+    let json = relink_json(tmp.path(), &["--attack", "all", "--pools", "10,100,full"]);
+    let cosine = f(&row(&json, "cosine", None, None)["recall_at_1"]);
+    assert!(cosine < 0.02, "rotated: cosine {cosine}");
+    let best = ["procrustes", "ridge"]
+        .iter()
+        .flat_map(|name| [10u64, 100].map(|m| f(&row(&json, name, None, Some(m))["recall_at_1"])))
+        .fold(0.0, f64::max);
+    eprintln!("test-only rotated view: cosine Recall@1 {cosine}, best cross-fitted alignment {best}");
+    assert!(best >= 0.05 && best >= 10.0 * cosine.max(1.0 / 500.0), "aligned {best} vs cosine {cosine}");
+    assert!(
+        matches!(json["strongest_attack"].as_str(), Some("procrustes" | "ridge")),
+        "{}",
+        json["strongest_attack"]
+    );
+    // The protocol is stated; every side-data attack ran, and what could not is listed.
+    assert_eq!(json["side"]["source"], "cross_fit");
+    assert_eq!(json["side"]["folds"], 5);
+    assert!(json["side"]["reason"].as_str().unwrap().contains("no `train` split"), "{}", json["side"]);
+    for (name, m) in
+        [("inverted_softmax", None), ("qb_norm", None), ("procrustes", Some(100)), ("ridge", Some(100))]
+    {
+        row(&json, name, None, m);
+    }
+    assert_eq!(row(&json, "qb_norm", None, None)["parameters"]["beta_source"], "cross_fit");
+    let skipped = json["skipped_attacks"].as_array().unwrap();
+    assert!(skipped.iter().all(|s| s["leaked_pairs"] == 1000), "only m = 1000 > 400 pairs: {skipped:?}");
+    assert_eq!(skipped.len(), 2);
+    // The table says where the side data came from.
+    let out = run_ok([
+        "relink",
+        tmp.path().to_str().unwrap(),
+        "--bootstrap",
+        "0",
+        "--attack",
+        "ridge",
+        "--leaked-pairs",
+        "100",
+    ]);
+    assert!(out.stdout.contains("cross-fitted in 5 patient-grouped folds"), "{}", out.stdout);
+}
+
+#[test]
+fn a_named_attack_that_cannot_run_exits_2_with_the_reason_and_the_fix() {
+    let tmp = temp_dir();
+    hub_cohort(tmp.path(), 60, 0, 8, 0.8, false);
+    let dir = tmp.path().to_str().unwrap();
+    run_err(
+        ["relink", dir, "--attack", "procrustes", "--attack-side", "none"],
+        &["--attack procrustes", "--attack-side none", "--attack-side SPLIT"],
+    );
+    run_err(
+        ["relink", dir, "--attack", "qb_norm", "--attack-side", "none"],
+        &["--attack qb_norm", "query bank"],
+    );
+    run_err(
+        ["relink", dir, "--attack", "ridge", "--leaked-pairs", "1000"],
+        &["--attack ridge", "m=1000", "only 48 side pairs", "--leaked-pairs"],
+    );
+    run_err(
+        ["relink", dir, "--attack", "ridge", "--side-folds", "100"],
+        &["--attack ridge", "--side-folds 100"],
+    );
+    run_err(["relink", dir, "--side-folds", "1"], &["--side-folds 1"]);
+    // Under `all` the same attacks are listed instead, and the audit succeeds.
+    let json = relink_json(tmp.path(), &["--attack", "all", "--attack-side", "none", "--pools", "10"]);
+    let skipped: Vec<&str> =
+        json["skipped_attacks"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(skipped, ["qb_norm", "procrustes", "ridge"]);
+    assert!(json["side"].is_null());
+    // In re-identification the paired-view attacks do not apply: named, an error.
+    let reid = temp_dir();
+    let c = reid.path().to_str().unwrap();
+    run_ok([
+        "synth",
+        "--out",
+        c,
+        "--patients",
+        "80",
+        "--dim",
+        "8",
+        "--feature-dim",
+        "8",
+        "--external-patients",
+        "0",
+    ]);
+    run_err(["reid", c, "--attack", "assignment"], &["--attack assignment", "paired views"]);
+}

@@ -60,7 +60,7 @@ fn utility_errors_name_the_problem() {
         .code(2)
         .stderr(contains("--train-split training").and(contains("splits are: train, test")));
     linkrisk()
-        .args(["utility", path, "--eval-split", "train"])
+        .args(["utility", path, "--eval-split", "train", "--attack-side", "split"])
         .assert()
         .code(2)
         .stderr(contains("both `train`"));
@@ -143,4 +143,55 @@ fn attributes_with_reidentified_flags() {
         .assert()
         .code(2)
         .stderr(contains("--age-threshold old"));
+}
+
+/// Put every record of the cohort at `dir` in the `test` split.
+fn test_only(dir: &std::path::Path) {
+    let metadata = std::fs::read_to_string(dir.join("metadata.csv")).unwrap().replace(",train,", ",test,");
+    std::fs::write(dir.join("metadata.csv"), metadata).unwrap();
+}
+
+#[test]
+fn test_only_cohort_gets_cross_fitted_utility_and_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cohort = dir.path().join("cohort");
+    write_probe_cohort(&cohort, 250, 16, 4);
+    let path = cohort.to_str().unwrap();
+    let json = |args: &[&str]| -> Value {
+        let out = linkrisk().args(args).args(["--json", "-"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let with_train = json(&["utility", path]);
+    assert_eq!(with_train["side"], serde_json::json!({"source": "split train"}));
+    test_only(&cohort);
+    let utility = json(&["utility", path]);
+    assert_eq!(utility["side"]["source"], "cross_fit");
+    assert_eq!(utility["side"]["folds"], 5);
+    assert_eq!(utility["train_split"], "test");
+    let macro_auroc = utility["macro_auroc"].as_f64().unwrap();
+    assert!(macro_auroc > 0.75, "cross-fitted macro AUROC {macro_auroc}");
+    assert_eq!(utility["findings"][0]["folds"].as_array().unwrap().len(), 5);
+    let attributes = json(&["attributes", path, "--targets", "sex", "--side-folds", "4"]);
+    assert_eq!(attributes["side"]["folds"], 4);
+    let sex = attributes["per_attribute"]["sex"].as_f64().unwrap();
+    assert!(sex > 0.75, "cross-fitted sex AUROC {sex}");
+    // Named train split, or `--attack-side split`: it must exist.
+    linkrisk()
+        .args(["utility", path, "--train-split", "train"])
+        .assert()
+        .code(2)
+        .stderr(contains("--train-split train"));
+    linkrisk()
+        .args(["attributes", path, "--attack-side", "split"])
+        .assert()
+        .code(2)
+        .stderr(contains("--train-split train"));
+    linkrisk()
+        .args(["utility", path, "--side-folds", "1"])
+        .assert()
+        .code(2)
+        .stderr(contains("--side-folds 1"));
+    let out = linkrisk().args(["utility", path]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cross-fitted in 5 patient-grouped folds"));
 }

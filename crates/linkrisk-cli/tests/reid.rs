@@ -273,3 +273,44 @@ fn trained_attacker_per_record_flags_attributes_and_report() {
     let out = crate::util::run(["gate", run_dir.to_str().unwrap(), "--max-reid-rank1", &threshold]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn test_only_cohort_cross_fits_the_trained_attacker() {
+    let dir = tempfile::tempdir().unwrap();
+    let cohort = dir.path().join("cohort");
+    let c = cohort.to_str().unwrap();
+    run_ok([
+        "synth",
+        "--out",
+        c,
+        "--patients",
+        "300",
+        "--dim",
+        "32",
+        "--feature-dim",
+        "8",
+        "--external-patients",
+        "0",
+    ]);
+    let metadata = std::fs::read_to_string(cohort.join("metadata.csv")).unwrap().replace(",train,", ",test,");
+    std::fs::write(cohort.join("metadata.csv"), metadata).unwrap();
+    let out = run_ok(["reid", c, "--attacker", "linear-metric", "--bootstrap", "0", "--json", "-"]);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let attackers = report["attackers"].as_array().unwrap();
+    let (raw, trained) = (attackers[0]["rank_1"].as_f64().unwrap(), attackers[1]["rank_1"].as_f64().unwrap());
+    assert!(trained > raw + 0.05, "cross-fitted trained {trained} vs raw {raw}");
+    assert_eq!(report["attacker"], "linear-metric");
+    assert_eq!(report["linear_metric"]["side"]["source"], "cross_fit");
+    assert_eq!(report["linear_metric"]["side"]["folds"], 5);
+    assert_eq!(report["linear_metric"]["folds"].as_array().unwrap().len(), 5);
+    assert_eq!(report["skipped_attacks"], serde_json::json!([]));
+    assert!(report["linear_metric_skipped"].is_null());
+    // The train split only (`--attack-side split`, or `--train-split` named): an error here.
+    run_err(["reid", c, "--attacker", "linear-metric", "--attack-side", "split"], &["--train-split train"]);
+    run_err(["reid", c, "--attacker", "linear-metric", "--train-split", "train"], &["--train-split train"]);
+    // Under auto with the split only, the skip is listed in `skipped_attacks`.
+    let out = run_ok(["reid", c, "--attack-side", "split", "--bootstrap", "0", "--json", "-"]);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["skipped_attacks"][0]["name"], "linear-metric");
+    run_err(["reid", c, "--side-folds", "1"], &["--side-folds 1"]);
+}

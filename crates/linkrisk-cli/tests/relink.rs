@@ -214,3 +214,45 @@ fn synthetic_cohorts_show_the_papers_shape() {
     }
     assert!(full[1] > 2.0 * full[0], "Recall@1 rises with specialization: {full:?}");
 }
+
+#[test]
+fn attack_side_audited_cross_fits_even_with_a_train_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("cohort");
+    let path = c.to_str().unwrap();
+    crate::util::run_ok([
+        "synth",
+        "--out",
+        path,
+        "--patients",
+        "300",
+        "--dim",
+        "16",
+        "--feature-dim",
+        "8",
+        "--external-patients",
+        "0",
+    ]);
+    let json = |extra: &[&str]| -> Value {
+        let mut args =
+            vec!["relink", path, "--bootstrap", "0", "--trials", "2", "--pools", "10", "--json", "-"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&crate::util::run_ok(args).stdout).unwrap()
+    };
+    let split = json(&["--attack", "inverted_softmax"]);
+    assert_eq!(split["side"]["source"], "split train");
+    assert!(split["side"].get("folds").is_none());
+    let audited = json(&["--attack", "inverted_softmax", "--attack-side", "audited", "--side-folds", "3"]);
+    assert_eq!(audited["side"]["source"], "cross_fit");
+    assert_eq!(audited["side"]["folds"], 3);
+    let sizes: u64 =
+        audited["side"]["fold_sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(sizes, audited["n_queries"].as_u64().unwrap(), "every query in one fold");
+    // The cosine audit itself does not depend on where the side data came from.
+    assert_eq!(split["full"], audited["full"]);
+    // The default (cosine only) prepares no cross-fitting on a test-only cohort.
+    let metadata = std::fs::read_to_string(c.join("metadata.csv")).unwrap().replace(",train,", ",test,");
+    std::fs::write(c.join("metadata.csv"), metadata).unwrap();
+    let plain = json(&[]);
+    assert!(plain["side"].is_null() && plain["skipped_attacks"] == serde_json::json!([]));
+}

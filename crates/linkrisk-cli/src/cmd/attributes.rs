@@ -66,13 +66,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let targets = args.targets.iter().map(|t| t.parse::<Attribute>()).collect::<Result<Vec<_>, _>>()?;
     let config = AttributesConfig {
         view: args.view.clone(),
-        train_split: args.probe.train_split.clone(),
+        train_split: args.probe.train_split(),
         eval_split: args.probe.eval_split.clone(),
         targets,
         age_threshold: args.age_threshold.parse::<AgeThreshold>()?,
         min_group_records: args.min_group,
         probe: args.probe.probe_config(),
         interval: args.probe.interval(),
+        side: args.probe.side(),
+        side_folds: args.probe.side_folds,
     };
     config.validate()?;
     let model = crate::output::Model::of(&args.dir, args.label.as_deref(), args.out.as_deref())?;
@@ -82,6 +84,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             view: config.view.clone(),
             split: config.eval_split.clone(),
             train_split: config.train_split.clone(),
+            attack_side: config.side.clone(),
+            side_folds: config.side_folds,
             attackers: args.reid_attacker.attackers(),
             seed: args.probe.seed,
             bootstrap_replicates: 0,
@@ -120,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "attributes from view `{}`: probes trained on `{}` ({} records), evaluated on `{}` ({} records)",
         report.view, report.train_split, report.n_train_records, report.eval_split, report.n_eval_records
     );
+    println!("  probes: {}", super::utility::side_line(&report.side));
     for (name, r) in &report.attributes.0 {
         println!(
             "  {name:<5} AUROC {:.4} [{:.4}, {:.4}]  {}  (missing: {} train, {} eval)",

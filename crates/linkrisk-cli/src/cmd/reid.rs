@@ -34,9 +34,20 @@ pub struct Args {
     /// train split has patients to learn from, else `none` (the reason is in the report).
     #[arg(long, value_enum, default_value = "auto")]
     pub attacker: AttackerArg,
-    /// Split the trained attacker learns from (patients also in `--split` are left out).
-    #[arg(long, default_value = "train")]
-    pub train_split: String,
+    /// Split the trained attacker learns from (patients also in `--split` are left out);
+    /// default `train`. Named explicitly, it must serve (as with `--attack-side split`).
+    #[arg(long)]
+    pub train_split: Option<String>,
+    /// Where the trained attacker (and `--attack`'s temperature and query bank) take their
+    /// side data from: `auto` (the train split when it has patients to learn from, else
+    /// patient-grouped cross-fitting within `--split`: each fold attacked by an attacker
+    /// trained on the other folds' patients), `audited` (always cross-fit) or `split`
+    /// (the train split only).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attack_side: super::utility::SideArg,
+    /// Folds of the patient-grouped cross-fitting within the audited split.
+    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS)]
+    pub side_folds: usize,
     /// Count other records of the query's own study as positives (default: excluded, they
     /// are the same acquisition rather than a re-identification).
     #[arg(long)]
@@ -114,7 +125,9 @@ pub fn config(args: &Args) -> anyhow::Result<ReidConfig> {
     let config = ReidConfig {
         view: args.view.clone(),
         split: args.split.clone(),
-        train_split: args.train_split.clone(),
+        train_split: args.train_split.clone().unwrap_or_else(|| "train".into()),
+        attack_side: super::utility::side_source(args.attack_side, args.train_split.is_some()),
+        side_folds: args.side_folds,
         attackers: args.attacker.attackers(),
         include_same_study: args.include_same_study,
         seed: args.seed,
@@ -252,7 +265,27 @@ fn print_headline(report: &ReidReport) {
     print!("{}", table("  ", &header, &rows));
     println!();
     println!("  headline (strongest): {}, Rank-1 {}", report.attacker, pct(h.rank_1));
-    if let Some(t) = &report.linear_metric {
+    if let Some(t) = report.linear_metric.as_ref().filter(|t| t.side.is_cross_fit()) {
+        println!(
+            "  linear-metric: {} of `{}` ({} records of {} patients with two or more studies); each fold's attacker trained on the other folds' patients",
+            super::utility::side_line(&t.side),
+            t.train_split,
+            t.n_train_records,
+            t.n_train_patients
+        );
+        for f in &t.folds {
+            println!(
+                "    fold {}: {} records attacked, trained on {} patients; {} of {} directions, shrinkage {} ({})",
+                f.fold + 1,
+                f.n_attacked_records,
+                f.n_train_patients,
+                f.rank,
+                t.input_dim,
+                f.shrinkage,
+                f.selection
+            );
+        }
+    } else if let Some(t) = &report.linear_metric {
         println!(
             "  linear-metric: trained on {} records of {} `{}` patients ({} overlapping, {} single-study records left out); {} of {} directions, shrinkage {} ({})",
             t.n_train_records,

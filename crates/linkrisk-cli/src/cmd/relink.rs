@@ -70,11 +70,16 @@ pub struct Args {
     /// `none` skips the comparison. Plain cosine is always included.
     #[arg(long, default_value = "cosine", value_delimiter = ',')]
     pub attack: Vec<String>,
-    /// Split whose records are the attacker's labelled side pairs (inverted-softmax
-    /// temperature, QB-Norm query bank, leaked pairs): `auto` (the `train` split when it
-    /// exists and is not audited), a split name, or `none`.
+    /// Where the attacker's side data comes from (inverted-softmax temperature, QB-Norm
+    /// query bank, leaked pairs): `auto` (the `train` split when it exists and is not
+    /// audited, else cross-fitting within the audited split), `audited` (patient-grouped
+    /// cross-fitting: each fold attacked with the other folds' pairs), a split name, or
+    /// `none`.
     #[arg(long, default_value = "auto")]
     pub attack_side: String,
+    /// Folds of the patient-grouped cross-fitting within the audited split.
+    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS)]
+    pub side_folds: usize,
     /// Neighbours k of CSLS's local scaling.
     #[arg(long, default_value_t = 10)]
     pub csls_k: usize,
@@ -115,6 +120,7 @@ pub(crate) fn parse_attacks(
     let defaults = AttackConfig::default();
     Ok(Some(AttackConfig {
         attacks: AttackName::parse_list(&items)?,
+        named: AttackName::parse_named(&items)?,
         csls_k,
         leaked_pairs: if leaked_pairs.is_empty() { defaults.leaked_pairs.clone() } else { leaked_pairs },
         ..defaults
@@ -202,9 +208,11 @@ pub fn config(args: &Args) -> anyhow::Result<RelinkConfig> {
         attack: attack_config(args)?,
         attack_side: match args.attack_side.as_str() {
             "auto" => AttackSide::Auto,
+            "audited" => AttackSide::Audited,
             "none" => AttackSide::None,
             split => AttackSide::Split(split.to_string()),
         },
+        side_folds: args.side_folds,
         ..RelinkConfig::default()
     };
     config.validate()?;
@@ -399,7 +407,15 @@ fn print_pool(p: &PoolReport) {
 /// Print an attack comparison as a table (relink and reid).
 pub(crate) fn print_attacks(c: &AttackComparison) {
     println!();
-    let side = c.side.as_ref().map_or("none".to_string(), |s| format!("{} ({} pairs)", s.source, s.n_pairs));
+    let side = c.side.as_ref().map_or("none".to_string(), |s| match (s.folds, &s.reason) {
+        (Some(k), Some(why)) => {
+            format!("cross-fitted in {k} patient-grouped folds of the {} attacked pairs ({why})", s.n_pairs)
+        }
+        (Some(k), None) => {
+            format!("cross-fitted in {k} patient-grouped folds of the {} attacked pairs", s.n_pairs)
+        }
+        _ => format!("{} ({} pairs)", s.source, s.n_pairs),
+    });
     println!(
         "  attacks: {} queries x {} gallery items; side pairs: {side}",
         c.attack_queries, c.attack_gallery

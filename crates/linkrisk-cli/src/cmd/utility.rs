@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use linkrisk::audit::cross_fit::SideSource;
 use linkrisk::audit::utility::{utility, BlankPolicy, LabelPolicy, UncertainPolicy, UtilityConfig};
 use linkrisk::cohort::Cohort;
 use linkrisk::metrics::AurocInterval;
@@ -12,9 +13,21 @@ use linkrisk::probe::{ProbeConfig, SolverOptions};
 /// Probe training flags shared by `utility` and `attributes`.
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
-    /// Split the probes are trained on.
-    #[arg(long, default_value = "train")]
-    pub train_split: String,
+    /// Split the probes are trained on (default `train`). Named explicitly, it must exist
+    /// (as with `--attack-side split`); by default a cohort without it gets probes
+    /// cross-fitted within the eval split.
+    #[arg(long)]
+    pub train_split: Option<String>,
+    /// Where the probes are trained: `auto` (the train split when it has records, else
+    /// patient-grouped cross-fitting within the eval split: each record scored by probes
+    /// trained on the other folds' patients), `audited` (always cross-fit) or `split` (the
+    /// train split only; an error without it).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attack_side: SideArg,
+    /// Cross-fitting folds (grouped by patient) when the probes are cross-fitted. `--folds`
+    /// is the inner cross-validation that chooses each probe's regularisation.
+    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS)]
+    pub side_folds: usize,
     /// Split the probes are evaluated on (e.g. test or external).
     #[arg(long, default_value = "test")]
     pub eval_split: String,
@@ -41,7 +54,28 @@ pub enum CiArg {
     Plain,
 }
 
+/// `--attack-side` values of the probe audits and `reid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SideArg {
+    /// The train split when it serves, else cross-fitting within the audited split.
+    Auto,
+    /// Always cross-fit within the audited split.
+    Audited,
+    /// Only the train split (an error, or a listed skip, when it cannot serve).
+    Split,
+}
+
 impl ProbeArgs {
+    /// The train split (`--train-split`, default `train`).
+    pub fn train_split(&self) -> String {
+        self.train_split.clone().unwrap_or_else(|| "train".into())
+    }
+
+    /// Where the probes are trained: an explicit `--train-split` under `auto` is strict.
+    pub fn side(&self) -> SideSource {
+        side_source(self.attack_side, self.train_split.is_some())
+    }
+
     /// The library's probe configuration.
     pub fn probe_config(&self) -> ProbeConfig {
         ProbeConfig {
@@ -58,6 +92,26 @@ impl ProbeArgs {
             CiArg::Logit => AurocInterval::Logit,
             CiArg::Plain => AurocInterval::Plain,
         }
+    }
+}
+
+/// The library's side source from `--attack-side` and whether the side split was named
+/// explicitly (then `auto` does not fall back to cross-fitting: a typo is an error).
+pub fn side_source(arg: SideArg, split_named: bool) -> SideSource {
+    match arg {
+        SideArg::Auto if split_named => SideSource::Split,
+        SideArg::Auto => SideSource::Auto,
+        SideArg::Audited => SideSource::Audited,
+        SideArg::Split => SideSource::Split,
+    }
+}
+
+/// One line saying where probes (or an attacker) were fitted.
+pub fn side_line(side: &linkrisk::audit::cross_fit::SideProtocol) -> String {
+    match (side.folds, &side.reason) {
+        (Some(k), Some(reason)) => format!("cross-fitted in {k} patient-grouped folds ({reason})"),
+        (Some(k), None) => format!("cross-fitted in {k} patient-grouped folds"),
+        _ => side.source.clone(),
     }
 }
 
@@ -114,7 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let config = UtilityConfig {
         view: args.view.clone(),
-        train_split: args.probe.train_split.clone(),
+        train_split: args.probe.train_split(),
         eval_split: args.probe.eval_split.clone(),
         labels: LabelPolicy {
             uncertain: match args.uncertain {
@@ -129,6 +183,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         probe: args.probe.probe_config(),
         interval: args.probe.interval(),
+        side: args.probe.side(),
+        side_folds: args.probe.side_folds,
     };
     config.validate()?;
     let model = crate::output::Model::of(&args.dir, args.label.as_deref(), args.out.as_deref())?;
@@ -149,6 +205,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "utility of view `{}`: probes trained on `{}` ({} records), evaluated on `{}` ({} records)",
         report.view, report.train_split, report.n_train_records, report.eval_split, report.n_eval_records
     );
+    println!("  probes: {}", side_line(&report.side));
     for f in &report.findings {
         let r = &f.result;
         println!(

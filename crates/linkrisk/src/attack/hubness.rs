@@ -19,7 +19,9 @@ use crate::engine::{rank, rank_with_columns, BlockSizes, Gallery, Progress, Rank
 use crate::error::{Error, Result};
 use crate::metrics::retrieval::{summarize, RankedQuery};
 
-use super::neighbourhood::{knn_mean_similarity, log_normalizers, transposed_exclusions, ColumnStats};
+use super::neighbourhood::{
+    exclusions_only, knn_mean_similarity, log_normalizers, transposed_exclusions, ColumnStats,
+};
 
 /// Gallery offsets of CSLS: -r_g / 2, r_g = mean similarity of gallery item g to its `k`
 /// nearest queries (excluding pairs `exclusions` excludes, if given: query x gallery).
@@ -73,6 +75,49 @@ pub fn query_bank(
         }
     }
     let log_z = stats.finish(states)?.log_normalizer.unwrap_or_default();
+    Ok((inverted_softmax_offsets_from(&log_z, beta), active))
+}
+
+/// [`query_bank`] for a bank whose queries are themselves records of the gallery (a
+/// cross-fitted re-ID bank): `exclusions` (bank x gallery; only its exclusions are used)
+/// removes each bank query's own record and study from its normaliser terms and from its
+/// nearest-item search, as the attacked queries' are. Without exclusions, [`query_bank`].
+pub fn query_bank_excluding(
+    bank: Rows<'_>,
+    gallery: Rows<'_>,
+    exclusions: Option<&Targets>,
+    beta: f64,
+    sizes: &BlockSizes,
+    progress: &dyn Progress,
+) -> Result<(Vec<f32>, Vec<bool>)> {
+    let Some(exclusions) = exclusions else { return query_bank(bank, gallery, beta, sizes, progress) };
+    if exclusions.n_queries() != bank.n() || exclusions.n_gallery() != gallery.n() {
+        return Err(Error::config("query-bank exclusions do not match the bank and the gallery"));
+    }
+    let excluded = exclusions_only(exclusions)?;
+    let g = Gallery::new(gallery);
+    let options = RankOptions { top_k: 1, sizes: *sizes };
+    progress.begin(bank.n() as u64, "qb-norm: bank retrievals and normalisers");
+    let (tops, log_z): (Vec<Option<u32>>, Vec<f64>) =
+        match ColumnStats::new(&g, Some(&excluded), 0, Some(beta))? {
+            Some(stats) => {
+                let (ranked, states) =
+                    rank_with_columns(bank, &g, &excluded, 0..bank.n(), &options, &(), &stats, progress)?;
+                let tops = ranked.iter().map(|(r, ())| r.top.first().map(|n| n.gallery)).collect();
+                (tops, stats.finish(states)?.log_normalizer.unwrap_or_default())
+            }
+            None => {
+                // Partly excluded duplicate gallery rows: the two statistics in separate passes.
+                let ranked = rank(bank, &g, &excluded, 0..bank.n(), &options, progress)?;
+                let tops = ranked.iter().map(|r| r.top.first().map(|n| n.gallery)).collect();
+                let transposed = transposed_exclusions(&excluded)?;
+                (tops, log_normalizers(gallery, bank, Some(&transposed), beta, sizes, progress)?)
+            }
+        };
+    let mut active = vec![false; gallery.n()];
+    for g in tops.into_iter().flatten() {
+        active[g as usize] = true;
+    }
     Ok((inverted_softmax_offsets_from(&log_z, beta), active))
 }
 

@@ -58,7 +58,7 @@ fn add_gram(out: &mut Mat<f64>, x: MatRef<'_, f64>) {
 
 /// Run `work` in a rayon pool of one thread: faer's eigensolvers take their parallelism
 /// from the current pool and their last bits depend on its size (see [`SCATTER_COLS`]).
-fn one_thread<T: Send>(work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+pub(crate) fn one_thread<T: Send>(work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

@@ -56,7 +56,7 @@ pub fn knn_mean_similarity(
 
 /// `targets` with its positives dropped (they would be ranked like any other item anyway,
 /// but the engine keeps them out of nothing; only exclusions matter here).
-fn exclusions_only(targets: &Targets) -> Result<std::borrow::Cow<'_, Targets>> {
+pub(crate) fn exclusions_only(targets: &Targets) -> Result<std::borrow::Cow<'_, Targets>> {
     if (0..targets.n_queries()).all(|q| targets.n_positives(q) == 0) {
         return Ok(std::borrow::Cow::Borrowed(targets));
     }

@@ -7,10 +7,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::*;
-use crate::engine::{rank, NoProgress, RankOptions};
+use crate::engine::{rank, BlockSizes, Gallery, NoProgress, RankOptions};
 use crate::metrics::retrieval::{expected_pool_hit_probability, hit_probability};
+use crate::rng;
 
-fn unit_rows(data: &mut [f32], dim: usize) {
+pub(super) fn unit_rows(data: &mut [f32], dim: usize) {
     for row in data.chunks_mut(dim) {
         let norm = row.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt() as f32;
         row.iter_mut().for_each(|x| *x /= norm);
@@ -47,17 +48,17 @@ pub(crate) fn hub_pairs(seed: u64, n: usize, dim: usize, sigma: f32) -> (Vec<f32
     (queries, gallery)
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f64 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
 }
 
 /// Brute-force cosine matrix (queries x gallery) in f64.
-fn cosines(q: &[f32], g: &[f32], dim: usize) -> Vec<Vec<f64>> {
+pub(super) fn cosines(q: &[f32], g: &[f32], dim: usize) -> Vec<Vec<f64>> {
     q.chunks(dim).map(|x| g.chunks(dim).map(|y| dot(x, y)).collect()).collect()
 }
 
 /// Brute-force P(hit@1) of the anchor under `score`, over the non-special gallery items.
-fn brute_hit(scores: &[f64], targets: &Targets, q: usize) -> f64 {
+pub(super) fn brute_hit(scores: &[f64], targets: &Targets, q: usize) -> f64 {
     let anchor = targets.anchor(q).unwrap();
     let (special, _) = targets.special(q);
     let s = scores[anchor];
@@ -73,12 +74,12 @@ fn brute_hit(scores: &[f64], targets: &Targets, q: usize) -> f64 {
     hit_probability(greater, tied, 1)
 }
 
-fn mean(v: impl Iterator<Item = f64>) -> f64 {
+pub(super) fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = v.collect();
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-fn full_row<'a>(c: &'a AttackComparison, name: &str) -> &'a AttackRow {
+pub(super) fn full_row<'a>(c: &'a AttackComparison, name: &str) -> &'a AttackRow {
     c.attacks.iter().find(|r| r.name == name && r.pool_size.is_none() && r.leaked_pairs.is_none()).unwrap()
 }
 
@@ -117,7 +118,7 @@ fn hubness_corrections_and_control_equal_brute_force() {
         sizes: BlockSizes { block_rows: 7, chunk_cols: 9, memory_budget_bytes: 0 },
         ..AttackConfig::default()
     };
-    let c = compare(&task, Some(&side), &config, &NoProgress).unwrap();
+    let c = compare(&task, Side::Separate(&side), &config, &NoProgress).unwrap();
 
     // Brute force, O(n^2), in f64.
     let cos = cosines(q, g, dim);
@@ -271,7 +272,7 @@ fn on_hub_prone_embeddings_corrections_and_assignment_raise_recall() {
         seed: 1,
         ..AttackConfig::default()
     };
-    let c = compare(&task, Some(&side), &config, &NoProgress).unwrap();
+    let c = compare(&task, Side::Separate(&side), &config, &NoProgress).unwrap();
     let r1 = |name: &str| full_row(&c, name).recall_at_1;
     let (cosine, csls, inverted, qb) = (r1("cosine"), r1("csls"), r1("inverted_softmax"), r1("qb_norm"));
     assert!(csls > cosine + 0.04, "csls {csls} vs cosine {cosine}");
@@ -337,7 +338,7 @@ fn leaked_pairs_recover_a_rotated_view_where_cosine_is_at_chance() {
         pool_sizes: vec![10],
         ..AttackConfig::default()
     };
-    let c = compare(&task, Some(&side), &config, &NoProgress).unwrap();
+    let c = compare(&task, Side::Separate(&side), &config, &NoProgress).unwrap();
     let cosine = full_row(&c, "cosine");
     assert!(cosine.recall_at_1 < 0.03, "rotated view: cosine {} should be near chance", cosine.recall_at_1);
     assert!(cosine.ci95_normalized_risk[0] < 0.02);
@@ -363,7 +364,7 @@ fn leaked_pairs_recover_a_rotated_view_where_cosine_is_at_chance() {
 }
 
 /// A random orthogonal matrix (QR of a Gaussian matrix), row-major.
-fn align_tests_rotation(seed: u64, d: usize) -> Vec<f64> {
+pub(super) fn align_tests_rotation(seed: u64, d: usize) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let m = faer::Mat::from_fn(d, d, |_, _| -> f64 { StandardNormal.sample(&mut rng) });
     let q = m.qr().compute_Q();
@@ -480,7 +481,7 @@ fn same_view_reid_task_with_neighbourhood_exclusions_equals_brute_force() {
         sizes: BlockSizes { block_rows: 4, chunk_cols: 6, memory_budget_bytes: 0 },
         ..AttackConfig::default()
     };
-    let c = compare(&task, None, &config, &NoProgress).unwrap();
+    let c = compare(&task, Side::None("no side data in this test"), &config, &NoProgress).unwrap();
     // Without side pairs the temperature is the default, not the grid's.
     assert_eq!(full_row(&c, "inverted_softmax").parameters.beta, Some(DEFAULT_BETA));
     let beta = DEFAULT_BETA;

@@ -5,6 +5,7 @@
 //! privacy-utility frontier).
 
 pub mod attributes;
+pub mod cross_fit;
 pub mod mitigate;
 pub mod probing;
 pub mod reid;

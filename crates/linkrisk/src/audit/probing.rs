@@ -1,14 +1,18 @@
 //! What the probe-based audits (`utility`, `attributes`) share: selecting a split's rows,
-//! training probes for a set of binary tasks on one split, scoring them on another with
-//! DeLong intervals, and the serialised pieces of their reports.
+//! training probes for a set of binary tasks on one split and scoring them on another, or
+//! — when no train split serves (or with `--attack-side audited`) — patient-grouped
+//! cross-fitted probes within the evaluated split (fold f scored by probes trained on the
+//! other folds; the AUROC over every record's out-of-fold score), with DeLong intervals,
+//! and the serialised pieces of their reports.
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::audit::cross_fit::{CrossFit, SideProtocol, SideSource};
 use crate::cohort::{Cohort, View};
 use crate::error::{Error, Result};
 use crate::metrics::auroc::{auroc_ci, delong, AurocInterval};
-use crate::probe::{decision_scores, train_probes, Features, ProbeConfig, TrainedProbes};
+use crate::probe::{decision_scores, train_probes, Features, LogisticModel, ProbeConfig, TrainedProbes};
 
 /// Coverage of every interval these audits report (the `ci95` keys).
 pub const LEVEL: f64 = 0.95;
@@ -49,6 +53,72 @@ pub(crate) struct SplitData {
 impl SplitData {
     pub fn features(&self) -> Result<Features<'_, f32>> {
         Features::new(&self.features, self.rows.len(), self.dim)
+    }
+
+    /// Records `idx` (positions in this split), in that order.
+    pub fn subset(&self, idx: &[usize]) -> SplitData {
+        let mut features = Vec::with_capacity(idx.len() * self.dim);
+        for &i in idx {
+            features.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
+        }
+        SplitData {
+            rows: idx.iter().map(|&i| self.rows[i]).collect(),
+            features,
+            dim: self.dim,
+            patients: idx.iter().map(|&i| self.patients[i]).collect(),
+        }
+    }
+}
+
+/// Where a probe audit's probes are trained.
+#[derive(Debug)]
+pub(crate) enum ProbeTraining {
+    /// On the records of another split.
+    Split(SplitData),
+    /// Cross-fitted within the evaluated split.
+    CrossFit(CrossFit),
+}
+
+/// Decide where the probes are trained (`--attack-side`): the train split (`split`; `auto`
+/// when it has records and is not the evaluated split), else patient-grouped cross-fitting
+/// of the evaluated records `eval` (`audited`; `auto` otherwise, with the reason), `folds`
+/// folds seeded by `seed`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn probe_training(
+    cohort: &Cohort,
+    view: &View,
+    train_split: &str,
+    eval: &SplitData,
+    eval_split: &str,
+    source: &SideSource,
+    folds: usize,
+    seed: u64,
+) -> Result<(ProbeTraining, SideProtocol)> {
+    let cross = |reason: Option<String>| -> Result<(ProbeTraining, SideProtocol)> {
+        let cf = CrossFit::by_patient(&eval.patients, folds, seed)
+            .map_err(|e| Error::config(format!("cross-fitting the probes within `{eval_split}`: {e}")))?;
+        let protocol = SideProtocol::cross_fit(&cf, reason);
+        Ok((ProbeTraining::CrossFit(cf), protocol))
+    };
+    match source {
+        SideSource::Audited => cross(None),
+        SideSource::Split => {
+            check_splits(train_split, eval_split)?;
+            Ok((
+                ProbeTraining::Split(split_data(cohort, view, train_split, "--train-split")?),
+                SideProtocol::split(train_split),
+            ))
+        }
+        SideSource::Auto if train_split == eval_split => cross(Some(format!(
+            "--train-split {train_split} is the evaluated split; probes are cross-fitted within it"
+        ))),
+        SideSource::Auto => match split_data(cohort, view, train_split, "--train-split") {
+            Ok(train) => Ok((ProbeTraining::Split(train), SideProtocol::split(train_split))),
+            Err(Error::Input { .. }) => cross(Some(format!(
+                "no records in split `{train_split}`; probes are cross-fitted within `{eval_split}`"
+            ))),
+            Err(e) => Err(e),
+        },
     }
 }
 
@@ -140,6 +210,31 @@ pub struct TaskResult {
     /// Cross-validation folds that could be scored for this task.
     pub cv_folds_scored: usize,
     /// Whether the final fit reached the solver tolerance.
+    pub converged: bool,
+    /// Cross-fitted probes: each fold's probe (its records were scored by it). `lambda`,
+    /// `sklearn_c` above are then the folds' medians, `cv_auroc` their mean, `cv_folds_scored`
+    /// the number of fold probes, `converged` whether all converged, and the train counts
+    /// those of the evaluated split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folds: Option<Vec<FoldProbe>>,
+}
+
+/// One cross-fitting fold's probe of a task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FoldProbe {
+    /// The fold.
+    pub fold: usize,
+    /// Records it was trained on (the other folds').
+    pub n_train: usize,
+    /// Records of this fold it scored (with a usable label).
+    pub n_scored: usize,
+    /// Chosen regularisation (mean-form lambda).
+    pub lambda: f64,
+    /// scikit-learn's `C`.
+    pub sklearn_c: f64,
+    /// Mean held-out AUROC of the chosen lambda in its own cross-validation.
+    pub cv_auroc: Option<f64>,
+    /// Whether its final fit converged.
     pub converged: bool,
 }
 
@@ -242,6 +337,7 @@ pub(crate) fn evaluate_probes(
             cv_auroc: probe.cv_auroc[probe.chosen],
             cv_folds_scored: probe.cv_folds_scored,
             converged: probe.model.converged,
+            folds: None,
         });
     }
     Ok(Evaluated {
@@ -253,6 +349,125 @@ pub(crate) fn evaluate_probes(
         scores,
         results,
     })
+}
+
+/// Why a task cannot be cross-fitted within the evaluated split `split`, or None: the split
+/// needs both classes, and so does every fold's training part (the other folds).
+pub(crate) fn unprobeable_cross_fit(
+    labels: &[Option<bool>],
+    folds: &CrossFit,
+    split: &str,
+) -> Option<String> {
+    let task = BinaryTask { train: labels.to_vec(), eval: labels.to_vec() };
+    if let Some(reason) = unprobeable(&task, split, split) {
+        return Some(reason);
+    }
+    (0..folds.k()).find_map(|f| {
+        let part: Vec<Option<bool>> = folds.others(f).iter().map(|&i| labels[i]).collect();
+        match class_counts(&part) {
+            (0, _, _) | (_, 0, _) => Some(format!(
+                "cross-fitting fold {} of {}: the other folds of `{split}` lack a class; use fewer --side-folds",
+                f + 1,
+                folds.k()
+            )),
+            _ => None,
+        }
+    })
+}
+
+/// Cross-fitted probes within the evaluated split: for each fold, probes trained on the
+/// other folds' records (regularisation by their own patient-grouped cross-validation)
+/// score the fold's records; each task's AUROC and DeLong interval are over every record's
+/// out-of-fold score. `tasks[t].train` and `.eval` are both the evaluated records' labels;
+/// every task must pass [`unprobeable_cross_fit`].
+pub(crate) fn cross_fit_and_evaluate(
+    eval: &SplitData,
+    tasks: &[BinaryTask],
+    folds: &CrossFit,
+    config: &ProbeConfig,
+    interval: AurocInterval,
+) -> Result<Evaluated> {
+    let n = eval.rows.len();
+    let mut scores = vec![vec![f64::NAN; n]; tasks.len()];
+    let mut per_fold: Vec<Vec<FoldProbe>> = vec![Vec::new(); tasks.len()];
+    let (mut fits, mut fits_not_converged, mut n_folds) = (0, 0, config.n_folds);
+    let mut first: Option<(Vec<f64>, f64)> = None;
+    for f in 0..folds.k() {
+        let members = folds.members(f);
+        if members.is_empty() {
+            continue;
+        }
+        let others = folds.others(f);
+        let train = eval.subset(&others);
+        let labels: Vec<Vec<Option<bool>>> =
+            tasks.iter().map(|t| others.iter().map(|&i| t.train[i]).collect()).collect();
+        let refs: Vec<&[Option<bool>]> = labels.iter().map(Vec::as_slice).collect();
+        let probes = train_probes(train.features()?, &refs, &train.patients, config)?;
+        let held = eval.subset(&members);
+        let models: Vec<&LogisticModel> = probes.probes.iter().map(|p| &p.model).collect();
+        let held_scores = decision_scores(&models, held.features()?)?;
+        for (t, task_scores) in held_scores.iter().enumerate() {
+            for (j, &i) in members.iter().enumerate() {
+                scores[t][i] = task_scores[j];
+            }
+            let probe = &probes.probes[t];
+            per_fold[t].push(FoldProbe {
+                fold: f,
+                n_train: probe.model.n_train,
+                n_scored: members.iter().filter(|&&i| tasks[t].eval[i].is_some()).count(),
+                lambda: probe.model.lambda,
+                sklearn_c: probe.model.sklearn_c(),
+                cv_auroc: probe.cv_auroc[probe.chosen],
+                converged: probe.model.converged,
+            });
+        }
+        fits += probes.fits;
+        fits_not_converged += probes.fits_not_converged;
+        n_folds = probes.n_folds;
+        first.get_or_insert((probes.lambdas.clone(), probes.mean_feature_variance));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            0.5 * (v[m - 1] + v[m])
+        }
+    };
+    let mut results = Vec::with_capacity(tasks.len());
+    for ((task, s), fold_probes) in tasks.iter().zip(&scores).zip(per_fold) {
+        let rows: Vec<usize> = (0..n).filter(|&i| task.eval[i].is_some()).collect();
+        let kept: Vec<f64> = rows.iter().map(|&i| s[i]).collect();
+        if kept.iter().any(|v| v.is_nan()) {
+            return Err(Error::config("cross-fitting left a record without a probe score"));
+        }
+        let truth: Vec<bool> = rows.iter().map(|&i| task.eval[i] == Some(true)).collect();
+        let d = delong(&kept, &truth)?;
+        let e = auroc_ci(&d, LEVEL, interval);
+        let (p, q, x) = class_counts(&task.eval);
+        let cv: Vec<f64> = fold_probes.iter().filter_map(|f| f.cv_auroc).collect();
+        results.push(TaskResult {
+            auroc: d.auroc,
+            ci95: e.ci(),
+            ci_method: e.method,
+            variance: d.variance,
+            n_train_positive: p,
+            n_train_negative: q,
+            n_train_excluded: x,
+            n_eval_positive: p,
+            n_eval_negative: q,
+            n_eval_excluded: x,
+            lambda: median(fold_probes.iter().map(|f| f.lambda).collect()),
+            sklearn_c: median(fold_probes.iter().map(|f| f.sklearn_c).collect()),
+            cv_auroc: (!cv.is_empty()).then(|| cv.iter().sum::<f64>() / cv.len() as f64),
+            cv_folds_scored: fold_probes.len(),
+            converged: fold_probes.iter().all(|f| f.converged),
+            folds: Some(fold_probes),
+        });
+    }
+    let (lambdas, mean_feature_variance) = first.unwrap_or_default();
+    Ok(Evaluated { lambdas, mean_feature_variance, n_folds, fits, fits_not_converged, scores, results })
 }
 
 /// Reject training and evaluating on the same split (the AUROC would be optimistic).

@@ -106,3 +106,11 @@ pub fn cohort_with_noise(
     let view = View::from_memory("image", n, dim, data).expect("finite synthetic embeddings");
     Cohort::from_parts("<synthetic>", metadata, vec![view]).expect("aligned synthetic cohort")
 }
+
+/// `cohort` with every record in one `test` split (a hospital's single export).
+pub fn test_only(mut cohort: Cohort) -> Cohort {
+    let n = cohort.len();
+    cohort.metadata.split_names = vec!["test".into()];
+    cohort.metadata.split = vec![0; n];
+    cohort
+}

@@ -19,14 +19,30 @@ pub const MAX_FOLDS: usize = 255;
 /// largest first into the fold with the fewest records so far (scikit-learn's `GroupKFold`
 /// balancing with a seeded order among equal-sized patients).
 pub fn patient_folds(patient: &[u32], n_folds: usize, seed: u64) -> Result<Vec<u8>> {
+    grouped_folds(patient, n_folds, seed, "probe-folds", "--folds", "a larger training split")
+}
+
+/// The fold assignment behind [`patient_folds`] and the audits' cross-fitting
+/// (`crate::audit::cross_fit`): records grouped by `group[i]`, every group in one fold, the
+/// folds balanced by records, the order among equal-sized groups drawn from the stream
+/// (`seed`, `purpose`). Sequential and seeded: the same on any thread count. `flag` and
+/// `larger` name the setting and the remedy in the error for too few groups.
+pub fn grouped_folds(
+    group: &[u32],
+    n_folds: usize,
+    seed: u64,
+    purpose: &str,
+    flag: &str,
+    larger: &str,
+) -> Result<Vec<u8>> {
     if !(2..=MAX_FOLDS).contains(&n_folds) {
         return Err(Error::config(format!(
-            "--folds {n_folds}: cross-validation needs between 2 and {MAX_FOLDS} folds"
+            "{flag} {n_folds}: cross-validation needs between 2 and {MAX_FOLDS} folds"
         )));
     }
     let mut size_of: HashMap<u32, usize> = HashMap::new();
     let mut patients: Vec<u32> = Vec::new();
-    for &p in patient {
+    for &p in group {
         let count = size_of.entry(p).or_insert(0);
         if *count == 0 {
             patients.push(p);
@@ -35,13 +51,13 @@ pub fn patient_folds(patient: &[u32], n_folds: usize, seed: u64) -> Result<Vec<u
     }
     if patients.len() < n_folds {
         return Err(Error::config(format!(
-            "--folds {n_folds}: only {} patients to split; folds are grouped by patient, so use \
-             at most {} folds or a larger training split",
+            "{flag} {n_folds}: only {} patients to split; folds are grouped by patient, so use \
+             at most {} folds or {larger}",
             patients.len(),
             patients.len()
         )));
     }
-    patients.shuffle(&mut rng::stream(seed, "probe-folds", 0));
+    patients.shuffle(&mut rng::stream(seed, purpose, 0));
     patients.sort_by_key(|p| std::cmp::Reverse(size_of[p])); // stable: shuffled order among ties
     let mut fold_records = vec![0usize; n_folds];
     let mut fold_of: HashMap<u32, u8> = HashMap::with_capacity(patients.len());
@@ -50,7 +66,7 @@ pub fn patient_folds(patient: &[u32], n_folds: usize, seed: u64) -> Result<Vec<u
         fold_records[lightest] += size_of[&p];
         fold_of.insert(p, lightest as u8);
     }
-    Ok(patient.iter().map(|p| fold_of[p]).collect())
+    Ok(group.iter().map(|p| fold_of[p]).collect())
 }
 
 #[cfg(test)]

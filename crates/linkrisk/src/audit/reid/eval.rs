@@ -47,6 +47,32 @@ pub(crate) struct QueryPlan {
     pub exclusions: ReidExclusions,
 }
 
+impl QueryPlan {
+    /// The plan of queries `positions` (indices into [`QueryPlan::queries`], ascending)
+    /// against the same gallery: each query keeps its targets and its random stream, so its
+    /// ranking is the one it has in the whole plan.
+    pub(crate) fn subset(&self, positions: &[usize]) -> Result<QueryPlan> {
+        let mut builder = Targets::builder(self.records.len());
+        let (mut positives, mut exclusions) = (Vec::new(), Vec::new());
+        for &p in positions {
+            positives.clear();
+            exclusions.clear();
+            let anchor = self.targets.anchor(p).map(|a| a as u32);
+            positives.extend(anchor);
+            positives.extend(self.targets.positives(p).filter(|&g| Some(g) != anchor));
+            exclusions.extend(self.targets.exclusions(p));
+            builder.push(&positives, &exclusions)?;
+        }
+        Ok(QueryPlan {
+            records: self.records.clone(),
+            queries: positions.iter().map(|&p| self.queries[p]).collect(),
+            targets: builder.build(),
+            query_patient: positions.iter().map(|&p| self.query_patient[p]).collect(),
+            exclusions: self.exclusions.clone(),
+        })
+    }
+}
+
 /// Plan the queries of `records` (cohort rows of one split).
 pub(crate) fn plan(meta: &Metadata, records: &[usize], include_same_study: bool) -> Result<QueryPlan> {
     let mut members: HashMap<u32, Vec<u32>> = HashMap::new();

@@ -13,7 +13,9 @@
 //! the stronger one (by Rank-1) is the headline. Methods: docs/METHODS.md, "Patient
 //! re-identification".
 
+mod attacks;
 mod eval;
+mod flags;
 pub mod partial;
 mod training;
 
@@ -26,9 +28,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use eval::{QueryOutcome, ReidFigures, ReidRecord, RocPoints, VerificationPairs, CMC_RANKS};
-pub use training::{Candidate, LinearMetricReport};
+pub use flags::{reidentified_flags, write_per_record, FlagSource, FLAG_DEFINITION};
+pub use training::{Candidate, LinearMetricFold, LinearMetricReport};
 
-use crate::attack::{self, AttackComparison, AttackConfig, AttackTask, SideInfo};
+use crate::attack::linear_metric::LinearMetric;
+use crate::attack::{self, AttackComparison, AttackConfig, AttackTask, Side, SideInfo, SkippedAttack};
+use crate::audit::cross_fit::{CrossFit, SideSource, DEFAULT_SIDE_FOLDS};
 use crate::cohort::{Cohort, Metadata, View};
 use crate::engine::{gather, BlockSizes, Progress, Rows};
 use crate::error::{Error, Result};
@@ -43,9 +48,9 @@ pub enum Attackers {
     LinearMetric,
     /// Both, side by side; the stronger is the headline.
     Both,
-    /// Both when the train split has patients to learn from (at least two studies, none
-    /// of them audited), else nearest neighbour alone with the reason recorded in
-    /// `linear_metric_skipped` (default).
+    /// Both when the trained attacker can be trained (on the train split, else cross-fitted
+    /// within the audited split), else nearest neighbour alone with the reason recorded in
+    /// `linear_metric_skipped` and `skipped_attacks` (default).
     Auto,
 }
 
@@ -109,6 +114,15 @@ pub struct ReidConfig {
     /// Split the trained attacker learns from (`--train-split`); its patients that also
     /// appear in `split` are left out.
     pub train_split: String,
+    /// Where the trained attacker and the attack comparison take their side data from
+    /// (`--attack-side`): `auto` (the train split when it serves, else patient-grouped
+    /// cross-fitting within the audited split), `audited` (always cross-fit) or `split`
+    /// (the train split only).
+    #[serde(default)]
+    pub attack_side: SideSource,
+    /// Cross-fitting folds (`--side-folds`).
+    #[serde(default = "default_side_folds")]
+    pub side_folds: usize,
     /// Attackers to run (`--attacker`).
     pub attackers: Attackers,
     /// Count other records of the query's own study as positives instead of excluding
@@ -143,6 +157,8 @@ impl Default for ReidConfig {
             view: "image".into(),
             split: "test".into(),
             train_split: "train".into(),
+            attack_side: SideSource::Auto,
+            side_folds: DEFAULT_SIDE_FOLDS,
             attackers: Attackers::Auto,
             include_same_study: false,
             seed: 0,
@@ -155,6 +171,10 @@ impl Default for ReidConfig {
             attack: None,
         }
     }
+}
+
+fn default_side_folds() -> usize {
+    DEFAULT_SIDE_FOLDS
 }
 
 impl ReidConfig {
@@ -176,12 +196,13 @@ impl ReidConfig {
 
     /// Reject bad values with a message naming the flag.
     pub fn validate(&self) -> Result<()> {
-        if self.trains() && self.split == self.train_split {
+        if self.trains() && self.split == self.train_split && self.attack_side == SideSource::Split {
             return Err(Error::config(format!(
-                "--train-split {0} is also the audited --split {0}; the trained attacker must learn on other patients (or use --attacker none)",
+                "--train-split {0} is also the audited --split {0}; the trained attacker must learn on other patients (cross-fit within the split with --attack-side audited, or use --attacker none)",
                 self.split
             )));
         }
+        crate::audit::cross_fit::validate_folds(self.side_folds)?;
         if self.negatives_per_query == 0 {
             return Err(Error::config("--negatives-per-query must be at least 1"));
         }
@@ -298,13 +319,43 @@ pub struct ReidReport {
     pub linear_metric: Option<LinearMetricReport>,
     /// Why the trained attacker did not run under `--attacker auto` (null otherwise).
     pub linear_metric_skipped: Option<String>,
+    /// Attackers that could not run, with the reason (`{"name": "linear-metric", "reason"}`),
+    /// without `--attack`; with it, they are in the comparison's `skipped_attacks` beside
+    /// the attacks it could not run (one list either way).
+    #[serde(rename = "skipped_attacks", skip_serializing_if = "Option::is_none")]
+    pub skipped_attackers: Option<Vec<SkippedAttack>>,
     /// The attack comparison on the nearest-neighbour task (`strongest_attack`, `attacks`,
     /// ...; issue 8), with `--attack`.
     #[serde(flatten)]
     pub attack_comparison: Option<AttackComparison>,
 }
 
+/// The `skipped_attacks` entry of a linear-metric attacker that could not run.
+fn attacker_skips(linear_metric_skipped: Option<&str>) -> Vec<SkippedAttack> {
+    linear_metric_skipped
+        .iter()
+        .map(|reason| SkippedAttack {
+            name: LINEAR_METRIC,
+            leaked_pairs: None,
+            pool_size: None,
+            reason: reason.to_string(),
+        })
+        .collect()
+}
+
 impl ReidReport {
+    /// The attackers that could not run (as `skipped_attacks` entries).
+    pub fn attacker_skips(&self) -> Vec<SkippedAttack> {
+        attacker_skips(self.linear_metric_skipped.as_deref())
+    }
+
+    /// Attach the attack comparison; the attackers' skips join its `skipped_attacks`.
+    pub fn set_attack_comparison(&mut self, mut comparison: AttackComparison) {
+        comparison.skipped_attacks.extend(self.attacker_skips());
+        self.attack_comparison = Some(comparison);
+        self.skipped_attackers = None;
+    }
+
     /// The headline attacker's per-record outcomes (queries only).
     pub fn records(&self) -> Vec<RecordOutcome> {
         self.headline.records()
@@ -337,6 +388,11 @@ impl ReidReport {
             linear_metric: if chosen.attacker == LINEAR_METRIC { self.linear_metric.clone() } else { None },
             // The comparison goes with the first entry only, so the run directory holds it once.
             attack_comparison: if index == 0 { self.attack_comparison.clone() } else { None },
+            skipped_attackers: if index == 0 && self.attack_comparison.is_some() {
+                None
+            } else {
+                Some(self.attacker_skips())
+            },
             ..self.clone()
         })
     }
@@ -358,8 +414,16 @@ pub fn reid(cohort: &Cohort, config: &ReidConfig, progress: &dyn Progress) -> Re
     let mut report = finish(config, &part.context, &part.records)?;
     if let Some(attack_config) = config.attack_config() {
         let rows = Rows::new(&pass.data, pass.plan.records.len(), pass.view.dim())?;
-        report.attack_comparison =
-            Some(attack_on_plan(pass.meta, pass.view, rows, &pass.plan, config, &attack_config, progress)?);
+        let comparison = attacks::attack_on_plan(
+            pass.meta,
+            pass.view,
+            rows,
+            &pass.plan,
+            config,
+            &attack_config,
+            progress,
+        )?;
+        report.set_attack_comparison(comparison);
     }
     Ok(report)
 }
@@ -414,9 +478,9 @@ pub struct ReidPart {
 }
 
 /// A re-identification audit ready to rank: the query plan of the audited split, its rows
-/// and, when it runs, the trained attacker's projection of them. Training happens here,
-/// before any ranking, in a one-thread pool so that every process (every shard, whatever
-/// its core count) trains the same attacker bit for bit.
+/// and, when it runs, the trained attacker. Training happens here, before any ranking, with
+/// its factorisations on one thread so that every process (every shard, whatever its core
+/// count) trains the same attacker bit for bit.
 #[derive(Debug)]
 pub struct ReidPass<'a> {
     config: &'a ReidConfig,
@@ -425,10 +489,28 @@ pub struct ReidPass<'a> {
     plan: eval::QueryPlan,
     /// The split's rows in plan order.
     data: Vec<f32>,
-    /// The trained attacker's projection of `data`, its rank and its training report.
-    projected: Option<(Vec<f32>, usize, LinearMetricReport)>,
+    /// The trained attacker, when it runs.
+    trained: Option<TrainedAttacker>,
     linear_metric_skipped: Option<String>,
     options: eval::PassOptions,
+}
+
+/// The linear-metric attacker of a pass.
+#[derive(Debug)]
+enum TrainedAttacker {
+    /// Trained on another split: the split's rows projected once.
+    Split { projected: Vec<f32>, rank: usize, report: LinearMetricReport },
+    /// Cross-fitted: fold f's metric attacks the queries of fold f (`query_folds`, over the
+    /// plan's queries); the whole split is projected per fold when ranking.
+    CrossFit { metrics: Vec<LinearMetric>, query_folds: CrossFit, report: LinearMetricReport },
+}
+
+impl TrainedAttacker {
+    fn report(&self) -> &LinearMetricReport {
+        match self {
+            TrainedAttacker::Split { report, .. } | TrainedAttacker::CrossFit { report, .. } => report,
+        }
+    }
 }
 
 impl<'a> ReidPass<'a> {
@@ -441,51 +523,21 @@ impl<'a> ReidPass<'a> {
         let plan = eval::plan(meta, &records, config.include_same_study)?;
         eval::require_queries(&plan, &config.split, "--split")?;
         let options = pass_options(config);
-        // Train first: a training error should come before the long ranking pass.
-        // Training and projection give the same bits on any number of threads
-        // (`attack::linear_metric`), so every shard holds the same attacker.
-        let train = || {
-            training::train(
-                meta,
-                view,
-                &config.train_split,
-                &records,
-                &config.linear_metric,
-                config.seed,
-                config.sizes,
-                progress,
-            )
-        };
-        let mut linear_metric_skipped = None;
-        let trained = match config.attackers {
-            Attackers::NearestNeighbour => None,
-            Attackers::LinearMetric | Attackers::Both => Some(train()?),
-            Attackers::Auto if config.split == config.train_split => {
-                linear_metric_skipped = Some(format!(
-                    "--train-split {0} is the audited split; the trained attacker must learn on other patients",
-                    config.split
-                ));
-                None
-            }
-            Attackers::Auto => match train() {
-                Ok(t) => Some(t),
-                Err(Error::Config(reason)) => {
-                    linear_metric_skipped = Some(reason);
-                    None
-                }
-                Err(e) => return Err(e),
-            },
-        };
         let data = gather(view, &records);
-        let rows = Rows::new(&data, records.len(), view.dim())?;
-        let projected = match trained {
-            Some((metric, report)) => {
-                let projected = metric.project(rows)?;
-                Some((projected, metric.rank(), report))
+        // Train first: a training error should come before the long ranking pass.
+        let (trained, linear_metric_skipped) = train_attacker(meta, view, &records, config, progress)?;
+        let trained = match trained {
+            Some(Trained::Split(metric, report)) => {
+                let rows = Rows::new(&data, records.len(), view.dim())?;
+                Some(TrainedAttacker::Split { projected: metric.project(rows)?, rank: metric.rank(), report })
+            }
+            Some(Trained::CrossFit(metrics, folds, report)) => {
+                let query_folds = folds.restrict(&plan.queries);
+                Some(TrainedAttacker::CrossFit { metrics, query_folds, report })
             }
             None => None,
         };
-        Ok(ReidPass { config, meta, view, plan, data, projected, linear_metric_skipped, options })
+        Ok(ReidPass { config, meta, view, plan, data, trained, linear_metric_skipped, options })
     }
 
     /// Queries of the audit (records of the split whose patient has another study there).
@@ -510,26 +562,143 @@ impl<'a> ReidPass<'a> {
             records.push(eval::records(&self.plan, ranked, range.start));
         }
         let mut linear_metric_rows_blake3 = None;
-        if let Some((projected, rank, _)) = &self.projected {
-            let rows = Rows::new(projected, n, *rank)?;
-            let (ranked, duplicates) =
-                eval::rank_plan(rows, &self.plan, &self.options, range.clone(), "linear metric", progress)?;
-            if self.config.attackers == Attackers::LinearMetric {
-                exclusions.gallery_exact_duplicates = duplicates;
+        match &self.trained {
+            Some(TrainedAttacker::Split { projected, rank, .. }) => {
+                let rows = Rows::new(projected, n, *rank)?;
+                let (ranked, duplicates) = eval::rank_plan(
+                    rows,
+                    &self.plan,
+                    &self.options,
+                    range.clone(),
+                    "linear metric",
+                    progress,
+                )?;
+                if self.config.attackers == Attackers::LinearMetric {
+                    exclusions.gallery_exact_duplicates = duplicates;
+                }
+                attackers.push(LINEAR_METRIC.to_string());
+                records.push(eval::records(&self.plan, ranked, range.start));
+                linear_metric_rows_blake3 = Some(rows_blake3(projected));
             }
-            attackers.push(LINEAR_METRIC.to_string());
-            records.push(eval::records(&self.plan, ranked, range.start));
-            linear_metric_rows_blake3 = Some(rows_blake3(projected));
+            Some(TrainedAttacker::CrossFit { metrics, query_folds, .. }) => {
+                let data = Rows::new(&self.data, n, self.view.dim())?;
+                let mut list: Vec<Option<ReidRecord>> = vec![None; range.len()];
+                let mut hasher = blake3::Hasher::new();
+                let mut duplicates = 0;
+                for (f, metric) in metrics.iter().enumerate() {
+                    // Every shard projects every fold, so the hash is the same in all of them.
+                    let projected = metric.project(data)?;
+                    hasher.update(rows_blake3(&projected).as_bytes());
+                    let queries: Vec<usize> = range.clone().filter(|&q| query_folds.fold(q) == f).collect();
+                    if queries.is_empty() {
+                        continue;
+                    }
+                    let sub = self.plan.subset(&queries)?;
+                    let rows = Rows::new(&projected, n, metric.rank())?;
+                    let what = format!("linear metric fold {}/{}", f + 1, metrics.len());
+                    let (ranked, d) =
+                        eval::rank_plan(rows, &sub, &self.options, 0..queries.len(), &what, progress)?;
+                    duplicates = duplicates.max(d);
+                    for (q, record) in queries.iter().zip(eval::records(&sub, ranked, 0)) {
+                        list[q - range.start] = Some(record);
+                    }
+                }
+                if self.config.attackers == Attackers::LinearMetric {
+                    exclusions.gallery_exact_duplicates = duplicates;
+                }
+                let list: Option<Vec<ReidRecord>> = list.into_iter().collect();
+                attackers.push(LINEAR_METRIC.to_string());
+                records.push(list.ok_or_else(|| Error::config("cross-fitting left a re-ID query unranked"))?);
+                linear_metric_rows_blake3 = Some(hasher.finalize().to_hex().to_string());
+            }
+            None => {}
         }
         let context = ReidContext {
             exclusions,
             n_gallery: n.saturating_sub(1),
             attackers,
-            linear_metric: self.projected.as_ref().map(|(_, _, report)| report.clone()),
+            linear_metric: self.trained.as_ref().map(|t| t.report().clone()),
             linear_metric_skipped: self.linear_metric_skipped.clone(),
             linear_metric_rows_blake3,
         };
         Ok(ReidPart { context, records })
+    }
+}
+
+/// What [`train_attacker`] trained.
+enum Trained {
+    Split(LinearMetric, LinearMetricReport),
+    CrossFit(Vec<LinearMetric>, CrossFit, LinearMetricReport),
+}
+
+/// Train the linear-metric attacker as `config` asks: on the train split when it serves
+/// (`auto`, `split`), else cross-fitted within the audited split (`auto`, `audited`).
+/// When it cannot be trained: an error if it was asked for (`--attacker linear-metric`),
+/// else the reason it was skipped.
+fn train_attacker(
+    meta: &Metadata,
+    view: &View,
+    records: &[usize],
+    config: &ReidConfig,
+    progress: &dyn Progress,
+) -> Result<(Option<Trained>, Option<String>)> {
+    if config.attackers == Attackers::NearestNeighbour {
+        return Ok((None, None));
+    }
+    let required = config.trains();
+    let give_up =
+        |reason: String| if required { Err(Error::config(reason)) } else { Ok((None, Some(reason))) };
+    let mut why_not_split = None;
+    if config.attack_side != SideSource::Audited {
+        if config.split == config.train_split {
+            why_not_split = Some(format!(
+                "--train-split {0} is the audited split; the trained attacker must learn on other patients",
+                config.split
+            ));
+        } else {
+            let trained = training::train(
+                meta,
+                view,
+                &config.train_split,
+                records,
+                &config.linear_metric,
+                config.seed,
+                config.sizes,
+                progress,
+            );
+            match trained {
+                Ok((metric, report)) => return Ok((Some(Trained::Split(metric, report)), None)),
+                Err(Error::Config(reason)) => why_not_split = Some(reason),
+                Err(e) => return Err(e),
+            }
+        }
+        if config.attack_side == SideSource::Split {
+            return give_up(why_not_split.unwrap_or_default());
+        }
+    }
+    let patients: Vec<u32> = records.iter().map(|&r| meta.patient[r]).collect();
+    let cross_fitted = CrossFit::by_patient(&patients, config.side_folds, config.seed).and_then(|folds| {
+        let (metrics, report) = training::train_cross_fitted(
+            meta,
+            view,
+            &config.split,
+            records,
+            &folds,
+            why_not_split.clone(),
+            &config.linear_metric,
+            config.seed,
+            config.sizes,
+            progress,
+        )?;
+        Ok((metrics, folds, report))
+    });
+    match cross_fitted {
+        Ok((metrics, folds, report)) => Ok((Some(Trained::CrossFit(metrics, folds, report)), None)),
+        Err(Error::Config(reason)) => give_up(match why_not_split {
+            Some(why) => format!("{why}; and cross-fitting within --split {}: {reason}", config.split),
+            None => format!("cross-fitting within --split {}: {reason}", config.split),
+        }),
+        Err(e) => Err(e),
     }
 }
 
@@ -603,157 +772,8 @@ pub fn finish(config: &ReidConfig, context: &ReidContext, records: &[Vec<ReidRec
         exclusions: context.exclusions.clone(),
         linear_metric: context.linear_metric.clone(),
         linear_metric_skipped: context.linear_metric_skipped.clone(),
+        skipped_attackers: Some(attacker_skips(context.linear_metric_skipped.as_deref())),
         attackers,
         attack_comparison: None,
     })
-}
-
-/// The attack comparison on the re-ID task: queries against the split, the query's own
-/// record (and study) excluded from rankings and from the hubness neighbourhoods. Side
-/// pairs: the re-ID task of the `train_split` records whose patients are not audited.
-fn attack_on_plan(
-    meta: &Metadata,
-    view: &crate::cohort::View,
-    rows: Rows<'_>,
-    plan: &eval::QueryPlan,
-    config: &ReidConfig,
-    attack_config: &AttackConfig,
-    progress: &dyn Progress,
-) -> Result<AttackComparison> {
-    let query_data = attack::gather_rows(rows, &plan.queries);
-    let queries = Rows::new(&query_data, plan.queries.len(), rows.dim())?;
-    let task = AttackTask {
-        queries,
-        gallery: rows,
-        targets: &plan.targets,
-        paired: false,
-        neighbourhood_exclusions: true,
-    };
-    let side_plan = if config.train_split != config.split {
-        let audited: std::collections::HashSet<u32> = plan.records.iter().map(|&r| meta.patient[r]).collect();
-        match meta.rows_in_split(&config.train_split) {
-            Ok(all) => {
-                let side: Vec<usize> =
-                    all.into_iter().filter(|&r| !audited.contains(&meta.patient[r])).collect();
-                let p = eval::plan(meta, &side, config.include_same_study)?;
-                (p.queries.len() >= 2).then_some(p)
-            }
-            Err(_) => None,
-        }
-    } else {
-        None
-    };
-    let side_data = side_plan.as_ref().map(|p| {
-        let gallery = gather(view, &p.records);
-        let q: Vec<f32> = p
-            .queries
-            .iter()
-            .flat_map(|&i| gallery[i * view.dim()..(i + 1) * view.dim()].iter().copied())
-            .collect();
-        (gallery, q)
-    });
-    let source = format!("split {}", config.train_split);
-    let side = match (&side_plan, &side_data) {
-        (Some(p), Some((gallery, q))) => Some(SideInfo {
-            task: AttackTask {
-                queries: Rows::new(q, p.queries.len(), view.dim())?,
-                gallery: Rows::new(gallery, p.records.len(), view.dim())?,
-                targets: &p.targets,
-                paired: false,
-                neighbourhood_exclusions: true,
-            },
-            source: &source,
-        }),
-        _ => None,
-    };
-    attack::compare(&task, side.as_ref(), attack_config, progress)
-}
-
-/// Write the per-record re-identification outcomes of `report` (cohort `metadata`) to
-/// `path` as CSV, one row per query record, in the format `linkrisk attributes
-/// --reidentified` reads ([`crate::cohort::flags::read_flags`]): columns `id`,
-/// `reidentified` (the headline attacker's flag, `true`/`false`), `rank_1_probability`
-/// (its P(nearest neighbour is the same patient)) and, per attacker run,
-/// `reidentified_<attacker>` (`-` as `_`). Records that were not queries are not listed.
-/// Per-record results are sensitive: callers write them only on an explicit request
-/// (`--per-record`). Returns the number of rows written.
-pub fn write_per_record(
-    report: &ReidReport,
-    metadata: &crate::cohort::Metadata,
-    path: &std::path::Path,
-) -> Result<usize> {
-    let mut header = vec!["id".to_string(), "reidentified".to_string(), "rank_1_probability".to_string()];
-    header.extend(report.attackers.iter().map(|a| format!("reidentified_{}", a.attacker.replace('-', "_"))));
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let csv_error = |e: csv::Error| Error::write(path, std::io::Error::other(e.to_string()));
-    writer.write_record(&header).map_err(csv_error)?;
-    let per_attacker: Vec<&[QueryOutcome]> =
-        report.attackers.iter().map(|a| a.figures.per_query.as_slice()).collect();
-    let mut row = Vec::with_capacity(header.len());
-    for (i, q) in report.headline.per_query.iter().enumerate() {
-        row.clear();
-        row.push(metadata.ids[q.record].clone());
-        row.push((q.rank_1 >= 0.5).to_string());
-        row.push(format!("{}", q.rank_1));
-        for outcomes in &per_attacker {
-            let other = &outcomes[i];
-            debug_assert_eq!(other.record, q.record, "attackers rank the same queries in the same order");
-            row.push((other.rank_1 >= 0.5).to_string());
-        }
-        writer.write_record(&row).map_err(csv_error)?;
-    }
-    let bytes = writer.into_inner().map_err(|e| Error::write(path, std::io::Error::other(e.to_string())))?;
-    crate::cohort::write::atomic_bytes(path, &bytes)?;
-    Ok(report.headline.per_query.len())
-}
-
-/// Where the attribute audit's re-identified flags came from (recorded in its JSON).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FlagSource {
-    /// Read from a file (`linkrisk attributes --reidentified FILE`).
-    File {
-        /// The file.
-        path: String,
-    },
-    /// Computed by running the re-identification audit.
-    ReidAudit {
-        /// The attacker whose flags were used.
-        attacker: &'static str,
-        /// View audited.
-        view: String,
-        /// Split audited.
-        split: String,
-        /// Its Rank-1.
-        rank_1: f64,
-        /// Its queries (records with a flag).
-        n_queries: usize,
-        /// What the flag means.
-        definition: &'static str,
-    },
-}
-
-/// The definition of the re-identified flag, as recorded in reports.
-pub const FLAG_DEFINITION: &str =
-    "re-identified: the nearest other record of the split (own record and own study excluded) belongs to the same patient with probability >= 1/2 under random tie-breaking; records of patients without another study in the split have no flag";
-
-/// Re-identified flags for the attribute audit: run the audit with `config` (the attacker
-/// chosen there; with [`Attackers::Both`] the headline's flags) and return one flag per
-/// cohort record (`None`: not a query) with a description of where they came from.
-pub fn reidentified_flags(
-    cohort: &Cohort,
-    config: &ReidConfig,
-    progress: &dyn Progress,
-) -> Result<(Vec<Option<bool>>, FlagSource)> {
-    let report = reid(cohort, config, progress)?;
-    let flags = report.flags(cohort.len());
-    let source = FlagSource::ReidAudit {
-        attacker: report.attacker,
-        view: report.view.clone(),
-        split: report.split.clone(),
-        rank_1: report.headline.rank_1,
-        n_queries: report.headline.n_queries,
-        definition: FLAG_DEFINITION,
-    };
-    Ok((flags, source))
 }

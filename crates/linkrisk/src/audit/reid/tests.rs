@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::audit::cross_fit::SideSource;
 use crate::cohort::metadata::MetadataBuilder;
 use crate::cohort::View;
 use crate::engine::NoProgress;
@@ -386,24 +387,38 @@ fn exclusions_and_configuration_errors() {
     let cohort = synthetic(150, 7);
     let run = |config: ReidConfig| reid(&cohort, &config, &NoProgress);
     let err = |config: ReidConfig| run(config).unwrap_err().to_string();
-    let both = ReidConfig { attackers: Attackers::Both, bootstrap_replicates: 0, ..ReidConfig::default() };
+    // With `--attack-side split` (the train split only), the old refusals stand.
+    let strict =
+        ReidConfig { attack_side: SideSource::Split, bootstrap_replicates: 0, ..ReidConfig::default() };
+    let both = ReidConfig { attackers: Attackers::Both, ..strict.clone() };
     let e = err(ReidConfig { train_split: "test".into(), ..both.clone() });
     assert!(e.contains("--train-split test") && e.contains("--attacker none"), "{e}");
     let e = err(ReidConfig { train_split: "validation".into(), ..both.clone() });
     assert!(e.contains("validation"), "{e}");
-    // `auto` falls back to nearest neighbour and says why.
-    let auto =
-        run(ReidConfig { train_split: "test".into(), bootstrap_replicates: 0, ..ReidConfig::default() })
-            .unwrap();
+    let auto = run(ReidConfig { train_split: "test".into(), ..strict.clone() }).unwrap();
     assert_eq!((auto.attacker, auto.attackers.len()), (NEAREST_NEIGHBOUR, 1));
     assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("--train-split test"));
-    let auto = run(ReidConfig {
-        train_split: "validation".into(),
-        bootstrap_replicates: 0,
-        ..ReidConfig::default()
-    })
-    .unwrap();
+    // ... and the skip is listed in `skipped_attacks`.
+    let json = serde_json::to_value(&auto).unwrap();
+    assert_eq!(json["skipped_attacks"][0]["name"], "linear-metric");
+    assert!(json["skipped_attacks"][0]["reason"].as_str().unwrap().contains("--train-split test"));
+    let auto = run(ReidConfig { train_split: "validation".into(), ..strict.clone() }).unwrap();
     assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("validation"), "{auto:?}");
+    // `auto` (the default) cross-fits within the audited split instead, and says why.
+    for train_split in ["test", "validation"] {
+        let auto = run(ReidConfig {
+            train_split: train_split.into(),
+            bootstrap_replicates: 0,
+            ..ReidConfig::default()
+        })
+        .unwrap();
+        assert_eq!(auto.attackers.len(), 2, "{train_split}");
+        let side = &auto.linear_metric.as_ref().unwrap().side;
+        assert!(side.is_cross_fit() && side.folds == Some(5), "{side:?}");
+        assert!(side.reason.as_deref().unwrap().contains(train_split), "{side:?}");
+        let json = serde_json::to_value(&auto).unwrap();
+        assert_eq!(json["skipped_attacks"], serde_json::json!([]));
+    }
     assert!("auto".parse::<Attackers>().unwrap() == Attackers::Auto && "nn".parse::<Attackers>().is_err());
     assert!(
         err(ReidConfig { negatives_per_query: 0, ..ReidConfig::default() }).contains("--negatives-per-query")
@@ -438,12 +453,25 @@ fn exclusions_and_configuration_errors() {
     let n = meta.len();
     let small =
         Cohort::from_parts("<t>", meta, vec![View::from_memory("image", n, 6, data).unwrap()]).unwrap();
-    let e = reid(&small, &ReidConfig { attackers: Attackers::Both, ..ReidConfig::default() }, &NoProgress)
+    let strict = ReidConfig { attack_side: SideSource::Split, ..ReidConfig::default() };
+    let e = reid(&small, &ReidConfig { attackers: Attackers::Both, ..strict.clone() }, &NoProgress)
         .unwrap_err()
         .to_string();
     assert!(e.contains("--train-split train") && e.contains("two or more studies"), "{e}");
-    let auto = reid(&small, &ReidConfig::default(), &NoProgress).unwrap();
+    let auto = reid(&small, &strict, &NoProgress).unwrap();
     assert!(auto.linear_metric_skipped.as_deref().unwrap().contains("two or more studies"));
+    // Cross-fitting needs as many patients as folds; both reasons are given.
+    let e = reid(
+        &small,
+        &ReidConfig { attackers: Attackers::Both, side_folds: 7, ..ReidConfig::default() },
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("two or more studies") && e.contains("--side-folds 7"), "{e}");
+    let auto = reid(&small, &ReidConfig::default(), &NoProgress).unwrap();
+    let training = auto.linear_metric.as_ref().unwrap();
+    assert!(training.side.is_cross_fit() && training.folds.len() == 5, "{training:?}");
     assert!(reid(&small, &nn_config(false), &NoProgress).is_ok());
     let e = reid(&small, &ReidConfig { split: "train".into(), ..nn_config(false) }, &NoProgress)
         .unwrap_err()
@@ -468,4 +496,105 @@ fn flags_for_the_attribute_audit() {
     }
     let test = cohort.metadata.rows_in_split("test").unwrap();
     assert!(flags.iter().enumerate().all(|(i, f)| f.is_none() || test.contains(&i)));
+}
+
+/// The records of `cohort` whose patient `split_of` assigns a split, with that split.
+fn resplit(cohort: &Cohort, split_of: &dyn Fn(u32) -> Option<&'static str>) -> Cohort {
+    let meta = &cohort.metadata;
+    let rows: Vec<usize> = (0..meta.len()).filter(|&i| split_of(meta.patient[i]).is_some()).collect();
+    let mut selected = meta.select(&rows).unwrap();
+    let names: Vec<&str> = rows.iter().map(|&i| split_of(meta.patient[i]).unwrap()).collect();
+    let b = MetadataBuilder {
+        ids: selected.ids.clone(),
+        patient_ids: selected.patient_ids.clone(),
+        study_ids: selected.study_ids.take(),
+        splits: Some(names.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    let view = cohort.view("image").unwrap();
+    let data = gather(view, &rows);
+    let m = b.build(Path::new("<resplit>"), 0).unwrap();
+    let n = m.len();
+    Cohort::from_parts("<resplit>", m, vec![View::from_memory("image", n, view.dim(), data).unwrap()])
+        .unwrap()
+}
+
+#[test]
+fn cross_fitted_linear_metric_matches_a_separate_train_split_of_the_same_size() {
+    // 250 audited patients. Test-only: five folds, each attacker trained on the other 200
+    // patients. Separate: the same 250 patients audited, the attacker trained on 200 other
+    // patients of a `train` split. Same queries, same gallery, training sets of one size.
+    let cohort = synthetic(700, 17);
+    let test_only = resplit(&cohort, &|p| (p < 250).then_some("test"));
+    let separate = resplit(&cohort, &|p| match p {
+        0..250 => Some("test"),
+        250..450 => Some("train"),
+        _ => None,
+    });
+    let config = ReidConfig { bootstrap_replicates: 0, ..ReidConfig::default() };
+    let cross = reid(&test_only, &config, &NoProgress).unwrap();
+    let split = reid(&separate, &config, &NoProgress).unwrap();
+    let lm =
+        |r: &ReidReport| r.attackers.iter().find(|a| a.attacker == LINEAR_METRIC).unwrap().figures.clone();
+    let (a, b) = (lm(&cross), lm(&split));
+    eprintln!(
+        "linear-metric Rank-1: cross-fitted {:.4} [{:.4}, {:.4}], separate train split {:.4} [{:.4}, {:.4}]; nearest neighbour {:.4}",
+        a.rank_1, a.ci95_rank_1[0], a.ci95_rank_1[1], b.rank_1, b.ci95_rank_1[0], b.ci95_rank_1[1], cross.attackers[0].figures.rank_1
+    );
+    assert_eq!(a.n_queries, b.n_queries);
+    assert!((a.rank_1 - b.rank_1).abs() < 0.04, "cross-fitted {} vs separate {}", a.rank_1, b.rank_1);
+    assert!(a.rank_1 > cross.attackers[0].figures.rank_1 + 0.05, "the trained attacker is stronger");
+    let training = cross.linear_metric.as_ref().unwrap();
+    assert_eq!(training.side.source, "cross_fit");
+    assert!(training.side.reason.as_deref().unwrap().contains("train"), "{:?}", training.side);
+    assert_eq!(training.folds.len(), 5);
+    assert_eq!(
+        training.folds.iter().map(|f| f.n_attacked_records).sum::<usize>(),
+        training.n_train_split_records
+    );
+    // Each fold trains on about 4/5 of the trainable patients, as many as the train split has.
+    let separate_patients = split.linear_metric.as_ref().unwrap().n_train_patients as f64;
+    for f in &training.folds {
+        let share = f.n_train_patients as f64 / training.n_train_patients as f64;
+        assert!((0.75..=0.85).contains(&share), "{f:?}");
+        assert!(
+            (f.n_train_patients as f64 / separate_patients - 1.0).abs() < 0.1,
+            "{f:?} vs {separate_patients}"
+        );
+    }
+    assert_eq!(split.linear_metric.as_ref().unwrap().side.source, "split train");
+    // The JSON states the protocol: `linear_metric.side`.
+    let json = serde_json::to_value(&cross).unwrap();
+    assert_eq!(json["linear_metric"]["side"]["source"], "cross_fit");
+    assert_eq!(json["linear_metric"]["side"]["folds"], 5);
+    let json = serde_json::to_value(&split).unwrap();
+    assert_eq!(json["linear_metric"]["side"], serde_json::json!({"source": "split train"}));
+}
+
+#[test]
+fn cross_fitted_reid_is_bitwise_the_same_on_one_two_and_three_threads() {
+    let cohort = resplit(&synthetic(160, 23), &|_| Some("test"));
+    let config = ReidConfig {
+        bootstrap_replicates: 50,
+        attack: Some(AttackConfig {
+            attacks: crate::attack::AttackName::ALL.to_vec(),
+            ..AttackConfig::default()
+        }),
+        ..ReidConfig::default()
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| serde_json::to_string(&reid(&cohort, &config, &NoProgress).unwrap()).unwrap())
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+    let json: serde_json::Value = serde_json::from_str(&one).unwrap();
+    // The comparison cross-fitted its temperature and bank; the paired-view attacks and
+    // nothing else are listed as skipped (one list with the attackers').
+    assert_eq!(json["side"]["source"], "cross_fit");
+    let skipped: Vec<&str> =
+        json["skipped_attacks"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(skipped, ["assignment", "procrustes", "ridge"]);
+    assert_eq!(json["attackers"].as_array().unwrap().len(), 2);
 }

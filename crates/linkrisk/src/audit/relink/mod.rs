@@ -33,7 +33,7 @@ use records::*;
 pub use records::{
     relink_range, DirectionContext, QueryRecord, RelinkContext, RelinkPart, SubgroupAttribute,
 };
-use side::{attack_direction, side_records};
+use side::{attack_direction, side_plan};
 use subgroups::*;
 
 /// What counts as a correct link.
@@ -95,15 +95,27 @@ pub struct RelinkConfig {
     /// QB-Norm query bank, leaked pairs for alignment).
     #[serde(skip)]
     pub attack_side: AttackSide,
+    /// Folds of the patient-grouped cross-fitting when the side data comes from the
+    /// audited split itself (`--side-folds`, default 5).
+    #[serde(skip, default = "default_side_folds")]
+    pub side_folds: usize,
+}
+
+fn default_side_folds() -> usize {
+    crate::audit::cross_fit::DEFAULT_SIDE_FOLDS
 }
 
 /// The attacker's side information in a relink audit: labelled pairs disjoint from the
-/// audited records.
+/// attacked ones — another split's records, or cross-fitting within the audited split.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AttackSide {
-    /// The `train` split when the cohort has one and it is not the audited split, else none.
+    /// The `train` split when the cohort has one and it is not the audited split, else
+    /// cross-fitting within the audited split (the reason is in `side.reason`).
     #[default]
     Auto,
+    /// Patient-grouped cross-fitting within the audited split (`--attack-side audited`):
+    /// fold f is attacked with the other folds' pairs ([`crate::audit::cross_fit`]).
+    Audited,
     /// The records of this split (must differ from the audited split).
     Split(String),
     /// No side information: inverted softmax uses its default temperature; QB-Norm and the
@@ -128,6 +140,7 @@ impl Default for RelinkConfig {
             sizes: BlockSizes::default(),
             attack: Some(AttackConfig::default()),
             attack_side: AttackSide::Auto,
+            side_folds: default_side_folds(),
         }
     }
 }
@@ -157,6 +170,7 @@ impl RelinkConfig {
         }
         if let Some(a) = self.attack_config() {
             a.validate()?;
+            crate::audit::cross_fit::validate_folds(self.side_folds)?;
         }
         if let (AttackSide::Split(side), Some(split)) = (&self.attack_side, &self.split) {
             if side == split {
@@ -371,12 +385,11 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
     let part = relink_range(&inputs, config, 0..inputs.n_queries(), progress)?;
     let mut report = finish(config, &part.context, &part.records)?;
     if config.attack.is_some() {
-        let side_records = side_records(&cohort.metadata, config)?;
-        let side = side_records.as_ref().map(|(name, rows)| (name.as_str(), rows.as_slice()));
+        let side = side_plan(&cohort.metadata, &inputs.records, config)?;
         report.forward.attack_comparison = attack_direction(
             cohort,
             &inputs,
-            side,
+            &side,
             &config.query_view,
             &config.gallery_view,
             config,
@@ -386,7 +399,7 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
             reverse.attack_comparison = attack_direction(
                 cohort,
                 &inputs,
-                side,
+                &side,
                 &config.gallery_view,
                 &config.query_view,
                 config,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use super::*;
+use crate::audit::cross_fit::SideSource;
 use crate::audit::reid::{reid, Attackers};
 use crate::cohort::write::write_cohort;
 use crate::engine::NoProgress;
@@ -66,6 +67,7 @@ proptest! {
         include_same_study in any::<bool>(),
         external in any::<bool>(),
         negatives_per_query in 1usize..30,
+        cross_fit in any::<bool>(),
     ) {
         let dir = synth_dir(patients, seed, coarse);
         let config = ReidConfig {
@@ -75,6 +77,9 @@ proptest! {
             seed,
             bootstrap_replicates: 30,
             negatives_per_query,
+            // Cross-fitted attackers (one per fold) shard and merge like a trained one.
+            attack_side: if cross_fit { SideSource::Audited } else { SideSource::Auto },
+            side_folds: 3,
             ..ReidConfig::default()
         };
         let cohort = Cohort::load(dir.path()).unwrap();

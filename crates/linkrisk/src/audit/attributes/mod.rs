@@ -11,9 +11,11 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::cross_fit::{validate_folds, SideProtocol, SideSource, DEFAULT_SIDE_FOLDS};
 use super::probing::{
-    check_splits, class_counts, split_data, train_and_evaluate, unprobeable, BinaryTask, NamedValues,
-    ProbeSummary, SplitData, TaskResult, LEVEL,
+    check_splits, class_counts, cross_fit_and_evaluate, probe_training, split_data, train_and_evaluate,
+    unprobeable, unprobeable_cross_fit, BinaryTask, NamedValues, ProbeSummary, ProbeTraining, SplitData,
+    TaskResult, LEVEL,
 };
 use crate::cohort::Cohort;
 use crate::error::{Error, Result};
@@ -106,6 +108,12 @@ pub struct AttributesConfig {
     pub probe: ProbeConfig,
     /// Interval of each AUROC.
     pub interval: AurocInterval,
+    /// Where the probes are trained (`--attack-side`): `auto` (the train split when it has
+    /// records and is not the evaluated split, else cross-fitted within the evaluated
+    /// split), `audited` (always cross-fitted) or `split` (the train split only).
+    pub side: SideSource,
+    /// Cross-fitting folds (`--side-folds`), grouped by patient.
+    pub side_folds: usize,
 }
 
 impl Default for AttributesConfig {
@@ -119,6 +127,8 @@ impl Default for AttributesConfig {
             min_group_records: 20,
             probe: ProbeConfig::default(),
             interval: AurocInterval::default(),
+            side: SideSource::Auto,
+            side_folds: DEFAULT_SIDE_FOLDS,
         }
     }
 }
@@ -126,7 +136,10 @@ impl Default for AttributesConfig {
 impl AttributesConfig {
     /// Reject bad settings before any work.
     pub fn validate(&self) -> Result<()> {
-        check_splits(&self.train_split, &self.eval_split)?;
+        if self.side == SideSource::Split {
+            check_splits(&self.train_split, &self.eval_split)?;
+        }
+        validate_folds(self.side_folds)?;
         if self.targets.is_empty() {
             return Err(Error::config("--targets is empty; name at least one of sex, age, race"));
         }
@@ -267,6 +280,11 @@ pub struct AttributesReport {
     pub n_eval_records: usize,
     /// Probe training summary (None when nothing was probed).
     pub probe: Option<ProbeSummary>,
+    /// Where the probes were trained: `{"source": "split NAME"}`, or `{"source":
+    /// "cross_fit", "folds": K}` (every eval record scored by probes trained on the other
+    /// folds' patients; `train_split` is then the eval split and group sizes are counted
+    /// in it).
+    pub side: SideProtocol,
 }
 
 /// A planned attribute: its tasks (one for binary, one per group for one-vs-rest).
@@ -412,8 +430,22 @@ pub fn attributes(
     }
     let metadata = &cohort.metadata;
     let view = cohort.view(&config.view)?;
-    let train = split_data(cohort, view, &config.train_split, "--train-split")?;
     let eval = split_data(cohort, view, &config.eval_split, "--eval-split")?;
+    let (training, side) = probe_training(
+        cohort,
+        view,
+        &config.train_split,
+        &eval,
+        &config.eval_split,
+        &config.side,
+        config.side_folds,
+        config.probe.seed,
+    )?;
+    // Cross-fitted: the evaluated records are also the training records (fold by fold).
+    let (train, folds, train_split) = match &training {
+        ProbeTraining::Split(train) => (train, None, config.train_split.as_str()),
+        ProbeTraining::CrossFit(folds) => (&eval, Some(folds), config.eval_split.as_str()),
+    };
 
     let mut plans: Vec<Plan> = Vec::new();
     let mut skipped = Vec::new();
@@ -445,10 +477,15 @@ pub fn attributes(
                 ),
             },
         };
-        // Every task of the attribute needs both classes in both splits.
+        // Every task of the attribute needs both classes in both splits (cross-fitted: in the
+        // split and in every fold's training part).
         let planned = planned.and_then(|plan| {
             match plan.tasks.iter().zip(&plan.group_names).find_map(|(t, g)| {
-                unprobeable(t, &config.train_split, &config.eval_split).map(|r| (g.clone(), r))
+                match folds {
+                    Some(folds) => unprobeable_cross_fit(&t.eval, folds, &config.eval_split),
+                    None => unprobeable(t, &config.train_split, &config.eval_split),
+                }
+                .map(|r| (g.clone(), r))
             }) {
                 Some((group, reason)) if plan.kind == "one_vs_rest" => {
                     Err(format!("group {group}: {reason}"))
@@ -477,7 +514,10 @@ pub fn attributes(
     let mut probe_summary = None;
     if !plans.is_empty() {
         let all_tasks: Vec<BinaryTask> = plans.iter().flat_map(|p| p.tasks.iter().cloned()).collect();
-        let evaluated = train_and_evaluate(&train, &eval, &all_tasks, &config.probe, config.interval)?;
+        let evaluated = match folds {
+            Some(folds) => cross_fit_and_evaluate(&eval, &all_tasks, folds, &config.probe, config.interval)?,
+            None => train_and_evaluate(train, &eval, &all_tasks, &config.probe, config.interval)?,
+        };
         probe_summary = Some(evaluated.summary(&config.probe));
         let mut next = 0;
         for plan in &plans {
@@ -499,11 +539,12 @@ pub fn attributes(
         skipped,
         reidentification: flag_counts,
         reidentification_source: None,
-        train_split: config.train_split.clone(),
+        train_split: train_split.to_string(),
         eval_split: config.eval_split.clone(),
         n_train_records: train.rows.len(),
         n_eval_records: eval.rows.len(),
         probe: probe_summary,
+        side,
     })
 }
 
@@ -673,158 +714,4 @@ fn summarise(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::test_cohort::{cohort, cohort_with_noise};
-
-    /// Brute-force nearest-neighbour re-identification within the eval split: a record is
-    /// re-identified when its most similar other record belongs to the same patient.
-    fn nearest_neighbour_flags(c: &Cohort, split: &str) -> Vec<Option<bool>> {
-        let view = c.view("image").unwrap();
-        let rows = c.metadata.rows_in_split(split).unwrap();
-        let mut flags = vec![None; c.len()];
-        for &q in &rows {
-            let best = rows
-                .iter()
-                .filter(|&&g| g != q)
-                .map(|&g| (g, view.row(q).iter().zip(view.row(g)).map(|(a, b)| a * b).sum::<f32>()))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .unwrap()
-                .0;
-            flags[q] = Some(c.metadata.patient[best] == c.metadata.patient[q]);
-        }
-        flags
-    }
-
-    #[test]
-    fn stratified_by_the_reid_audit_in_one_call() {
-        // The re-identification audit's own flags (nearest neighbour, own study excluded:
-        // here every record is its own study) equal the brute-force flags, and attributes
-        // are predicted better on the re-identified records (paper 2).
-        use crate::audit::reid::{Attackers, FlagSource, ReidConfig};
-        let c = cohort_with_noise(700, 24, 0.4, 11, &|p| if p % 3 == 0 { 2.0 } else { 0.3 });
-        let config =
-            AttributesConfig { min_group_records: 30, targets: vec![Attribute::Sex], ..Default::default() };
-        let reid = ReidConfig {
-            attackers: Attackers::NearestNeighbour,
-            split: "train".into(), // replaced by the eval split
-            bootstrap_replicates: 0,
-            ..ReidConfig::default()
-        };
-        let report = attributes_by_reid(&c, &config, &reid, &crate::engine::NoProgress).unwrap();
-        let by_file = attributes(&c, &config, Some(&nearest_neighbour_flags(&c, "test"))).unwrap();
-        assert_eq!(report.reidentification, by_file.reidentification);
-        assert_eq!(report.attributes, by_file.attributes);
-        match report.reidentification_source.as_ref().unwrap() {
-            FlagSource::ReidAudit { attacker, split, n_queries, .. } => {
-                assert_eq!((*attacker, split.as_str()), ("nearest-neighbour", "test"));
-                assert_eq!(*n_queries, report.n_eval_records);
-            }
-            other => panic!("{other:?}"),
-        }
-        let s = report.attributes.0[0].1.stratified.as_ref().unwrap();
-        assert!(s.reidentified.as_ref().unwrap().auroc > s.not_reidentified.as_ref().unwrap().auroc + 0.05);
-        assert!(by_file.reidentification_source.is_none());
-        let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["reidentification_source"]["kind"], "reid_audit");
-    }
-
-    #[test]
-    fn attributes_are_predicted_better_on_reidentified_records() {
-        // Half of the patients are noisy: they are re-identified less often and their
-        // attributes are harder to read, as in paper 2.
-        let c = cohort_with_noise(700, 24, 0.4, 11, &|p| if p % 3 == 0 { 2.0 } else { 0.3 });
-        let flags = nearest_neighbour_flags(&c, "test");
-        let config = AttributesConfig { min_group_records: 30, ..Default::default() };
-        let report = attributes(&c, &config, Some(&flags)).unwrap();
-        let counts = report.reidentification.unwrap();
-        assert!(counts.n_reidentified > 50 && counts.n_not_reidentified > 50, "{counts:?}");
-        assert_eq!(counts.n_without_flag, 0);
-        let sex = &report.attributes.0[0];
-        assert_eq!(sex.0, "sex");
-        assert_eq!(sex.1.kind, "binary");
-        assert_eq!(sex.1.definition, "sex = F (vs M)");
-        let s = sex.1.stratified.as_ref().unwrap();
-        let (re, not) = (s.reidentified.as_ref().unwrap(), s.not_reidentified.as_ref().unwrap());
-        let d = s.difference.unwrap();
-        eprintln!(
-            "sex AUROC re-identified {:.3} vs not {:.3}, p = {:.2e}; counts {counts:?}",
-            re.auroc,
-            not.auroc,
-            s.difference.unwrap().p_value
-        );
-        assert!(re.auroc > not.auroc + 0.05, "{re:?} {not:?}");
-        assert!((d.difference - (re.auroc - not.auroc)).abs() < 1e-15);
-        assert!(d.p_value < 0.05 && d.method == "delong_independent", "{d:?}");
-        assert_eq!(re.n_records + not.n_records, report.n_eval_records);
-        // Race has a rare group (1%) excluded by --min-group; the rest is one-vs-rest.
-        let race = &report.attributes.0[2].1;
-        assert_eq!(race.kind, "one_vs_rest");
-        assert_eq!(race.excluded_groups.len(), 1, "{race:#?}");
-        assert_eq!(race.excluded_groups[0].group, "Other");
-        assert_eq!(race.n_eval_small_group, race.excluded_groups[0].n_eval);
-        let groups = race.groups.as_ref().unwrap();
-        let mean = groups.0.iter().map(|(_, r)| r.auroc).sum::<f64>() / groups.0.len() as f64;
-        assert!((mean - race.auroc).abs() < 1e-12);
-        assert_eq!(race.stratified.as_ref().unwrap().difference.unwrap().method, "influence_independent");
-        let age = &report.attributes.0[1].1;
-        assert_eq!((age.threshold_years, age.definition.as_str()), (Some(65.0), "age >= 65 years"));
-        assert!(age.auroc > 0.6, "{age:?}");
-        let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["audit"], "attributes");
-        assert!(json["attributes"]["sex"]["stratified"]["difference"]["p_value"].is_number());
-        assert!(json["per_attribute"]["race"].is_number());
-    }
-
-    #[test]
-    fn missing_values_are_excluded_and_counted_and_skips_explained() {
-        let mut c = cohort(300, 16, 1.5, 12);
-        let age = c.metadata.age.as_mut().unwrap();
-        for (i, a) in age.iter_mut().enumerate() {
-            if i % 7 == 0 {
-                *a = None;
-            }
-        }
-        c.metadata.race = None;
-        let config = AttributesConfig {
-            targets: vec![Attribute::Age, Attribute::Race, Attribute::Sex],
-            age_threshold: AgeThreshold::TrainMedian,
-            min_group_records: 2,
-            ..Default::default()
-        };
-        let report = attributes(&c, &config, None).unwrap();
-        let (name, age) = &report.attributes.0[0];
-        assert_eq!(name, "age");
-        let train_rows = c.metadata.rows_in_split("train").unwrap();
-        assert_eq!(age.n_train_missing, train_rows.iter().filter(|&&i| i % 7 == 0).count());
-        let probe = age.probe.as_ref().unwrap();
-        assert_eq!(probe.n_train_positive + probe.n_train_negative + age.n_train_missing, train_rows.len());
-        // median split: balanced classes in train
-        assert!((probe.n_train_positive as i64 - probe.n_train_negative as i64).abs() <= 3, "{probe:?}");
-        assert!(age.stratified.is_none() && report.reidentification.is_none());
-        assert_eq!(report.skipped.len(), 1);
-        assert_eq!(report.skipped[0].attribute, "race");
-        assert!(report.skipped[0].reason.contains("no `race` column"));
-        // all groups too small
-        let config = AttributesConfig {
-            targets: vec![Attribute::Sex],
-            min_group_records: 10_000,
-            ..Default::default()
-        };
-        let report = attributes(&c, &config, None).unwrap();
-        assert!(report.attributes.0.is_empty() && report.probe.is_none());
-        assert!(report.skipped[0].reason.contains("fewer than two groups"), "{:?}", report.skipped);
-    }
-
-    #[test]
-    fn bad_settings_are_rejected() {
-        assert!("height".parse::<Attribute>().unwrap_err().to_string().contains("--targets"));
-        assert!("-3".parse::<AgeThreshold>().unwrap_err().to_string().contains("--age-threshold"));
-        assert_eq!("median".parse::<AgeThreshold>().unwrap(), AgeThreshold::TrainMedian);
-        let c = cohort(40, 8, 1.0, 13);
-        let err = attributes(&c, &AttributesConfig::default(), Some(&[Some(true)])).unwrap_err().to_string();
-        assert!(err.contains("1 re-identification flags"), "{err}");
-        let config = AttributesConfig { min_group_records: 1, ..Default::default() };
-        assert!(attributes(&c, &config, None).unwrap_err().to_string().contains("--min-group 1"));
-    }
-}
+mod tests;

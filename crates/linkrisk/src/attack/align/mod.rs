@@ -11,12 +11,55 @@
 //!   SVD of X.
 //!
 //! Rows of X and Y are the (unit-norm) embeddings; mapped queries are re-normalised.
+//!
+//! Where both views have one dimension (they may share a space, and cosine is already an
+//! attack), [`fit`] learns the map as a correction of the identity ([`corrected`]): the
+//! learned maps are shrunk toward W = I and the identity itself is a candidate, chosen by
+//! cross-validation on the leaked pairs, so the aligned attack does not fall below plain
+//! cosine by more than noise. Between views of different dimensions (768-d features to
+//! 512-d embeddings) [`fit`] is the plain d1 x d2 fit.
+
+mod corrected;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
+use rayon::prelude::*;
 
 use crate::engine::Rows;
 use crate::error::{Error, Result};
+
+pub use corrected::{corrected, MapSelection, DISTRACTORS};
+
+/// Which leaked-pair map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    /// Orthogonal (semi-orthogonal for d1 != d2) Procrustes.
+    Procrustes,
+    /// Ridge regression.
+    Ridge,
+}
+
+/// Fit the map of `kind` on the pairs (x_i, y_i): identity-corrected ([`corrected`], with
+/// `distractors` — unlabelled gallery rows the attacker holds — scoring the candidates)
+/// when the views have one dimension, the plain fit ([`procrustes`], [`ridge`]) otherwise.
+/// Deterministic on any number of threads (its factorisations run on one thread).
+pub fn fit(kind: MapKind, x: Rows<'_>, y: Rows<'_>, distractors: Rows<'_>, seed: u64) -> Result<LinearMap> {
+    check_pairs(x, y)?;
+    crate::attack::linear_metric::one_thread(|| {
+        if x.dim() == y.dim() {
+            corrected(kind, x, y, distractors, seed)
+        } else {
+            match kind {
+                MapKind::Procrustes => procrustes(x, y),
+                MapKind::Ridge => ridge(x, y),
+            }
+        }
+    })
+}
+
+/// Rows mapped per task in [`LinearMap::apply`]: fixed pieces, each a sequential GEMM, so
+/// the mapped rows have the same bits on any number of threads.
+const APPLY_ROWS: usize = 4096;
 
 /// A learned linear map from the query view (d_in) to the gallery view (d_out), row-major
 /// d_in x d_out, applied as x -> x W.
@@ -28,15 +71,17 @@ pub struct LinearMap {
     pub d_out: usize,
     /// The matrix, row-major.
     pub weights: Vec<f32>,
-    /// Ridge penalty chosen (None for Procrustes).
+    /// Ridge penalty chosen (None for Procrustes and for the identity).
     pub lambda: Option<f64>,
+    /// How an identity-corrected map was chosen (None for a plain fit).
+    pub selection: Option<MapSelection>,
 }
 
-fn to_mat(rows: Rows<'_>) -> Mat<f64> {
+pub(super) fn to_mat(rows: Rows<'_>) -> Mat<f64> {
     Mat::from_fn(rows.n(), rows.dim(), |i, j| f64::from(rows.row(i)[j]))
 }
 
-fn check_pairs(x: Rows<'_>, y: Rows<'_>) -> Result<()> {
+pub(super) fn check_pairs(x: Rows<'_>, y: Rows<'_>) -> Result<()> {
     if x.n() != y.n() {
         return Err(Error::config(format!("{} leaked query rows but {} gallery rows", x.n(), y.n())));
     }
@@ -53,7 +98,13 @@ pub fn procrustes(x: Rows<'_>, y: Rows<'_>) -> Result<LinearMap> {
     let cross = xm.transpose() * &ym; // d_in x d_out
     let svd = cross.thin_svd().map_err(|e| Error::config(format!("Procrustes SVD failed: {e:?}")))?;
     let w = svd.U() * svd.V().transpose();
-    Ok(LinearMap { d_in: x.dim(), d_out: y.dim(), weights: row_major(w.as_ref()), lambda: None })
+    Ok(LinearMap {
+        d_in: x.dim(),
+        d_out: y.dim(),
+        weights: row_major(w.as_ref()),
+        lambda: None,
+        selection: None,
+    })
 }
 
 /// Ridge regression fit on the pairs, lambda chosen by generalised cross-validation over a
@@ -94,10 +145,16 @@ pub fn ridge(x: Rows<'_>, y: Rows<'_>) -> Result<LinearMap> {
     // W = V diag(s / (s^2 + lambda)) U^T Y.
     let scaled = Mat::from_fn(r, uty.ncols(), |i, j| uty[(i, j)] * s[i] / (s[i] * s[i] + lambda));
     let w = v * &scaled;
-    Ok(LinearMap { d_in: x.dim(), d_out: y.dim(), weights: row_major(w.as_ref()), lambda: Some(lambda) })
+    Ok(LinearMap {
+        d_in: x.dim(),
+        d_out: y.dim(),
+        weights: row_major(w.as_ref()),
+        lambda: Some(lambda),
+        selection: None,
+    })
 }
 
-fn row_major(w: MatRef<'_, f64>) -> Vec<f32> {
+pub(super) fn row_major(w: MatRef<'_, f64>) -> Vec<f32> {
     let mut out = Vec::with_capacity(w.nrows() * w.ncols());
     for i in 0..w.nrows() {
         for j in 0..w.ncols() {
@@ -108,8 +165,16 @@ fn row_major(w: MatRef<'_, f64>) -> Vec<f32> {
 }
 
 impl LinearMap {
+    /// The identity map of `dim` dimensions (the attack it gives is plain cosine).
+    pub fn identity(dim: usize) -> LinearMap {
+        let mut weights = vec![0f32; dim * dim];
+        (0..dim).for_each(|i| weights[i * dim + i] = 1.0);
+        LinearMap { d_in: dim, d_out: dim, weights, lambda: None, selection: None }
+    }
+
     /// Map every row of `rows` and re-normalise it to unit length (a row mapped to zero
-    /// stays zero: it ties with everything).
+    /// stays zero: it ties with everything). Fixed row blocks (4,096 rows each): the
+    /// same bits on any number of threads.
     pub fn apply(&self, rows: Rows<'_>) -> Result<Vec<f32>> {
         if rows.dim() != self.d_in {
             return Err(Error::config(format!(
@@ -118,19 +183,25 @@ impl LinearMap {
                 rows.dim()
             )));
         }
-        let mut out = vec![0f32; rows.n() * self.d_out];
-        let lhs = MatRef::from_row_major_slice(rows.data(), rows.n(), self.d_in);
-        let rhs = MatRef::from_row_major_slice(&self.weights, self.d_in, self.d_out);
-        let dst = faer::MatMut::from_row_major_slice_mut(&mut out, rows.n(), self.d_out);
-        matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::rayon(0));
-        for row in out.chunks_mut(self.d_out) {
+        let (d_in, d_out) = (self.d_in, self.d_out);
+        let mut out = vec![0f32; rows.n() * d_out];
+        let rhs = MatRef::from_row_major_slice(&self.weights, d_in, d_out);
+        out.par_chunks_mut(APPLY_ROWS * d_out).zip(rows.data().par_chunks(APPLY_ROWS * d_in)).for_each(
+            |(out, data)| {
+                let m = data.len() / d_in;
+                let dst = faer::MatMut::from_row_major_slice_mut(out, m, d_out);
+                let lhs = MatRef::from_row_major_slice(data, m, d_in);
+                matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+            },
+        );
+        out.par_chunks_mut(d_out).for_each(|row| {
             let norm = row.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
             if norm > 0.0 {
                 for v in row.iter_mut() {
                     *v = (f64::from(*v) / norm) as f32;
                 }
             }
-        }
+        });
         Ok(out)
     }
 }
