@@ -357,6 +357,9 @@ pub struct Mitigate {
 pub struct RunInfo {
     /// Entry key.
     pub key: String,
+    /// The model the entry measures (see [`ReportModel::models`]); `None` for entries of
+    /// kinds the report does not group by model.
+    pub model: Option<String>,
     /// Command line.
     pub command: Vec<String>,
     /// Seed.
@@ -427,8 +430,10 @@ impl ReportModel {
             ..ReportModel::default()
         };
         for entry in &run.runs {
+            let of = model_name(entry, model.cohort.as_ref());
             model.runs.push(RunInfo {
                 key: entry.key.clone(),
+                model: Some(of.clone()),
                 command: entry.command.clone(),
                 seed: entry.seed,
                 started_unix: entry.started_unix,
@@ -436,7 +441,6 @@ impl ReportModel {
             });
             let Some(audit) = entry.audit.as_object() else { continue };
             let name = entry_name(entry);
-            let of = model_name(entry, model.cohort.as_ref());
             let kind = audit.get("audit").and_then(Value::as_str).unwrap_or_default();
             if ["relink", "attacks", "reid", "attributes", "utility"].contains(&kind) && !model.models.contains(&of) {
                 model.models.push(of.clone());
@@ -456,7 +460,8 @@ impl ReportModel {
                 })),
                 "attributes" => model.attributes.push(Attributes { model: of, ..attributes(audit, name) }),
                 "utility" => model.utility.push(Utility { model: of, ..utility(audit, name) }),
-                "mitigate" => model.mitigate.push(mitigate(audit, name)),
+                // Without a label, the sweep is named after the model it was trained for.
+                "mitigate" => model.mitigate.push(mitigate(audit, entry.label.clone().unwrap_or(of))),
                 _ => {}
             }
         }
@@ -464,22 +469,26 @@ impl ReportModel {
     }
 
     /// The relink audits of `model`.
-    pub fn relink_of<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a Relink> + 'a {
+    pub fn relink_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Relink> + 'a {
+        let model = model.to_string();
         self.relink.iter().filter(move |r| r.model == model)
     }
 
     /// The re-ID entries of `model`.
-    pub fn reid_of<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a Reid> + 'a {
+    pub fn reid_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Reid> + 'a {
+        let model = model.to_string();
         self.reid.iter().filter(move |r| r.model == model)
     }
 
     /// The attribute audits of `model`.
-    pub fn attributes_of<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a Attributes> + 'a {
+    pub fn attributes_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Attributes> + 'a {
+        let model = model.to_string();
         self.attributes.iter().filter(move |r| r.model == model)
     }
 
     /// The utility audits of `model`.
-    pub fn utility_of<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a Utility> + 'a {
+    pub fn utility_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Utility> + 'a {
+        let model = model.to_string();
         self.utility.iter().filter(move |r| r.model == model)
     }
 

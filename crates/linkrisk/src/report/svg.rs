@@ -103,8 +103,21 @@ pub enum Line {
     Solid,
     /// Dashed line through the points.
     Dashed,
+    /// Dotted line through the points.
+    Dotted,
     /// Markers only.
     None,
+}
+
+impl Line {
+    /// The `stroke-dasharray` attribute of this style (empty for solid lines).
+    fn dasharray(self) -> &'static str {
+        match self {
+            Line::Dashed => " stroke-dasharray=\"6 4\"",
+            Line::Dotted => " stroke-dasharray=\"2 3\"",
+            Line::Solid | Line::None => "",
+        }
+    }
 }
 
 /// Marker shape.
@@ -246,7 +259,7 @@ impl Chart {
 
     /// Render as a standalone SVG element (also valid inline in HTML).
     pub fn to_svg(&self) -> String {
-        let (mut plot_w, plot_h) = self.plot_size;
+        let (plot_w, plot_h) = self.plot_size;
         let with_ci = |v: f64, p: &Point| p.y_ci.map_or(vec![v], |ci| vec![v, ci[0], ci[1]]);
         let forest = self.horizontal_intervals();
         let (x_lo, x_hi) = self.domain(&self.x, |p| if forest { with_ci(p.x, p) } else { vec![p.x] });
@@ -264,11 +277,11 @@ impl Chart {
         let left = EDGE + y_title + y_label_w;
         let right = (last_x_w / 2.0 + 8.0).max(16.0);
         // The chart is at least as wide as its title and its widest legend entry, so no text
-        // is ever cut: a wider chart gets a wider plot.
+        // is ever cut (the room goes to the right margin: the plot keeps its shape).
         let title_w = text_width(&self.title) * TITLE_SIZE / FONT_SIZE * 1.08;
         let legend_w = self.legend_entries().iter().map(|e| legend::entry_width(&e.name)).fold(0.0, f64::max);
         let needed = (2.0 * EDGE + title_w).max(EDGE + legend_w + 8.0);
-        plot_w += (needed - (left + plot_w + right)).max(0.0);
+        let right = right + (needed - (left + plot_w + right)).max(0.0);
         let width = left + plot_w + right;
         let legend = self.legend_layout(width);
         let legend_h = legend.last().map_or(0.0, |item| item.1 + LEGEND_ROW);
@@ -439,7 +452,7 @@ impl Chart {
             for (i, p) in pts.iter().enumerate() {
                 let _ = write!(d, "{}{} {}", if i == 0 { "M" } else { "L" }, r1(xm.px(p.x)), r1(ym.px(p.y)));
             }
-            let dash = if series.line == Line::Dashed { " stroke-dasharray=\"6 4\"" } else { "" };
+            let dash = series.line.dasharray();
             let _ = writeln!(
                 s,
                 "<path class=\"line\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>"

@@ -47,7 +47,7 @@ impl Chart {
             let color = esc(&series.color);
             let cy = top + y + 6.0;
             if series.line != Line::None {
-                let dash = if series.line == Line::Dashed { " stroke-dasharray=\"6 4\"" } else { "" };
+                let dash = series.line.dasharray();
                 let _ = writeln!(
                     s,
                     "<path d=\"M{} {}H{}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>",
