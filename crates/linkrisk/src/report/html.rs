@@ -155,9 +155,14 @@ fn render_table(table: &Table) -> String {
     for row in &table.rows {
         out.push_str("<tr>");
         for (cell, &n) in row.iter().zip(&table.numeric) {
-            // Intervals may break at their dash when printed; single figures never break.
-            let class = if n && cell.contains(" – ") { " class=\"num ci\"" } else { class(n) };
-            out.push_str(&format!("<td{class}>{}</td>", esc(cell)));
+            // Intervals (and `a / b` pairs) may break after their dash (never before it) when
+            // the page is narrow; single figures never break.
+            if n && (cell.contains(" – ") || cell.contains(" / ")) {
+                let cell = cell.replace(" – ", "\u{a0}– ").replace(" / ", "\u{a0}/ ");
+                out.push_str(&format!("<td class=\"num ci\">{}</td>", esc(&cell)));
+            } else {
+                out.push_str(&format!("<td{}>{}</td>", class(n), esc(cell)));
+            }
         }
         out.push_str("</tr>\n");
     }

@@ -21,16 +21,6 @@ fn direction_name(d: &Value) -> String {
     format!("{} → {}", d["query_view"].as_str().unwrap(), d["gallery_view"].as_str().unwrap())
 }
 
-/// A cell shared by both directions shows one value when they agree, else both.
-fn shared(values: &[f64]) -> Vec<f64> {
-    let shown: Vec<String> = values.iter().map(|v| format!("{v:.12e}")).collect();
-    if shown.windows(2).all(|w| w[0] == w[1]) {
-        values[..1].to_vec()
-    } else {
-        values.to_vec()
-    }
-}
-
 fn pct_or_dash(cell: &str, v: Option<&Value>) {
     match v.filter(|v| v.is_number()) {
         Some(v) => assert_shows(cell, &[f(v)]),
@@ -47,43 +37,61 @@ pub fn check_relink(md: &str, model: &str, split: &str, relink: &Value) -> usize
     let block = md_block(md, &format!("{model} — {}, {split} split", names.join(" and ")));
     let tables = md_tables(block);
     let mut checked = 0;
-    let pools = first_table(&tables, &["Pool", "N", "Trials", "Chance"]);
+    let pools = first_table(&tables, &["Pool", "N", "Chance", "Recall@1", "Exact expectation"]);
     let two = dirs.len() > 1;
+    let rows: usize = dirs.iter().map(|d| d["pools"].as_array().unwrap().len() + 1).sum();
+    assert_eq!(pools.rows.len(), rows, "one row per pool and direction, plus the full database");
     for (d, name) in dirs.iter().zip(&names) {
-        let base = pools.col(&if two { format!("{name} Recall@1") } else { "Recall@1".to_string() });
-        assert_eq!(pools.header[base + 1..base + 5], ["95% CI", "Lift", "Exact expectation", "Identical findings"]);
+        let key = |kind: &str, n: &str| -> Vec<String> {
+            let mut key = vec![kind.to_string(), n.to_string()];
+            if two {
+                key.push(name.clone());
+            }
+            key
+        };
+        let find = |key: Vec<String>| -> Vec<String> {
+            let mut cols = vec![pools.col("Pool"), pools.col("N")];
+            if two {
+                cols.push(pools.col("Direction"));
+            }
+            pools
+                .rows
+                .iter()
+                .find(|r| cols.iter().zip(&key).all(|(c, k)| r[*c] == *k))
+                .unwrap_or_else(|| panic!("no pool row {key:?}"))
+                .clone()
+        };
         for p in d["pools"].as_array().unwrap() {
             let n = p["pool_size"].as_u64().unwrap();
             let kind = p["kind"].as_str().unwrap();
-            let row = pools.row(&[&kind_label(kind), &fmt::count(n as f64)]);
-            let same: Vec<&Value> = dirs
-                .iter()
-                .filter_map(|x| x["pools"].as_array().unwrap().iter().find(|q| q["pool_size"] == n && q["kind"] == kind))
-                .collect();
-            assert_shows(&row[pools.col("Trials")], &shared(&same.iter().map(|q| f(&q["trials"])).collect::<Vec<_>>()));
-            assert_shows(&row[pools.col("Chance")], &shared(&same.iter().map(|q| f(&q["chance_at_1"])).collect::<Vec<_>>()));
-            assert_shows(&row[base], &[f(&p["recall_at_1"])]);
+            let row = find(key(&kind_label(kind), &fmt::count(n as f64)));
+            match pools.header.iter().position(|h| h == "Trials") {
+                Some(c) => assert_shows(&row[c], &[f(&p["trials"])]),
+                // One trial count everywhere: said once above the table.
+                None => assert!(plain(block).contains(&format!("{} pools drawn per query", fmt::count(f(&p["trials"]))))),
+            }
+            assert_shows(&row[pools.col("Chance")], &[f(&p["chance_at_1"])]);
+            assert_shows(&row[pools.col("Recall@1")], &[f(&p["recall_at_1"])]);
             let ci = &p["ci95_recall_at_1"];
-            assert_shows(&row[base + 1], &[f(&ci[0]), f(&ci[1])]);
-            assert_shows(&row[base + 2], &[f(&p["lift_at_1"])]);
-            pct_or_dash(&row[base + 3], p.get("expected_recall_at_1"));
-            pct_or_dash(&row[base + 4], p.get("exact_match_fraction"));
+            assert_shows(&row[pools.col("95% CI")], &[f(&ci[0]), f(&ci[1])]);
+            assert_shows(&row[pools.col("Lift")], &[f(&p["lift_at_1"])]);
+            pct_or_dash(&row[pools.col("Exact expectation")], p.get("expected_recall_at_1"));
+            pct_or_dash(&row[pools.col("Identical findings")], p.get("exact_match_fraction"));
             checked += 6;
         }
         for s in d["skipped_pools"].as_array().into_iter().flatten() {
             let n = fmt::count(f(&s["pool_size"]));
-            assert!(
-                !pools.rows.iter().any(|r| r[1] == n),
-                "skipped pool {n} shown as measured"
-            );
+            assert!(!pools.rows.iter().any(|r| r[1] == n), "skipped pool {n} shown as measured");
             let reason = s["reason"].as_str().unwrap();
             assert!(plain(block).contains(&format!("N={n}")) && plain(block).contains(reason), "skipped pool {n} not listed");
         }
         let full = &d["full"];
-        let row = pools.row(&["full database"]);
-        assert_shows(&row[base], &[f(&full["recall_at_1"])]);
-        assert_shows(&row[base + 1], &[f(&full["ci95_recall_at_1"][0]), f(&full["ci95_recall_at_1"][1])]);
-        assert_shows(&row[base + 2], &[f(&full["lift_at_1"])]);
+        let row = find(key("full database", &fmt::count(f(&d["n_gallery"]))));
+        assert_shows(&row[pools.col("Recall@1")], &[f(&full["recall_at_1"])]);
+        let ci = &full["ci95_recall_at_1"];
+        assert_shows(&row[pools.col("95% CI")], &[f(&ci[0]), f(&ci[1])]);
+        assert_shows(&row[pools.col("Lift")], &[f(&full["lift_at_1"])]);
+        assert_shows(&row[pools.col("Chance")], &[f(&full["chance_at_1"])]);
         let ranks = first_table(&tables, &["Full database", "MRR"]);
         let row = ranks.row(&[name]);
         for (col, key) in [
@@ -186,10 +194,12 @@ pub fn check_reid_row(tables: &[MdTable], model: &str, attacker: &str, a: &Value
 
 /// The figure a card or ranking row names — attack `attack` of direction `d` at `pool`
 /// (`N=10,000` text or `the full database`) — as (recall, ci, lift, chance) from the JSON:
-/// plain cosine is the random pool's Monte-Carlo figure, other attacks their attack row.
+/// the attack's row of the comparison, or without a comparison the random pool's
+/// Monte-Carlo figure.
 pub fn named_figure<'a>(d: &'a Value, attack: &str, pool: &str) -> (&'a Value, &'a Value, &'a Value, &'a Value) {
     let n: Option<f64> = pool.strip_prefix("N=").map(|n| n.replace(',', "").parse().unwrap());
-    if attack == "cosine" {
+    if d.get("attacks").is_none_or(Value::is_null) {
+        assert_eq!(attack, "cosine", "without an attack comparison only plain cosine");
         let row = match n {
             Some(n) => d["pools"].as_array().unwrap().iter().find(|p| p["kind"] == "random" && f(&p["pool_size"]) == n).unwrap(),
             None => &d["full"],

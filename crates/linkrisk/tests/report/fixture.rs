@@ -361,8 +361,12 @@ fn several_models_are_ranked_compared_and_get_a_compact_legend() {
     let mut run = fixtures::run_of(vec![base.clone(), base.clone()]);
     run.runs[0].label = Some("model A".into());
     run.runs[1].label = Some("model B".into());
+    // Model B is stronger: its plain pool and its strongest attack (csls) at N=10,000.
     run.runs[1].audit["pools"][3]["recall_at_1"] = json!(0.0123);
     run.runs[1].audit["pools"][3]["lift_at_1"] = json!(123.0);
+    assert_eq!(run.runs[1].audit["attacks"][2]["name"], "csls");
+    run.runs[1].audit["attacks"][2]["recall_at_1"] = json!(0.0131);
+    run.runs[1].audit["attacks"][2]["lift_at_1"] = json!(131.0);
     let md = report::render_markdown(&run);
     let html = report::render_html(&run);
     let tables = md_tables(&md);
@@ -371,17 +375,17 @@ fn several_models_are_ranked_compared_and_get_a_compact_legend() {
     assert_shows(&t.row(&["model B", "image → report"])[t.col("N=10,000")], &[0.0123, 123.0]);
     assert_shows(&t.row(&["model A", "report → image"])[t.col("N=10,000")], &[0.005488, 54.88]);
     assert_shows(&t.row(&["model A", "image → report"])[t.col("Full database")], &[0.00131, 57.3688]);
-    // Model B first: its plain cosine at N=10,000 is above every attack row of model A.
+    // Model B first: its strongest attack at N=10,000 is above model A's.
     assert_eq!(t.rows[0][0], "model B");
     let ranking = first_table(&tables, &["Rank", "Model", "Strongest attack", "Lift"]);
     assert_eq!(ranking.rows.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(), ["model B", "model A"]);
-    assert_eq!(ranking.row(&["1", "model B"])[2], "cosine");
-    assert_shows(&ranking.row(&["1", "model B"])[ranking.col("Lift")], &[123.0]);
+    assert_eq!(ranking.row(&["1", "model B"])[2], "csls");
+    assert_shows(&ranking.row(&["1", "model B"])[ranking.col("Lift")], &[131.0]);
     assert_eq!(ranking.row(&["2", "model A"])[2], "csls");
     assert_shows(&ranking.row(&["2", "model A"])[ranking.col("Lift")], &[71.0]);
     let lead = md.lines().find(|l| l.starts_with("**Headline risk.**")).unwrap();
-    assert!(lead.starts_with("**Headline risk.** Model model B (the highest risk of the 2 models): an attacker"), "{lead}");
-    assert!(lead.contains("**12.3 in 1,000**"), "{lead}");
+    assert!(lead.starts_with("**Headline risk.** Model model B (the highest risk of the 2 models): with the strongest attack tried (csls)"), "{lead}");
+    assert!(lead.contains("**13.1 in 1,000**"), "{lead}");
     // Every section names the model of each figure.
     for model in ["model A", "model B"] {
         for (section, title) in [

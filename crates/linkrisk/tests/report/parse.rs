@@ -176,6 +176,7 @@ pub fn unescape(s: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&amp;", "&")
+        .replace('\u{a0}', " ")
 }
 
 pub fn html_tables(html: &str) -> Vec<MdTable> {

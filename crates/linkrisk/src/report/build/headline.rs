@@ -7,7 +7,8 @@ use super::super::model::{Attack, Attacks, Figure, Pool, Relink, ReportModel};
 use super::super::plots::HEADLINE_POOL;
 use super::plural;
 
-/// The figure a headline is about: which measurement and direction, at which pool.
+/// The figure a headline is about: which measurement and direction, at which pool. The
+/// ordering (`strength`) prefers N = 10,000, then the larger lift.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Headline<'a> {
     /// The relink direction the figure belongs to.
@@ -92,11 +93,11 @@ pub(super) fn strongest_row(attacks: &Attacks) -> Option<&Attack> {
     rows.last().copied()
 }
 
-/// The strongest attack's figure of one relink direction; none when the strongest is plain
-/// cosine (the plain pools give that figure).
-pub(super) fn attack_headline(r: &Relink) -> Option<Headline<'_>> {
-    let attacks = r.attacks.as_ref()?;
-    let a = strongest_row(attacks).filter(|a| a.name != "cosine")?;
+/// The headline figure of one relink direction: with an attack comparison, its strongest
+/// attack's row (`--attack all` decides, plain cosine included); without one, the plain
+/// cosine pools.
+pub(super) fn direction_headline(r: &Relink) -> Option<Headline<'_>> {
+    let Some(a) = r.attacks.as_ref().and_then(strongest_row) else { return plain_headline(r) };
     Some(Headline {
         relink: r,
         attack: Some(a),
@@ -107,15 +108,11 @@ pub(super) fn attack_headline(r: &Relink) -> Option<Headline<'_>> {
     })
 }
 
-/// The strongest figure of one direction: its strongest attack, or plain cosine.
-pub(super) fn direction_headline(r: &Relink) -> Option<Headline<'_>> {
-    strongest(attack_headline(r).into_iter().chain(plain_headline(r)))
-}
-
-/// The headline of a model: the strongest figure over all its relink audits and directions.
+/// The headline of a model: the strongest of its directions' headline figures (over all
+/// its relink audits).
 pub(super) fn model_headline<'a>(model: &'a ReportModel, name: &str) -> Option<Headline<'a>> {
     let directions: Vec<&Relink> = model.relink_of(name).flat_map(Relink::directions).collect();
-    strongest(directions.iter().filter_map(|r| attack_headline(r)).chain(directions.iter().filter_map(|r| plain_headline(r))))
+    strongest(directions.iter().filter_map(|r| direction_headline(r)))
 }
 
 /// The models in report order: by headline strength, strongest first; models without a

@@ -21,16 +21,6 @@ fn by_model(model: &ReportModel) -> Vec<(&str, Vec<&Relink>)> {
         .collect()
 }
 
-/// A cell showing one value per direction: `395`, or `395 / 400` when they differ.
-fn per_direction(values: &[Option<f64>], format: fn(f64) -> String) -> String {
-    let shown: Vec<String> = values.iter().map(|v| opt(*v, format)).collect();
-    if shown.windows(2).all(|w| w[0] == w[1]) {
-        shown.first().cloned().unwrap_or_else(|| MISSING.to_string())
-    } else {
-        shown.join(" / ")
-    }
-}
-
 pub(super) fn relink(model: &ReportModel) -> Option<Section> {
     let models = by_model(model);
     if models.is_empty() {
@@ -38,8 +28,8 @@ pub(super) fn relink(model: &ReportModel) -> Option<Section> {
     }
     let mut blocks = vec![Block::Para(vec![t(
         "Each query is ranked against candidate pools by cosine similarity; Recall@1 is how often \
-         its own record is ranked first. Chance is 1/N; lift is Recall@1 divided by chance. Both \
-         directions are shown side by side where the audit measured them (--direction both).",
+         its own record is ranked first. Chance is 1/N; lift is Recall@1 divided by chance. Where the audit \
+         measured both directions (--direction both), each pool has a row per direction, side by side.",
     )])];
     let all: Vec<&Relink> = models.iter().flat_map(|m| m.1.iter().copied()).collect();
     if models.len() > 1 {
@@ -125,10 +115,22 @@ fn model_relink(name: &str, r: &Relink, several: bool) -> Vec<Block> {
             ))
         })
         .collect();
-    if !sizes.is_empty() {
-        blocks.push(Block::Para(vec![t(format!("{}.", sizes.join("; ")))]));
+    let mut trials: Vec<f64> = dirs.iter().flat_map(|d| d.pools.iter().filter_map(|p| p.trials)).collect();
+    trials.sort_by(f64::total_cmp);
+    trials.dedup();
+    let one_trial_count = trials.len() == 1;
+    let mut text = sizes.join("; ");
+    if one_trial_count {
+        text.push_str(&format!(
+            "{}{} pools drawn per query and pool setting",
+            if text.is_empty() { "" } else { "; " },
+            fmt::count(trials[0])
+        ));
     }
-    let table = pool_table(&dirs);
+    if !text.is_empty() {
+        blocks.push(Block::Para(vec![t(format!("{text}."))]));
+    }
+    let table = pool_table(&dirs, !one_trial_count);
     if !table.rows.is_empty() {
         blocks.push(Block::Table(table));
     }
@@ -170,64 +172,60 @@ fn model_relink(name: &str, r: &Relink, several: bool) -> Vec<Block> {
     blocks
 }
 
-/// Pools of both directions side by side: shared Pool, N, Trials and Chance, then per
-/// direction Recall@1, its interval, lift, the exact expectation and (pathology-matched
-/// pools) the share of negatives with identical findings; the full database last.
-fn pool_table(dirs: &[&Relink]) -> Table {
-    let two = dirs.len() > 1;
-    let group: Vec<[String; 5]> = dirs
-        .iter()
-        .map(|d| {
-            let first = if two { format!("{} Recall@1", d.direction()) } else { "Recall@1".to_string() };
-            [first, "95% CI".into(), "Lift".into(), "Exact expectation".into(), "Identical findings".into()]
-        })
-        .collect();
-    let mut columns: Vec<(&str, bool)> = vec![("Pool", false), ("N", true), ("Trials", true), ("Chance", true)];
-    for g in &group {
-        columns.extend(g.iter().map(|c| (c.as_str(), true)));
-    }
-    let mut table = Table::new(&columns);
+/// Pools of both directions side by side: for each pool setting one row per direction,
+/// adjacent (Recall@1, its interval, lift, the exact expectation and, next to the
+/// pathology-matched rows, the share of their negatives with identical findings), the full
+/// database last. Trials are a column only when they differ between pools.
+fn pool_table(dirs: &[&Relink], with_trials: bool) -> Table {
+    let mut table = Table::new(&[
+        ("Pool", false),
+        ("N", true),
+        ("Trials", true),
+        ("Chance", true),
+        ("Direction", false),
+        ("Recall@1", true),
+        ("95% CI", true),
+        ("Lift", true),
+        ("Exact expectation", true),
+        ("Identical findings", true),
+    ]);
     let mut keys: Vec<(String, u64)> =
         dirs.iter().flat_map(|d| d.pools.iter().map(|p| (p.kind.clone(), p.pool_size))).collect();
     keys.sort_by_key(|(kind, n)| (kind != "random", kind.clone(), *n));
     keys.dedup();
+    let direction = |d: &Relink| if dirs.len() > 1 { d.direction() } else { MISSING.to_string() };
     for (kind, n) in keys {
-        let pools: Vec<_> = dirs.iter().map(|d| d.pools.iter().find(|p| p.kind == kind && p.pool_size == n)).collect();
-        let mut row = vec![
-            kind_label(&kind),
-            fmt::count(n as f64),
-            per_direction(&pools.iter().map(|p| p.and_then(|p| p.trials)).collect::<Vec<_>>(), fmt::count),
-            per_direction(&pools.iter().map(|p| p.and_then(|p| p.chance_at_1)).collect::<Vec<_>>(), fmt::pct),
-        ];
-        for p in pools {
-            row.extend([
-                opt(p.and_then(|p| p.recall_at_1).map(|f| f.value), fmt::pct),
-                ci_pct(p.and_then(|p| p.recall_at_1).and_then(|f| f.ci95)),
-                opt(p.and_then(|p| p.lift_at_1), fmt::times),
-                opt(p.and_then(|p| p.expected_recall_at_1), fmt::pct),
-                opt(p.and_then(|p| p.exact_match_fraction), fmt::pct),
-            ]);
-        }
-        table.push(row);
-    }
-    if dirs.iter().any(|d| d.full.is_some()) {
-        let mut row = vec![
-            "full database".to_string(),
-            per_direction(&dirs.iter().map(|d| d.n_gallery).collect::<Vec<_>>(), fmt::count),
-            MISSING.to_string(),
-            per_direction(&dirs.iter().map(|d| d.full.as_ref().and_then(|f| f.chance_at_1)).collect::<Vec<_>>(), fmt::pct),
-        ];
         for d in dirs {
-            let f = d.full.as_ref();
-            row.extend([
-                opt(f.and_then(|f| f.recall_at_1).map(|f| f.value), fmt::pct),
-                ci_pct(f.and_then(|f| f.recall_at_1).and_then(|f| f.ci95)),
-                opt(f.and_then(|f| f.lift_at_1), fmt::times),
+            let Some(p) = d.pools.iter().find(|p| p.kind == kind && p.pool_size == n) else { continue };
+            table.push(vec![
+                kind_label(&kind),
+                fmt::count(n as f64),
+                if with_trials { opt(p.trials, fmt::count) } else { MISSING.to_string() },
+                opt(p.chance_at_1, fmt::pct),
+                direction(d),
+                opt(p.recall_at_1.map(|f| f.value), fmt::pct),
+                ci_pct(p.recall_at_1.and_then(|f| f.ci95)),
+                opt(p.lift_at_1, fmt::times),
+                opt(p.expected_recall_at_1, fmt::pct),
+                opt(p.exact_match_fraction, fmt::pct),
+            ]);
+        }
+    }
+    for d in dirs {
+        if let Some(f) = &d.full {
+            table.push(vec![
+                "full database".to_string(),
+                opt(d.n_gallery, fmt::count),
+                MISSING.to_string(),
+                opt(f.chance_at_1, fmt::pct),
+                direction(d),
+                opt(f.recall_at_1.map(|f| f.value), fmt::pct),
+                ci_pct(f.recall_at_1.and_then(|f| f.ci95)),
+                opt(f.lift_at_1, fmt::times),
                 MISSING.to_string(),
                 MISSING.to_string(),
             ]);
         }
-        table.push(row);
     }
     table.prune_empty_columns()
 }

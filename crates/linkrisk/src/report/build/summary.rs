@@ -24,7 +24,7 @@ pub(super) fn summary(model: &ReportModel) -> Section {
         spans.push(t(": "));
         spans.extend(headline_sentence(&h, false));
         blocks.push(Block::Lead(spans));
-        if h.attack.is_some() {
+        if h.attack.is_some_and(|a| a.name != "cosine") {
             if let Some(p) = plain_headline(h.relink) {
                 let mut spans =
                     vec![t(format!("Plain cosine similarity alone ({name}), at {}: ", pool_phrase(&p)))];
@@ -133,13 +133,13 @@ fn card(model: &ReportModel, name: &str) -> Option<Card> {
     if let Some(h) = head {
         let what = match h.attack {
             Some(a) => format!("{} (strongest attack tried)", a.name),
-            None => "cosine (plain nearest neighbour; the strongest tried)".to_string(),
+            None => "cosine (plain nearest neighbour; no attack comparison)".to_string(),
         };
         items.push((
             "Headline".to_string(),
             vec![t(format!("{what}, {} at {}: ", h.relink.direction(), pool_short(h.pool))), b(figure_phrase(&h))],
         ));
-        if let Some(p) = h.attack.and(plain_headline(h.relink)) {
+        if let Some(p) = h.attack.filter(|a| a.name != "cosine").and(plain_headline(h.relink)) {
             items.push(("Plain cosine".to_string(), vec![t(format!("at {}: {}", pool_short(p.pool), figure_phrase(&p)))]));
         }
     }
