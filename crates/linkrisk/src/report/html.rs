@@ -56,8 +56,8 @@ footer { margin-top: 40px; color: #666666; font-size: 0.85rem; }
   figure, tr, .lead, .card { break-inside: avoid; }
   .cards { grid-template-columns: 1fr; gap: 8px; }
   .table-wrap { overflow: visible; }
-  table { font-size: 8pt; }
-  th, td { padding: 2px 4px; }
+  table { font-size: 7.5pt; }
+  th, td { padding: 2px 3px; }
   figure { flex-basis: 100%; max-width: 100%; }
 }
 "#;

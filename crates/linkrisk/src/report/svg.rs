@@ -457,6 +457,16 @@ impl Chart {
                 s,
                 "<path class=\"line\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>"
             );
+            // Point labels keep off the lines too: every few pixels along each segment is taken.
+            for w in pts.windows(2) {
+                let (x0, y0, x1, y1) = (xm.px(w[0].x), ym.px(w[0].y), xm.px(w[1].x), ym.px(w[1].y));
+                let steps = ((x1 - x0).hypot(y1 - y0) / 6.0).ceil().max(1.0) as usize;
+                for k in 0..=steps {
+                    let f = k as f64 / steps as f64;
+                    let (x, y) = (x0 + (x1 - x0) * f, y0 + (y1 - y0) * f);
+                    taken.push(Rect { x0: x - 2.0, y0: y - 2.0, x1: x + 2.0, y1: y + 2.0 });
+                }
+            }
         }
         for p in &pts {
             let (cx, cy) = (xm.px(p.x), ym.px(p.y));

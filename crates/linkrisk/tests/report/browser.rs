@@ -534,8 +534,17 @@ fn demo_like_run(dir: &Path) {
         .unwrap();
     }
     for file in ["reid_image.json", "reid_image_linear_metric.json", "utility_image.json"] {
-        run.record(vec!["linkrisk".into(), "demo".into()], Some(0), 1.0, super::fixtures::load(file))
-            .unwrap();
+        run.record_entry(RunEntry {
+            key: String::new(),
+            label: Some("specialization: chest X-ray".into()),
+            command: vec!["linkrisk".into(), "demo".into()],
+            seed: Some(0),
+            started_unix: 0,
+            seconds: 1.0,
+            linkrisk_version: linkrisk::VERSION.into(),
+            audit: super::fixtures::load(file),
+        })
+        .unwrap();
     }
     let mut mitigate = super::fixtures::load("mitigate.json");
     let points = mitigate["points"].as_array_mut().unwrap();

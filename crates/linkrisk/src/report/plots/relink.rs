@@ -143,6 +143,43 @@ pub fn recall_vs_pool(model: &str, index: usize, relinks: &[&Relink]) -> Option<
             .collect(),
     });
     let all_positive = series.iter().flat_map(|s| &s.points).all(|p| p.y > 0.0);
+    // With several directions colour is the direction and line and marker the figure: the
+    // legend lists each once instead of every pair.
+    let legend = (dirs.len() > 1).then(|| {
+        let entry = |name: String, color: &str, line, marker| Series {
+            name,
+            color: color.to_string(),
+            line,
+            marker,
+            points: Vec::new(),
+        };
+        let grey = "#333333";
+        let mut legend: Vec<Series> = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| entry(label.clone(), PALETTE[i % PALETTE.len()], Line::Solid, Marker::None))
+            .collect();
+        let mut kinds_seen: Vec<String> = dirs.iter().flat_map(|(_, d)| kinds(d)).collect();
+        kinds_seen.sort_by_key(|k| (k != "random", k != "pathology_matched", k.clone()));
+        kinds_seen.dedup();
+        if any_curve {
+            legend.push(entry("exact expectation, random pools".into(), grey, Line::Solid, Marker::None));
+        }
+        for (k, kind) in kinds_seen.iter().enumerate() {
+            let name = if k == 0 && any_curve { "random pools (Monte Carlo)".to_string() } else { kind_name(kind) };
+            let line = match (k, any_curve) {
+                (0, true) => Line::None,
+                (0, false) => Line::Solid,
+                _ => Line::Dashed,
+            };
+            legend.push(entry(name, grey, line, kind_marker(k)));
+        }
+        if dirs.iter().any(|(_, d)| d.full.is_some()) {
+            legend.push(entry("full database".into(), grey, Line::None, Marker::Diamond));
+        }
+        legend.push(entry("chance (1/N)".into(), REFERENCE, Line::Dashed, Marker::None));
+        legend
+    });
     let chart = Chart {
         id: chart_id("relink-recall", index, model),
         title: format!("{model}: Recall@1 vs candidate pool size"),
@@ -154,7 +191,7 @@ pub fn recall_vs_pool(model: &str, index: usize, relinks: &[&Relink]) -> Option<
         },
         series,
         plot_size: (540.0, 300.0),
-        legend: None,
+        legend,
     };
     let curve = if any_curve {
         "Line: the exact expected Recall@1 of random pools (from the full ranks); markers: the \
