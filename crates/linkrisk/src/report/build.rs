@@ -68,11 +68,14 @@ fn kind_label(kind: &str) -> String {
 fn side_phrase(side: &Side) -> String {
     if side.cross_fitted() {
         match side.folds {
-            Some(k) => format!("cross-fitted within the audited split ({} folds, grouped by patient)", fmt::count(k)),
+            Some(k) => {
+                format!("cross-fitted within the audited split ({} folds, grouped by patient)", fmt::count(k))
+            }
             None => "cross-fitted within the audited split (folds grouped by patient)".to_string(),
         }
     } else {
-        let source = side.source.strip_prefix("split ").map_or(side.source.clone(), |s| format!("the {s} split"));
+        let source =
+            side.source.strip_prefix("split ").map_or(side.source.clone(), |s| format!("the {s} split"));
         match side.n_pairs {
             Some(n) => format!("{} labelled pairs from {source}", fmt::count(n)),
             None => format!("from {source}"),

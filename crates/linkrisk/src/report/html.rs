@@ -178,7 +178,10 @@ mod tests {
     #[test]
     fn text_is_escaped_and_code_is_marked() {
         use crate::report::doc::code;
-        assert_eq!(spans(&[t("run `x` <now> "), code("--attack all")]), "run `x` &lt;now&gt; <code>--attack all</code>");
+        assert_eq!(
+            spans(&[t("run `x` <now> "), code("--attack all")]),
+            "run `x` &lt;now&gt; <code>--attack all</code>"
+        );
         let mut table = Table::new(&[("View", false), ("N", true)]);
         table.push(vec!["<img src=x>".into(), "1".into()]);
         let html = render_table(&table);

@@ -442,7 +442,9 @@ impl ReportModel {
             let Some(audit) = entry.audit.as_object() else { continue };
             let name = entry_name(entry);
             let kind = audit.get("audit").and_then(Value::as_str).unwrap_or_default();
-            if ["relink", "attacks", "reid", "attributes", "utility"].contains(&kind) && !model.models.contains(&of) {
+            if ["relink", "attacks", "reid", "attributes", "utility"].contains(&kind)
+                && !model.models.contains(&of)
+            {
                 model.models.push(of.clone());
             }
             match kind {

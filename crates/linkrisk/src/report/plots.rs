@@ -1,6 +1,7 @@
-//! The report's charts, built from the [`ReportModel`]: Recall@1 and lift vs pool size
-//! (re-linkage), CMC and verification ROC (re-ID), attribute ROC, and the privacy-utility
-//! frontier (mitigation). Every plotted value is a number copied from the audit JSON; the
+//! The report's charts, built from the [`ReportModel`](super::ReportModel): per model
+//! Recall@1 vs pool size with the exact expected curve and a subgroup forest plot, lift vs
+//! pool size across models (`relink`), CMC and verification ROC (re-ID), attribute ROC, and
+//! the privacy-utility frontier (mitigation). Every plotted value is a number copied from the audit JSON; the
 //! chance line is the audits' own `chance_at_1`, not 1/N recomputed here.
 
 use super::doc::Figure;
@@ -9,8 +10,8 @@ use super::model::{Attributes, Epsilon, Mitigate, Pool, Reid, Relink};
 
 mod relink;
 
-pub use relink::{lift_vs_pool, recall_vs_pool, subgroup_forest, subgroup_keys, subgroup_value_order};
 use super::svg::{Axis, Chart, Line, Marker, Point, Scale, Series, Ticks, PALETTE, REFERENCE};
+pub use relink::{lift_vs_pool, recall_vs_pool, subgroup_forest, subgroup_keys, subgroup_value_order};
 
 /// Most ROC points drawn per curve; denser curves are thinned (the curve keeps its shape).
 const MAX_ROC_POINTS: usize = 400;
@@ -225,7 +226,11 @@ pub fn attribute_roc(audits: &[&Attributes]) -> Option<Figure> {
             targets.sort_by_key(|t| attribute_order(&t.name));
             targets.into_iter().enumerate().map(move |(k, t)| {
                 let name = if several { format!("{}: {}", a.model, t.name) } else { t.name.clone() };
-                let style = if several { (i, [Line::Solid, Line::Dashed, Line::Dotted][k % 3]) } else { (k, Line::Solid) };
+                let style = if several {
+                    (i, [Line::Solid, Line::Dashed, Line::Dotted][k % 3])
+                } else {
+                    (k, Line::Solid)
+                };
                 (name, t.roc.as_slice(), t.auroc.map(|f| f.value), style)
             })
         })

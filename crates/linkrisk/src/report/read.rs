@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use super::model::{
-    Attack, Attacks, AttributeTarget, Attributes, CurvePoint, Figure, Reid, Relink, RelinkFull,
-    RelinkPool, Side, SkippedAttack, SkippedPool, Subgroup, Utility,
+    Attack, Attacks, AttributeTarget, Attributes, CurvePoint, Figure, Reid, Relink, RelinkFull, RelinkPool,
+    Side, SkippedAttack, SkippedPool, Subgroup, Utility,
 };
 
 /// A JSON object.

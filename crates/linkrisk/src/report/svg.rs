@@ -220,7 +220,9 @@ fn text_width(text: &str) -> f64 {
 pub(super) fn marker_shape(marker: Marker, cx: f64, cy: f64) -> String {
     match marker {
         Marker::Circle => format!("<circle cx=\"{}\" cy=\"{}\" r=\"4.5\"", r1(cx), r1(cy)),
-        Marker::Square => format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(cx - 4.0), r1(cy - 4.0)),
+        Marker::Square => {
+            format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(cx - 4.0), r1(cy - 4.0))
+        }
         Marker::Triangle => format!(
             "<path d=\"M{} {}L{} {}L{} {}Z\"",
             r1(cx),
@@ -476,7 +478,12 @@ impl Chart {
             }) {
                 if self.horizontal_intervals() {
                     let (xlo, xhi) = (xm.px(lo), xm.px(hi));
-                    taken.push(Rect { x0: xlo.min(xhi) - 1.0, y0: cy - 5.0, x1: xlo.max(xhi) + 1.0, y1: cy + 5.0 });
+                    taken.push(Rect {
+                        x0: xlo.min(xhi) - 1.0,
+                        y0: cy - 5.0,
+                        x1: xlo.max(xhi) + 1.0,
+                        y1: cy + 5.0,
+                    });
                     let _ = writeln!(
                         s,
                         "<path class=\"ci\" d=\"M{xlo} {a}H{xhi}M{xlo} {t}V{b}M{xhi} {t}V{b}\" stroke=\"{color}\" \
@@ -572,14 +579,12 @@ impl Chart {
             }
         }
     }
-
 }
 
 /// The element name of a shape string (`<circle ...` -> `circle`).
 fn tag(shape: &str) -> &str {
     shape.trim_start_matches('<').split(' ').next().unwrap_or("g")
 }
-
 
 /// Escape text for XML/HTML content and attribute values.
 pub fn esc(text: &str) -> String {
@@ -677,6 +682,61 @@ pub(crate) mod tests {
             }
         }
         assert!(stack.is_empty(), "unclosed: {stack:?}");
+    }
+
+    fn width_of(svg: &str) -> f64 {
+        svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn forest_plots_draw_categories_top_down_with_horizontal_intervals() {
+        let mut c = chart(Scale::Linear);
+        c.x = Axis::new("Recall@1", Scale::Linear, Ticks::Percent).from_zero();
+        c.y = Axis::categorical("", vec!["sex: F".into(), "sex: M".into()]);
+        c.series[0].line = Line::None;
+        c.series[0].points = vec![
+            Point { x: 0.3, y: 0.0, y_ci: Some([0.2, 0.4]), label: None, tooltip: "F".into() },
+            Point { x: 0.5, y: 1.0, y_ci: Some([0.45, 0.55]), label: None, tooltip: "M".into() },
+        ];
+        let svg = c.to_svg();
+        assert!(svg.contains(">sex: F</text>") && svg.contains(">sex: M</text>"), "{svg}");
+        let cy = |tip: &str| -> f64 {
+            let at = svg.find(&format!("<title>{tip}</title>")).unwrap();
+            let marker = &svg[svg[..at].rfind("<circle").unwrap()..at];
+            marker.split("cy=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+        };
+        assert!(cy("F") < cy("M"), "the first category is on top");
+        // Each interval is one horizontal stroke at its row's height (plus two end ticks).
+        let ci: Vec<&str> =
+            svg.split("class=\"ci\" d=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+        assert_eq!(ci.len(), 2);
+        for (d, tip) in ci.iter().zip(["F", "M"]) {
+            let y: f64 = d.split(' ').nth(1).unwrap().split('H').next().unwrap().parse().unwrap();
+            assert!((y - cy(tip)).abs() < 0.11, "{d} not at row {tip}");
+            assert!(d.contains('H') && d.matches('V').count() == 2, "{d}");
+        }
+        // The x range covers the intervals; no y-axis title is drawn for an empty label.
+        assert!(svg.contains(">60%</text>") || svg.contains(">50%</text>"), "{svg}");
+        assert!(!svg.contains("rotate(-90)"));
+    }
+
+    #[test]
+    fn charts_widen_to_fit_their_title_and_legend() {
+        let narrow = chart(Scale::Log);
+        let base = width_of(&narrow.to_svg());
+        let mut long = narrow.clone();
+        long.series[0].name = "x".repeat(120);
+        let svg = long.to_svg();
+        assert!(width_of(&svg) >= EDGE + legend::entry_width(&long.series[0].name) + 8.0 - 0.05);
+        assert!(width_of(&svg) > base);
+        let mut titled = narrow.clone();
+        titled.title = "T".repeat(100);
+        assert!(width_of(&titled.to_svg()) >= 100.0 * CHAR_W * TITLE_SIZE / FONT_SIZE);
+        // The plot keeps its size: the room goes to the right margin.
+        let axis_end = |svg: &str| -> String {
+            svg.split("<path d=\"M").nth(1).unwrap().split('"').next().unwrap().to_string()
+        };
+        assert_eq!(axis_end(&narrow.to_svg()), axis_end(&svg));
     }
 
     #[test]

@@ -68,7 +68,10 @@ pub fn check_relink(md: &str, model: &str, split: &str, relink: &Value) -> usize
             match pools.header.iter().position(|h| h == "Trials") {
                 Some(c) => assert_shows(&row[c], &[f(&p["trials"])]),
                 // One trial count everywhere: said once above the table.
-                None => assert!(plain(block).contains(&format!("{} pools drawn per query", fmt::count(f(&p["trials"]))))),
+                None => {
+                    assert!(plain(block)
+                        .contains(&format!("{} pools drawn per query", fmt::count(f(&p["trials"])))))
+                }
             }
             assert_shows(&row[pools.col("Chance")], &[f(&p["chance_at_1"])]);
             assert_shows(&row[pools.col("Recall@1")], &[f(&p["recall_at_1"])]);
@@ -83,7 +86,10 @@ pub fn check_relink(md: &str, model: &str, split: &str, relink: &Value) -> usize
             let n = fmt::count(f(&s["pool_size"]));
             assert!(!pools.rows.iter().any(|r| r[1] == n), "skipped pool {n} shown as measured");
             let reason = s["reason"].as_str().unwrap();
-            assert!(plain(block).contains(&format!("N={n}")) && plain(block).contains(reason), "skipped pool {n} not listed");
+            assert!(
+                plain(block).contains(&format!("N={n}")) && plain(block).contains(reason),
+                "skipped pool {n} not listed"
+            );
         }
         let full = &d["full"];
         let row = find(key("full database", &fmt::count(f(&d["n_gallery"]))));
@@ -132,7 +138,10 @@ pub fn check_attacks(md: &str, model: &str, relink: &Value) -> usize {
         match d["side"]["source"].as_str() {
             Some("cross_fit") => {
                 let folds = d["side"]["folds"].as_u64().unwrap();
-                assert!(text.contains(&format!("cross-fitted within the audited split ({folds} folds")), "{text}");
+                assert!(
+                    text.contains(&format!("cross-fitted within the audited split ({folds} folds")),
+                    "{text}"
+                );
             }
             Some(source) => {
                 let split = source.trim_start_matches("split ");
@@ -144,10 +153,12 @@ pub fn check_attacks(md: &str, model: &str, relink: &Value) -> usize {
         let table = first_table(&tables, &["Attack", "Pool N", "Recall@1", "Normalized risk"]);
         let rows = d["attacks"].as_array().unwrap();
         assert_eq!(table.rows.len(), rows.len());
-        let marked: Vec<&Vec<String>> = table.rows.iter().filter(|r| r[0].ends_with(" (strongest)")).collect();
+        let marked: Vec<&Vec<String>> =
+            table.rows.iter().filter(|r| r[0].ends_with(" (strongest)")).collect();
         assert_eq!(marked.len(), 1, "exactly one strongest row: {:?}", table.rows);
         assert_eq!(marked[0][0], format!("{} (strongest)", d["strongest_attack"].as_str().unwrap()));
-        let pool = |a: &Value| a.get("pool_size").and_then(Value::as_f64).map_or("full".to_string(), fmt::count);
+        let pool =
+            |a: &Value| a.get("pool_size").and_then(Value::as_f64).map_or("full".to_string(), fmt::count);
         if let Some(n) = d.get("strongest_attack_pool_size").and_then(Value::as_f64) {
             assert_eq!(marked[0][table.col("Pool N")], fmt::count(n));
         }
@@ -196,12 +207,21 @@ pub fn check_reid_row(tables: &[MdTable], model: &str, attacker: &str, a: &Value
 /// (`N=10,000` text or `the full database`) — as (recall, ci, lift, chance) from the JSON:
 /// the attack's row of the comparison, or without a comparison the random pool's
 /// Monte-Carlo figure.
-pub fn named_figure<'a>(d: &'a Value, attack: &str, pool: &str) -> (&'a Value, &'a Value, &'a Value, &'a Value) {
+pub fn named_figure<'a>(
+    d: &'a Value,
+    attack: &str,
+    pool: &str,
+) -> (&'a Value, &'a Value, &'a Value, &'a Value) {
     let n: Option<f64> = pool.strip_prefix("N=").map(|n| n.replace(',', "").parse().unwrap());
     if d.get("attacks").is_none_or(Value::is_null) {
         assert_eq!(attack, "cosine", "without an attack comparison only plain cosine");
         let row = match n {
-            Some(n) => d["pools"].as_array().unwrap().iter().find(|p| p["kind"] == "random" && f(&p["pool_size"]) == n).unwrap(),
+            Some(n) => d["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["kind"] == "random" && f(&p["pool_size"]) == n)
+                .unwrap(),
             None => &d["full"],
         };
         return (&row["recall_at_1"], &row["ci95_recall_at_1"], &row["lift_at_1"], &row["chance_at_1"]);

@@ -84,7 +84,11 @@ fn hostile_names_stay_text_in_markdown() {
     for (path, _) in files {
         let name = path.strip_prefix("plots").unwrap().to_str().unwrap().trim_start_matches('/').to_string();
         assert!(
-            name.ends_with(".svg") && name.trim_end_matches(".svg").chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            name.ends_with(".svg")
+                && name
+                    .trim_end_matches(".svg")
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
             "chart file {path:?}"
         );
         assert_eq!(path.components().count(), 2, "{path:?}");

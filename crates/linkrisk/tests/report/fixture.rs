@@ -101,16 +101,22 @@ fn relink_rows_of_both_directions_equal_the_json() {
 fn reid_attribute_utility_and_mitigation_rows_equal_the_json() {
     let (_tmp, _run, md, _) = render_fixture();
     let tables = md_tables(&md);
-    for (file, attacker) in [("reid_image.json", "nearest neighbour"), ("reid_image_linear_metric.json", "linear-metric")] {
+    for (file, attacker) in
+        [("reid_image.json", "nearest neighbour"), ("reid_image_linear_metric.json", "linear-metric")]
+    {
         super::checks::check_reid_row(&tables, "cohort", attacker, &fixtures::load(file));
     }
     let reid = first_table(&tables, &["Model", "Attacker", "Rank-1"]);
     assert!(!reid.header.iter().any(|h| h == "CMC@1"), "CMC@1 repeats Rank-1");
     assert!(
-        plain(&md).contains("Trained attacker linear-metric of cohort: cross-fitted within the audited split (5 folds"),
+        plain(&md).contains(
+            "Trained attacker linear-metric of cohort: cross-fitted within the audited split (5 folds"
+        ),
         "the trained attacker's protocol"
     );
-    assert!(plain(&md).contains("Probe training data of cohort: cross-fitted within the audited split (5 folds"));
+    assert!(
+        plain(&md).contains("Probe training data of cohort: cross-fitted within the audited split (5 folds")
+    );
     assert!(plain(&md).contains("Probe training data of cohort: from the train split."));
     let attrs = fixtures::load("attributes_image.json");
     let at = first_table(&tables, &["Attribute", "AUROC", "Re-identified", "p (difference)"]);
@@ -158,7 +164,10 @@ fn summary_states_the_strongest_attack_with_json_figures() {
     let audit = fixtures::load("relink_image_report.json");
     let csls = audit["attacks"].as_array().unwrap().iter().find(|a| a["name"] == "csls").unwrap().clone();
     let lead = md.lines().find(|l| l.starts_with("**Headline risk.**")).expect("headline");
-    assert!(lead.starts_with("**Headline risk.** Model cohort: with the strongest attack tried (csls)"), "{lead}");
+    assert!(
+        lead.starts_with("**Headline risk.** Model cohort: with the strongest attack tried (csls)"),
+        "{lead}"
+    );
     assert!(lead.contains("at a pool of 10,000 candidates"), "{lead}");
     // "X in 1,000" is Recall@1 x 1000.
     let x = lead.split("**").nth(3).unwrap();
@@ -184,7 +193,10 @@ fn summary_states_the_strongest_attack_with_json_figures() {
         .find(|p| p["pool_size"] == 10000 && p["kind"] == "random")
         .unwrap();
     let line = md.lines().find(|l| l.starts_with("Plain cosine similarity alone (cohort)")).unwrap();
-    assert!(numbers(line.split("**").nth(1).unwrap())[0].value / 1000.0 - f(&plain_pool["recall_at_1"]) < 1e-9, "{line}");
+    assert!(
+        numbers(line.split("**").nth(1).unwrap())[0].value / 1000.0 - f(&plain_pool["recall_at_1"]) < 1e-9,
+        "{line}"
+    );
     // The risk card: headline, both directions, attacks tried with the strongest per
     // direction and the side data of each, re-ID, attributes, utility, what was not tried.
     super::checks::check_card(&md, "cohort", &audit);
@@ -193,31 +205,49 @@ fn summary_states_the_strongest_attack_with_json_figures() {
     assert!(tried.starts_with("cosine, inverted_softmax, csls, procrustes (m=100), assignment; strongest: csls (image → report), cosine (report → image); side data: 100,000 labelled pairs from the train split (image → report), cross-fitted"), "{tried}");
     let reid = fixtures::load("reid_image_linear_metric.json");
     let line = bullet(card, "Re-identification");
-    assert_shows(line, &[f(&reid["rank_1"]), 0.95, f(&reid["ci95_rank_1"][0]), f(&reid["ci95_rank_1"][1]), 1.0]);
+    assert_shows(
+        line,
+        &[f(&reid["rank_1"]), 0.95, f(&reid["ci95_rank_1"][0]), f(&reid["ci95_rank_1"][1]), 1.0],
+    );
     assert!(line.ends_with("(trained attacker linear-metric)"), "{line}");
     let attrs = fixtures::load("attributes_image.json");
     let t = &attrs["targets"];
     let line = bullet(card, "Attribute AUROC");
     let mut expected = Vec::new();
     for name in ["sex", "age", "race"] {
-        expected.extend([f(&t[name]["auroc"]), 0.95, f(&t[name]["ci95_auroc"][0]), f(&t[name]["ci95_auroc"][1])]);
+        expected.extend([
+            f(&t[name]["auroc"]),
+            0.95,
+            f(&t[name]["ci95_auroc"][0]),
+            f(&t[name]["ci95_auroc"][1]),
+        ]);
     }
     assert_shows(line, &expected);
     let util = fixtures::load("utility_image.json");
-    assert_shows(bullet(card, "Utility"), &[f(&util["macro_auroc"]), 0.95, f(&util["ci95_macro_auroc"][0]), f(&util["ci95_macro_auroc"][1])]);
+    assert_shows(
+        bullet(card, "Utility"),
+        &[f(&util["macro_auroc"]), 0.95, f(&util["ci95_macro_auroc"][0]), f(&util["ci95_macro_auroc"][1])],
+    );
     let not_tried = plain(bullet(card, "Not tried"));
     assert!(not_tried.contains("qb_norm: the query bank would hold fewer than 1,000 queries"), "{not_tried}");
     assert!(not_tried.contains("ridge at m=100,000"), "{not_tried}");
     assert!(plain(bullet(card, "Pools skipped")).contains("random and pathology-matched pools at N=100,000"));
     // Mitigation and caveats.
-    assert!(md.contains("ε=0.34 bring Recall@1 at N=10,000 on the held-out (test) cohort from 0.490%"), "{md}");
+    assert!(
+        md.contains("ε=0.34 bring Recall@1 at N=10,000 on the held-out (test) cohort from 0.490%"),
+        "{md}"
+    );
     assert!(md.contains("(a 61.8% relative reduction)"));
     assert!(md.contains("utility macro AUROC moves from 0.7963 to 0.7943"));
     assert!(md.contains("**Synthetic cohort.**"));
     let caveats = plain(md_block(&md, "Caveats"));
     assert!(caveats.contains("**Not tried:** qb_norm: the query bank"), "{caveats}");
     // The exact-match share follows the pathology-matched figure, in the words.
-    assert!(caveats.contains("Recall@1 of cohort (image → report) at N=10,000 is still 0.290%, 29.0 times chance"), "{caveats}");
+    assert!(
+        caveats
+            .contains("Recall@1 of cohort (image → report) at N=10,000 is still 0.290%, 29.0 times chance"),
+        "{caveats}"
+    );
     assert!(caveats.contains("at N=10,000 only 0.110% of negatives had identical findings"), "{caveats}");
     assert!(caveats.contains("**Pathology matching is partial.**"), "{caveats}");
     assert!(html.contains("<p class=\"lead\"><strong>Headline risk.</strong>"));
@@ -250,12 +280,16 @@ fn chart_markers_carry_the_json_values_in_order() {
         );
         assert!(svg.contains(&tip), "no curve point {tip}");
     }
-    assert!(svg.contains("data-series=\"image → report: exact expectation, random pools\">\n<path class=\"line\""));
+    assert!(svg
+        .contains("data-series=\"image → report: exact expectation, random pools\">\n<path class=\"line\""));
     // Monte-Carlo random-pool markers: tooltip = JSON recall; y pixel grows (lower) as
     // recall falls; each has its error bar.
     let mut last_y = f64::NEG_INFINITY;
     for p in audit["pools"].as_array().unwrap().iter().filter(|p| p["kind"] == "random") {
-        let tip = format!("image → report: random pools, N={}: Recall@1 ", linkrisk::report::fmt::count(f(&p["pool_size"])));
+        let tip = format!(
+            "image → report: random pools, N={}: Recall@1 ",
+            linkrisk::report::fmt::count(f(&p["pool_size"]))
+        );
         let at = svg.find(&tip).unwrap_or_else(|| panic!("no marker {tip}"));
         let shown = numbers(&svg[at + tip.len()..at + tip.len() + 12])[0];
         assert!(shown.matches(f(&p["recall_at_1"])));
@@ -347,7 +381,8 @@ fn plain_cosine_headline_without_attacks_and_full_database_fallback() {
     assert!(lead.contains("**49.0 times chance** (chance 0.0100%)"), "{lead}");
     assert!(md.contains("Only plain cosine nearest-neighbour matching was tried"));
     let card = md_block(&md, "unlabelled model");
-    assert!(plain(bullet(card, "Not tried")).contains("attacks beyond plain cosine (no attack comparison: run with --attack all)"));
+    assert!(plain(bullet(card, "Not tried"))
+        .contains("attacks beyond plain cosine (no attack comparison: run with --attack all)"));
     // Only the full database measured.
     relink.as_object_mut().unwrap().remove("pools");
     let md = report::render_markdown(&fixtures::run_of(vec![relink]));
@@ -413,7 +448,10 @@ fn several_models_are_ranked_compared_and_get_a_compact_legend() {
     ] {
         assert_eq!(legend.matches(entry).count(), 1, "{entry} in {legend}");
     }
-    assert!(svg.contains("log scale)</text>") && svg.contains(">100</text>") && svg.contains(">10</text>"), "log lift axis");
+    assert!(
+        svg.contains("log scale)</text>") && svg.contains(">100</text>") && svg.contains(">10</text>"),
+        "log lift axis"
+    );
 }
 
 #[test]

@@ -15,9 +15,14 @@ fn both_models_are_named_in_every_section_and_their_numbers_equal_run_json() {
     let md = report::render_markdown(run);
     let mut checked = 0;
     for (label, _) in MODELS {
-        for section in
-            ["Summary", "Cross-modal re-linkage", "Attack comparison", "Patient re-identification", "Attribute inference", "Utility"]
-        {
+        for section in [
+            "Summary",
+            "Cross-modal re-linkage",
+            "Attack comparison",
+            "Patient re-identification",
+            "Attribute inference",
+            "Utility",
+        ] {
             assert!(plain(md_block(&md, section)).contains(label), "section {section} does not name {label}");
         }
         let relink = audit(run, label, "relink", None);
@@ -26,8 +31,18 @@ fn both_models_are_named_in_every_section_and_their_numbers_equal_run_json() {
         checked += check_attacks(&md, label, relink);
         check_card(&md, label, relink);
         let reid_tables = md_tables(md_block(&md, "Patient re-identification"));
-        check_reid_row(&reid_tables, label, "nearest neighbour", audit(run, label, "reid", Some("nearest-neighbour")));
-        check_reid_row(&reid_tables, label, "linear-metric", audit(run, label, "reid", Some("linear-metric")));
+        check_reid_row(
+            &reid_tables,
+            label,
+            "nearest neighbour",
+            audit(run, label, "reid", Some("nearest-neighbour")),
+        );
+        check_reid_row(
+            &reid_tables,
+            label,
+            "linear-metric",
+            audit(run, label, "reid", Some("linear-metric")),
+        );
 
         let attributes = audit(run, label, "attributes", None);
         let block = md_block(&md, &format!("{label} — image view"));
@@ -74,7 +89,10 @@ fn models_are_ranked_by_their_headline_and_the_specialised_model_leads() {
         let relink = audit(run, &row[1], "relink", None);
         let d = directions(relink)
             .into_iter()
-            .find(|d| format!("{} → {}", d["query_view"].as_str().unwrap(), d["gallery_view"].as_str().unwrap()) == row[3])
+            .find(|d| {
+                format!("{} → {}", d["query_view"].as_str().unwrap(), d["gallery_view"].as_str().unwrap())
+                    == row[3]
+            })
             .unwrap();
         let pool = format!("N={}", row[t.col("Pool N")]);
         let (recall, ci, lift, _) = named_figure(d, &row[t.col("Strongest attack")], &pool);
@@ -88,16 +106,26 @@ fn models_are_ranked_by_their_headline_and_the_specialised_model_leads() {
             .map(|a| f(&audit(run, &row[1], "reid", Some(a))["rank_1"]))
             .fold(0.0, f64::max);
         assert_shows(&row[t.col("Re-ID Rank-1")], &[rank1]);
-        assert_shows(&row[t.col("Utility macro AUROC")], &[f(&audit(run, &row[1], "utility", None)["macro_auroc"])]);
+        assert_shows(
+            &row[t.col("Utility macro AUROC")],
+            &[f(&audit(run, &row[1], "utility", None)["macro_auroc"])],
+        );
     }
     assert!(lifts[0] >= lifts[1], "ranked by lift: {lifts:?}");
     // The synthetic specialization knob: the specialised model links more often.
     assert_eq!(t.rows[0][1], MODELS[1].0, "{:?}", t.rows);
     // The headline sentence is about the first-ranked model and says so.
     let lead = md.lines().find(|l| l.starts_with("**Headline risk.**")).unwrap();
-    assert!(plain(lead).starts_with(&format!("**Headline risk.** Model {} (the highest risk of the 2 models)", MODELS[1].0)), "{lead}");
+    assert!(
+        plain(lead).starts_with(&format!(
+            "**Headline risk.** Model {} (the highest risk of the 2 models)",
+            MODELS[1].0
+        )),
+        "{lead}"
+    );
     // The cards come in rank order too.
-    let cards: Vec<usize> = MODELS.iter().map(|(m, _)| md.find(&format!("\n### {}\n", m.replace('_', "\\_"))).unwrap()).collect();
+    let cards: Vec<usize> =
+        MODELS.iter().map(|(m, _)| md.find(&format!("\n### {}\n", m.replace('_', "\\_"))).unwrap()).collect();
     assert!(cards[1] < cards[0], "the leading model's card first");
 }
 
@@ -113,7 +141,9 @@ fn the_exact_match_caveat_quotes_the_headline_pool_share() {
     let relink = audit(run, leader, "relink", None);
     let d = directions(relink)
         .into_iter()
-        .find(|d| format!("{} → {}", d["query_view"].as_str().unwrap(), d["gallery_view"].as_str().unwrap()) == dir)
+        .find(|d| {
+            format!("{} → {}", d["query_view"].as_str().unwrap(), d["gallery_view"].as_str().unwrap()) == dir
+        })
         .unwrap();
     let pm = d["pools"]
         .as_array()
@@ -131,7 +161,10 @@ fn the_exact_match_caveat_quotes_the_headline_pool_share() {
     };
     assert!(caveats.contains(&expected), "{expected:?} not in {caveats}");
     assert!(
-        caveats.contains(&format!("Recall@1 of {leader} ({dir}) at N={n_text} is still {}", fmt::pct(f(&pm["recall_at_1"])))),
+        caveats.contains(&format!(
+            "Recall@1 of {leader} ({dir}) at N={n_text} is still {}",
+            fmt::pct(f(&pm["recall_at_1"]))
+        )),
         "{caveats}"
     );
 }

@@ -76,9 +76,18 @@ pub fn build_two_model_run(dir: &Path) {
             ..RelinkConfig::default()
         };
         let report = relink(&cohort, &relink_config, &NoProgress).unwrap();
-        record(&mut run, label, &format!("linkrisk relink {label} --direction both --hard-negatives --attack all"), &report);
-        let reid_config =
-            ReidConfig { attackers: Attackers::Auto, seed: 7, bootstrap_replicates: 0, ..ReidConfig::default() };
+        record(
+            &mut run,
+            label,
+            &format!("linkrisk relink {label} --direction both --hard-negatives --attack all"),
+            &report,
+        );
+        let reid_config = ReidConfig {
+            attackers: Attackers::Auto,
+            seed: 7,
+            bootstrap_replicates: 0,
+            ..ReidConfig::default()
+        };
         let report = reid(&cohort, &reid_config, &NoProgress).unwrap();
         for entry in report.run_entries() {
             record(&mut run, label, &format!("linkrisk reid {label} --attacker auto"), &entry);

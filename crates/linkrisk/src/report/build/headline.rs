@@ -118,7 +118,9 @@ pub(super) fn model_headline<'a>(model: &'a ReportModel, name: &str) -> Option<H
 /// The models in report order: by headline strength, strongest first; models without a
 /// relink figure follow in the order recorded.
 pub(super) fn ranked(model: &ReportModel) -> Vec<&str> {
-    let mut names: Vec<(usize, &str, Option<(bool, f64)>)> = model
+    // (recorded position, name, headline strength)
+    type Ranked<'a> = (usize, &'a str, Option<(bool, f64)>);
+    let mut names: Vec<Ranked> = model
         .models
         .iter()
         .enumerate()

@@ -39,12 +39,7 @@ pub(super) fn reid(model: &ReportModel) -> Option<Section> {
     }
     columns.extend([("Queries / gallery", true), ("Rank-1", true), ("95% CI", true)]);
     columns.extend(cmc_titles.iter().map(|c| (c.as_str(), true)));
-    columns.extend([
-        ("mAP", true),
-        ("95% CI", true),
-        ("Verification AUROC", true),
-        ("95% CI", true),
-    ]);
+    columns.extend([("mAP", true), ("95% CI", true), ("Verification AUROC", true), ("95% CI", true)]);
     let mut table = Table::new(&columns);
     for r in &entries {
         let mut row = vec![r.model.clone(), plots::attacker_name(r)];
@@ -57,11 +52,7 @@ pub(super) fn reid(model: &ReportModel) -> Option<Section> {
             (None, Some(g)) => format!("– / {}", fmt::count(g)),
             (None, None) => MISSING.to_string(),
         };
-        row.extend([
-            sizes,
-            opt(r.rank_1.map(|f| f.value), fmt::pct),
-            ci_pct(r.rank_1.and_then(|f| f.ci95)),
-        ]);
+        row.extend([sizes, opt(r.rank_1.map(|f| f.value), fmt::pct), ci_pct(r.rank_1.and_then(|f| f.ci95))]);
         for &k in &ranks {
             row.push(opt(r.cmc.iter().find(|c| c.0 == k).map(|c| c.1.value), fmt::pct));
         }
@@ -85,7 +76,9 @@ pub(super) fn reid(model: &ReportModel) -> Option<Section> {
         if let (Some(side), Some(attacker)) = (&r.side, &r.attacker) {
             let mut text = format!("Trained attacker {attacker} of {}: {}.", r.model, side_phrase(side));
             if side.cross_fitted() {
-                text.push_str(" Each fold's queries are ranked by a metric learned on the other folds' patients only.");
+                text.push_str(
+                    " Each fold's queries are ranked by a metric learned on the other folds' patients only.",
+                );
             }
             blocks.push(Block::Para(vec![t(text)]));
         }
@@ -183,7 +176,8 @@ pub(super) fn utility(model: &ReportModel) -> Option<Section> {
     }
     let u = audits[0];
     if let Some(m) = u.macro_auroc {
-        let mut spans = vec![t(format!("Macro AUROC of {} ({} view): ", u.model, u.view)), b(fmt::score(m.value))];
+        let mut spans =
+            vec![t(format!("Macro AUROC of {} ({} view): ", u.model, u.view)), b(fmt::score(m.value))];
         if let Some(ci) = m.ci95 {
             spans.push(t(format!(" (95% CI {})", fmt::score_interval(ci))));
         }

@@ -43,10 +43,11 @@ pub(super) fn relink(model: &ReportModel) -> Option<Section> {
         for r in relinks {
             blocks.extend(model_relink(name, r, relinks.len() > 1));
         }
-        let figures: Vec<Figure> = [plots::recall_vs_pool(name, index, relinks), plots::subgroup_forest(name, index, relinks)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let figures: Vec<Figure> =
+            [plots::recall_vs_pool(name, index, relinks), plots::subgroup_forest(name, index, relinks)]
+                .into_iter()
+                .flatten()
+                .collect();
         if !figures.is_empty() {
             blocks.push(Block::Figures(figures));
         }
@@ -60,7 +61,9 @@ fn comparison(models: &[(&str, Vec<&Relink>)]) -> Table {
     let directions: Vec<(&str, String, &Relink)> = models
         .iter()
         .flat_map(|(m, relinks)| {
-            relinks.iter().flat_map(move |r| r.directions().into_iter().map(move |d| (*m, direction_label(d, relinks), d)))
+            relinks.iter().flat_map(move |r| {
+                r.directions().into_iter().map(move |d| (*m, direction_label(d, relinks), d))
+            })
         })
         .collect();
     let mut sizes: Vec<u64> = directions
@@ -96,7 +99,8 @@ fn comparison(models: &[(&str, Vec<&Relink>)]) -> Table {
 /// directions side by side, full-database ranks, subgroups and skipped pools.
 fn model_relink(name: &str, r: &Relink, several: bool) -> Vec<Block> {
     let dirs = r.directions();
-    let mut title = format!("{name} — {}", dirs.iter().map(|d| d.direction()).collect::<Vec<_>>().join(" and "));
+    let mut title =
+        format!("{name} — {}", dirs.iter().map(|d| d.direction()).collect::<Vec<_>>().join(" and "));
     if let Some(split) = &r.split {
         title.push_str(&format!(", {split} split"));
     } else if several {
@@ -247,7 +251,8 @@ fn subgroup_table(dirs: &[&Relink]) -> Table {
     for (attribute, value) in plots::subgroup_keys(dirs) {
         let mut row = vec![attribute.clone(), value.clone()];
         for d in dirs {
-            let s: Option<&Subgroup> = d.subgroups.iter().find(|s| s.attribute == attribute && s.value == value);
+            let s: Option<&Subgroup> =
+                d.subgroups.iter().find(|s| s.attribute == attribute && s.value == value);
             row.extend([
                 opt(s.and_then(|s| s.n_queries), fmt::count),
                 opt(s.and_then(|s| s.recall_at_1).map(|f| f.value), fmt::pct),
@@ -263,11 +268,16 @@ fn subgroup_table(dirs: &[&Relink]) -> Table {
 fn skipped_pools(dirs: &[&Relink]) -> Vec<String> {
     let same = dirs.windows(2).all(|w| w[0].skipped_pools == w[1].skipped_pools);
     if same {
-        return dirs.first().map(|d| pool_groups(&d.skipped_pools.iter().collect::<Vec<_>>())).unwrap_or_default();
+        return dirs
+            .first()
+            .map(|d| pool_groups(&d.skipped_pools.iter().collect::<Vec<_>>()))
+            .unwrap_or_default();
     }
     dirs.iter()
         .flat_map(|d| {
-            pool_groups(&d.skipped_pools.iter().collect::<Vec<_>>()).into_iter().map(|g| format!("{}: {g}", d.direction()))
+            pool_groups(&d.skipped_pools.iter().collect::<Vec<_>>())
+                .into_iter()
+                .map(|g| format!("{}: {g}", d.direction()))
         })
         .collect()
 }
@@ -286,8 +296,11 @@ fn attack_table(attacks: &Attacks) -> Table {
     ]);
     let strongest = strongest_row(attacks);
     for a in &attacks.attacks {
-        let name =
-            if strongest.is_some_and(|s| std::ptr::eq(s, a)) { format!("{} (strongest)", a.name) } else { a.name.clone() };
+        let name = if strongest.is_some_and(|s| std::ptr::eq(s, a)) {
+            format!("{} (strongest)", a.name)
+        } else {
+            a.name.clone()
+        };
         table.push(vec![
             name,
             a.pool_size.map_or_else(|| "full".to_string(), |n| fmt::count(n as f64)),
@@ -307,7 +320,10 @@ fn attack_table(attacks: &Attacks) -> Table {
 fn attack_blocks(title: String, attacks: &Attacks) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(title)];
     if let Some(side) = &attacks.side {
-        let mut text = format!("Side data of the attacks (tuning pairs, query bank, leaked pairs): {}.", side_phrase(side));
+        let mut text = format!(
+            "Side data of the attacks (tuning pairs, query bank, leaked pairs): {}.",
+            side_phrase(side)
+        );
         if side.cross_fitted() {
             text.push_str(
                 " Each fold's queries are attacked by an attacker fitted on the other folds' records only; \
@@ -339,7 +355,10 @@ pub(super) fn attacks(model: &ReportModel) -> Option<Section> {
             for d in r.directions() {
                 if let Some(a) = &d.attacks {
                     any = true;
-                    blocks.extend(attack_blocks(format!("{name} — re-linkage {}", direction_label(d, &relinks)), a));
+                    blocks.extend(attack_blocks(
+                        format!("{name} — re-linkage {}", direction_label(d, &relinks)),
+                        a,
+                    ));
                 }
             }
         }

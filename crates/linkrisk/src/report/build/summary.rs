@@ -137,10 +137,16 @@ fn card(model: &ReportModel, name: &str) -> Option<Card> {
         };
         items.push((
             "Headline".to_string(),
-            vec![t(format!("{what}, {} at {}: ", h.relink.direction(), pool_short(h.pool))), b(figure_phrase(&h))],
+            vec![
+                t(format!("{what}, {} at {}: ", h.relink.direction(), pool_short(h.pool))),
+                b(figure_phrase(&h)),
+            ],
         ));
         if let Some(p) = h.attack.filter(|a| a.name != "cosine").and(plain_headline(h.relink)) {
-            items.push(("Plain cosine".to_string(), vec![t(format!("at {}: {}", pool_short(p.pool), figure_phrase(&p)))]));
+            items.push((
+                "Plain cosine".to_string(),
+                vec![t(format!("at {}: {}", pool_short(p.pool), figure_phrase(&p)))],
+            ));
         }
     }
     let relinks: Vec<&Relink> = model.relink_of(name).collect();
@@ -180,7 +186,11 @@ fn card(model: &ReportModel, name: &str) -> Option<Card> {
     if let Some((who, f, view)) = strongest_reid(model, name) {
         items.push((
             "Re-identification".to_string(),
-            vec![t(format!("{} of query {}s, Rank-1 ({who})", with_ci(fmt::pct(f.value), f.ci95, fmt::pct_interval), view))],
+            vec![t(format!(
+                "{} of query {}s, Rank-1 ({who})",
+                with_ci(fmt::pct(f.value), f.ci95, fmt::pct_interval),
+                view
+            ))],
         ));
     }
     for a in model.attributes_of(name) {
@@ -194,14 +204,21 @@ fn card(model: &ReportModel, name: &str) -> Option<Card> {
             })
             .collect();
         if !text.is_empty() {
-            items.push(("Attribute AUROC".to_string(), vec![t(format!("{} ({} view)", text.join("; "), a.view))]));
+            items.push((
+                "Attribute AUROC".to_string(),
+                vec![t(format!("{} ({} view)", text.join("; "), a.view))],
+            ));
         }
     }
     for u in model.utility_of(name) {
         if let Some(f) = u.macro_auroc {
             items.push((
                 "Utility".to_string(),
-                vec![t(format!("macro AUROC {} ({} view)", with_ci(fmt::score(f.value), f.ci95, fmt::score_interval), u.view))],
+                vec![t(format!(
+                    "macro AUROC {} ({} view)",
+                    with_ci(fmt::score(f.value), f.ci95, fmt::score_interval),
+                    u.view
+                ))],
             ));
         }
     }
@@ -252,7 +269,10 @@ fn attacks_tried(directions: &[&Relink]) -> Vec<String> {
             ms.sort_by(f64::total_cmp);
             let mut out = name.clone();
             if !ms.is_empty() {
-                out.push_str(&format!(" (m={})", ms.iter().map(|m| fmt::count(*m)).collect::<Vec<_>>().join(", ")));
+                out.push_str(&format!(
+                    " (m={})",
+                    ms.iter().map(|m| fmt::count(*m)).collect::<Vec<_>>().join(", ")
+                ));
             }
             out
         })
@@ -284,7 +304,10 @@ pub(super) fn not_tried(model: &ReportModel, name: &str) -> NotTried {
         }
     }
     if !directions.is_empty() && directions.iter().all(|d| d.attacks.is_none()) {
-        push(&mut out.attacks, "attacks beyond plain cosine (no attack comparison: run with --attack all)".to_string());
+        push(
+            &mut out.attacks,
+            "attacks beyond plain cosine (no attack comparison: run with --attack all)".to_string(),
+        );
     }
     for r in model.reid_of(name) {
         for s in &r.skipped {
@@ -298,7 +321,9 @@ pub(super) fn not_tried(model: &ReportModel, name: &str) -> NotTried {
 /// Skipped pools in few words: one phrase per reason, kinds with the same sizes together —
 /// `random and pathology-matched pools at N=1,000, 10,000 (larger than the gallery of 395 items)`.
 pub(super) fn pool_groups(pools: &[&SkippedPool]) -> Vec<String> {
-    let mut groups: Vec<(&str, Vec<(&str, Vec<u64>)>)> = Vec::new();
+    // Per reason: (kind, pool sizes).
+    type KindSizes<'a> = Vec<(&'a str, Vec<u64>)>;
+    let mut groups: Vec<(&str, KindSizes)> = Vec::new();
     for p in pools {
         let g = match groups.iter().position(|g| g.0 == p.reason) {
             Some(g) => g,
@@ -365,7 +390,8 @@ fn caveats(model: &ReportModel, head: Option<(&str, Headline)>) -> Vec<Vec<Span>
         ]),
     }
     let order = ranked(model);
-    let with_relink: Vec<&str> = order.iter().copied().filter(|m| model.relink_of(m).next().is_some()).collect();
+    let with_relink: Vec<&str> =
+        order.iter().copied().filter(|m| model.relink_of(m).next().is_some()).collect();
     let tried: Vec<(&str, Vec<String>)> = with_relink
         .iter()
         .map(|m| {
@@ -411,14 +437,22 @@ fn caveats(model: &ReportModel, head: Option<(&str, Headline)>) -> Vec<Vec<Span>
     let lists: Vec<(&str, Vec<String>)> = order
         .iter()
         .map(|m| {
-            let list: Vec<String> =
-                not_tried(model, m).attacks.into_iter().filter(|a| !a.starts_with("attacks beyond")).collect();
+            let list: Vec<String> = not_tried(model, m)
+                .attacks
+                .into_iter()
+                .filter(|a| !a.starts_with("attacks beyond"))
+                .collect();
             (*m, list)
         })
         .collect();
     let same = lists.windows(2).all(|w| w[0].1 == w[1].1);
     let skipped: Vec<String> = if same && lists.len() > 1 {
-        lists.first().filter(|l| !l.1.is_empty()).map(|l| format!("every model: {}", l.1.join("; "))).into_iter().collect()
+        lists
+            .first()
+            .filter(|l| !l.1.is_empty())
+            .map(|l| format!("every model: {}", l.1.join("; ")))
+            .into_iter()
+            .collect()
     } else {
         lists
             .iter()
@@ -474,7 +508,10 @@ fn pathology_caveat(name: &str, h: &Headline) -> Option<Vec<Span>> {
             "Pathology matching is partial."
         }
         Some(share) => {
-            text.push_str(&format!(" At N={n_text}, {} of negatives had identical findings.", fmt::pct(share)));
+            text.push_str(&format!(
+                " At N={n_text}, {} of negatives had identical findings.",
+                fmt::pct(share)
+            ));
             "Not a disease-label shortcut."
         }
         None => "Not a disease-label shortcut.",

@@ -157,7 +157,9 @@ pub fn recall_vs_pool(model: &str, index: usize, relinks: &[&Relink]) -> Option<
         let mut legend: Vec<Series> = dirs
             .iter()
             .enumerate()
-            .map(|(i, (label, _))| entry(label.clone(), PALETTE[i % PALETTE.len()], Line::Solid, Marker::None))
+            .map(|(i, (label, _))| {
+                entry(label.clone(), PALETTE[i % PALETTE.len()], Line::Solid, Marker::None)
+            })
             .collect();
         let mut kinds_seen: Vec<String> = dirs.iter().flat_map(|(_, d)| kinds(d)).collect();
         kinds_seen.sort_by_key(|k| (k != "random", k != "pathology_matched", k.clone()));
@@ -166,7 +168,8 @@ pub fn recall_vs_pool(model: &str, index: usize, relinks: &[&Relink]) -> Option<
             legend.push(entry("exact expectation, random pools".into(), grey, Line::Solid, Marker::None));
         }
         for (k, kind) in kinds_seen.iter().enumerate() {
-            let name = if k == 0 && any_curve { "random pools (Monte Carlo)".to_string() } else { kind_name(kind) };
+            let name =
+                if k == 0 && any_curve { "random pools (Monte Carlo)".to_string() } else { kind_name(kind) };
             let line = match (k, any_curve) {
                 (0, true) => Line::None,
                 (0, false) => Line::Solid,
@@ -230,7 +233,8 @@ pub fn lift_vs_pool(relinks: &[&Relink]) -> Option<Figure> {
     let mut series = Vec::new();
     let mut xs: Vec<f64> = Vec::new();
     for r in relinks {
-        let color = PALETTE[models.iter().position(|m| *m == r.model).unwrap_or(0) % PALETTE.len()].to_string();
+        let color =
+            PALETTE[models.iter().position(|m| *m == r.model).unwrap_or(0) % PALETTE.len()].to_string();
         for d in r.directions() {
             let dir = d.direction();
             let dashed = dir_names.iter().position(|n| *n == dir).unwrap_or(0) > 0;
@@ -244,7 +248,12 @@ pub fn lift_vs_pool(relinks: &[&Relink]) -> Option<Figure> {
                     .filter_map(|p| {
                         let lift = p.lift_at_1?;
                         let n = p.pool_size as f64;
-                        let tip = format!("{pre}, {}, N={}: lift {}", kind_name(&kind), fmt::count(n), fmt::times(lift));
+                        let tip = format!(
+                            "{pre}, {}, N={}: lift {}",
+                            kind_name(&kind),
+                            fmt::count(n),
+                            fmt::times(lift)
+                        );
                         Some(point(n, lift, None, tip))
                     })
                     .collect();
@@ -332,7 +341,9 @@ fn factored_legend(models: &[&str], directions: &[String], kinds: &[String], ful
         }));
     }
     let color = if models.len() > 1 { "#333333" } else { PALETTE[0] };
-    legend.extend(kinds.iter().enumerate().map(|(k, kind)| entry(kind_name(kind), color, Line::None, kind_marker(k))));
+    legend.extend(
+        kinds.iter().enumerate().map(|(k, kind)| entry(kind_name(kind), color, Line::None, kind_marker(k))),
+    );
     if full {
         legend.push(entry("full database".to_string(), color, Line::None, Marker::Diamond));
     }
@@ -355,8 +366,10 @@ pub fn subgroup_value_order(attribute: &str, value: &str) -> (usize, String) {
 
 /// The subgroups of these directions in display order: sex, age, race, then others.
 pub fn subgroup_keys(dirs: &[&Relink]) -> Vec<(String, String)> {
-    let mut keys: Vec<(String, String)> =
-        dirs.iter().flat_map(|d| d.subgroups.iter().map(|s| (s.attribute.clone(), s.value.clone()))).collect();
+    let mut keys: Vec<(String, String)> = dirs
+        .iter()
+        .flat_map(|d| d.subgroups.iter().map(|s| (s.attribute.clone(), s.value.clone())))
+        .collect();
     keys.sort_by_key(|(a, v)| (attribute_order(a), subgroup_value_order(a, v)));
     keys.dedup();
     keys
@@ -381,7 +394,8 @@ pub fn subgroup_forest(model: &str, index: usize, relinks: &[&Relink]) -> Option
             .iter()
             .enumerate()
             .filter_map(|(i, (attribute, value))| {
-                let s: &Subgroup = d.subgroups.iter().find(|s| &s.attribute == attribute && &s.value == value)?;
+                let s: &Subgroup =
+                    d.subgroups.iter().find(|s| &s.attribute == attribute && &s.value == value)?;
                 let fig = s.recall_at_1?;
                 let queries = s.n_queries.map(|q| format!(", {} queries", fmt::count(q))).unwrap_or_default();
                 let tip = format!(
@@ -392,7 +406,13 @@ pub fn subgroup_forest(model: &str, index: usize, relinks: &[&Relink]) -> Option
                 Some(point(fig.value, i as f64 + offset, fig.ci95, tip))
             })
             .collect();
-        series.push(Series { name: label.clone(), color: color.clone(), line: Line::None, marker: Marker::Circle, points });
+        series.push(Series {
+            name: label.clone(),
+            color: color.clone(),
+            line: Line::None,
+            marker: Marker::Circle,
+            points,
+        });
         if let Some(all) = d.full.as_ref().and_then(|f| f.recall_at_1) {
             let tip = format!("{label}, all queries: Recall@1 {}", fmt::pct(all.value));
             series.push(Series {

@@ -161,5 +161,4 @@ mod tests {
         assert_eq!(labels, ["0.0%", "0.2%", "0.4%", "0.6%", "0.8%"]);
         assert_eq!(nice_step(7.0), 10.0);
     }
-
 }
