@@ -187,6 +187,44 @@ pub struct Chart {
     pub legend: Option<Vec<Series>>,
 }
 
+/// An error bar from `lo` to `hi` (pixels) across the point at `at`: vertical, or horizontal
+/// (a forest plot's interval of x), with end ticks; its box is taken for label placement.
+fn error_bar(
+    s: &mut String,
+    taken: &mut Vec<Rect>,
+    color: &str,
+    horizontal: bool,
+    at: f64,
+    lo: f64,
+    hi: f64,
+) {
+    let (a, b) = (lo.min(hi), lo.max(hi));
+    let (d, rect) = if horizontal {
+        let d = format!(
+            "M{a} {c}H{b}M{a} {t}V{u}M{b} {t}V{u}",
+            a = r1(lo),
+            b = r1(hi),
+            c = r1(at),
+            t = r1(at - 4.0),
+            u = r1(at + 4.0)
+        );
+        (d, Rect { x0: a - 1.0, y0: at - 5.0, x1: b + 1.0, y1: at + 5.0 })
+    } else {
+        let d = format!(
+            "M{c} {lo}V{hi}M{l} {lo}H{r}M{l} {hi}H{r}",
+            c = r1(at),
+            l = r1(at - 4.0),
+            r = r1(at + 4.0),
+            lo = r1(lo),
+            hi = r1(hi)
+        );
+        (d, Rect { x0: at - 5.0, y0: a - 1.0, x1: at + 5.0, y1: b + 1.0 })
+    };
+    taken.push(rect);
+    let _ =
+        writeln!(s, "<path class=\"ci\" d=\"{d}\" stroke=\"{color}\" stroke-width=\"1.3\" fill=\"none\"/>");
+}
+
 /// Tick (or category) labels of an axis at their positions.
 fn axis_labels(axis: &Axis, m: &Mapped) -> Vec<(f64, String)> {
     if axis.categories.is_empty() {
@@ -477,41 +515,9 @@ impl Chart {
                 ci[0].is_finite() && ci[1].is_finite() && (value_scale == Scale::Linear || ci[0] > 0.0)
             }) {
                 if self.horizontal_intervals() {
-                    let (xlo, xhi) = (xm.px(lo), xm.px(hi));
-                    taken.push(Rect {
-                        x0: xlo.min(xhi) - 1.0,
-                        y0: cy - 5.0,
-                        x1: xlo.max(xhi) + 1.0,
-                        y1: cy + 5.0,
-                    });
-                    let _ = writeln!(
-                        s,
-                        "<path class=\"ci\" d=\"M{xlo} {a}H{xhi}M{xlo} {t}V{b}M{xhi} {t}V{b}\" stroke=\"{color}\" \
-                         stroke-width=\"1.3\" fill=\"none\"/>",
-                        a = r1(cy),
-                        t = r1(cy - 4.0),
-                        b = r1(cy + 4.0),
-                        xlo = r1(xlo),
-                        xhi = r1(xhi)
-                    );
+                    error_bar(s, taken, &color, true, cy, xm.px(lo), xm.px(hi));
                 } else {
-                    let (ylo, yhi) = (ym.px(lo), ym.px(hi));
-                    taken.push(Rect {
-                        x0: cx - 5.0,
-                        y0: yhi.min(ylo) - 1.0,
-                        x1: cx + 5.0,
-                        y1: yhi.max(ylo) + 1.0,
-                    });
-                    let _ = writeln!(
-                        s,
-                        "<path class=\"ci\" d=\"M{a} {ylo}V{yhi}M{l} {ylo}H{r}M{l} {yhi}H{r}\" stroke=\"{color}\" \
-                         stroke-width=\"1.3\" fill=\"none\"/>",
-                        a = r1(cx),
-                        l = r1(cx - 4.0),
-                        r = r1(cx + 4.0),
-                        ylo = r1(ylo),
-                        yhi = r1(yhi)
-                    );
+                    error_bar(s, taken, &color, false, cx, ym.px(lo), ym.px(hi));
                 }
             }
             let shape = marker_shape(series.marker, cx, cy);

@@ -44,6 +44,37 @@ fn directions<'a>(relinks: &[&'a Relink]) -> Vec<(String, &'a Relink)> {
         .collect()
 }
 
+/// A legend entry (a series with no points).
+fn entry(name: String, color: &str, line: Line, marker: Marker) -> Series {
+    Series { name, color: color.to_string(), line, marker, points: Vec::new() }
+}
+
+/// A chart over the candidate pool size (log x) with a log y axis when `log`, else a linear
+/// one from zero.
+fn pool_chart(
+    id: String,
+    title: String,
+    log: bool,
+    y_label: &str,
+    series: Vec<Series>,
+    legend: Option<Vec<Series>>,
+) -> Chart {
+    let ticks = if y_label.starts_with("Recall") { Ticks::Percent } else { Ticks::Plain };
+    Chart {
+        id,
+        title,
+        x: Axis::new("Candidate pool size N (log scale)", Scale::Log, Ticks::Count),
+        y: if log {
+            Axis::new(format!("{y_label} (log scale)"), Scale::Log, ticks)
+        } else {
+            Axis::new(y_label, Scale::Linear, ticks).from_zero()
+        },
+        series,
+        plot_size: (540.0, 300.0),
+        legend,
+    }
+}
+
 /// Recall@1 (log y) vs pool size (log x) of one model: per direction the exact expected
 /// Recall@1 of random pools (`expected_recall_curve`, a line), the Monte-Carlo random pools
 /// with their CIs (points), pathology-matched pools (dashed), the full-database point at
@@ -146,13 +177,6 @@ pub fn recall_vs_pool(model: &str, index: usize, relinks: &[&Relink]) -> Option<
     // With several directions colour is the direction and line and marker the figure: the
     // legend lists each once instead of every pair.
     let legend = (dirs.len() > 1).then(|| {
-        let entry = |name: String, color: &str, line, marker| Series {
-            name,
-            color: color.to_string(),
-            line,
-            marker,
-            points: Vec::new(),
-        };
         let grey = "#333333";
         let mut legend: Vec<Series> = dirs
             .iter()
@@ -183,19 +207,14 @@ pub fn recall_vs_pool(model: &str, index: usize, relinks: &[&Relink]) -> Option<
         legend.push(entry("chance (1/N)".into(), REFERENCE, Line::Dashed, Marker::None));
         legend
     });
-    let chart = Chart {
-        id: chart_id("relink-recall", index, model),
-        title: format!("{model}: Recall@1 vs candidate pool size"),
-        x: Axis::new("Candidate pool size N (log scale)", Scale::Log, Ticks::Count),
-        y: if all_positive {
-            Axis::new("Recall@1 (log scale)", Scale::Log, Ticks::Percent)
-        } else {
-            Axis::new("Recall@1", Scale::Linear, Ticks::Percent).from_zero()
-        },
+    let chart = pool_chart(
+        chart_id("relink-recall", index, model),
+        format!("{model}: Recall@1 vs candidate pool size"),
+        all_positive,
+        "Recall@1",
         series,
-        plot_size: (540.0, 300.0),
         legend,
-    };
+    );
     let curve = if any_curve {
         "Line: the exact expected Recall@1 of random pools (from the full ranks); markers: the \
          Monte-Carlo pools' Recall@1 (bars: 95% CI), which should lie on it; "
@@ -296,19 +315,14 @@ pub fn lift_vs_pool(relinks: &[&Relink]) -> Option<Figure> {
     let (min, max) = lifts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let log = min > 0.0 && max / min.min(1.0) >= 10.0;
     let legend = factored_legend(&models, &dir_names, &all_kinds, relinks.iter().any(|r| r.full.is_some()));
-    let chart = Chart {
-        id: "relink-lift".to_string(),
-        title: "Re-linkage: lift over chance vs pool size".to_string(),
-        x: Axis::new("Candidate pool size N (log scale)", Scale::Log, Ticks::Count),
-        y: if log {
-            Axis::new("Lift (Recall@1 ÷ chance, log scale)", Scale::Log, Ticks::Plain)
-        } else {
-            Axis::new("Lift (Recall@1 ÷ chance)", Scale::Linear, Ticks::Plain).from_zero()
-        },
+    let chart = pool_chart(
+        "relink-lift".to_string(),
+        "Re-linkage: lift over chance vs pool size".to_string(),
+        log,
+        "Lift (Recall@1 ÷ chance)",
         series,
-        plot_size: (540.0, 300.0),
-        legend: Some(legend),
-    };
+        Some(legend),
+    );
     chart.has_data().then(|| Figure {
         chart,
         caption: "How many times more often than chance the right record is ranked first.".to_string(),
@@ -319,13 +333,6 @@ pub fn lift_vs_pool(relinks: &[&Relink]) -> Option<Figure> {
 /// grey), each pool kind once (its marker, in grey), the full database and chance — instead
 /// of one entry per combination.
 fn factored_legend(models: &[&str], directions: &[String], kinds: &[String], full: bool) -> Vec<Series> {
-    let entry = |name: String, color: &str, line, marker| Series {
-        name,
-        color: color.to_string(),
-        line,
-        marker,
-        points: Vec::new(),
-    };
     let mut legend: Vec<Series> = Vec::new();
     if models.len() > 1 {
         legend.extend(
