@@ -160,6 +160,8 @@ fn the_exact_match_caveat_quotes_the_headline_pool_share() {
         format!("At N={n_text}, {} of negatives had identical findings", fmt::pct(share))
     };
     assert!(caveats.contains(&expected), "{expected:?} not in {caveats}");
+    // Both models tried the same attacks: listed once, for every model.
+    assert!(caveats.contains("attacks tried (every model: cosine, csls, inverted_softmax, qb_norm, assignment, procrustes (m=20, 100), ridge (m=20, 100))"), "{caveats}");
     assert!(
         caveats.contains(&format!(
             "Recall@1 of {leader} ({dir}) at N={n_text} is still {}",

@@ -145,7 +145,7 @@ fn card(model: &ReportModel, name: &str) -> Option<Card> {
         if let Some(p) = h.attack.filter(|a| a.name != "cosine").and(plain_headline(h.relink)) {
             items.push((
                 "Plain cosine".to_string(),
-                vec![t(format!("at {}: {}", pool_short(p.pool), figure_phrase(&p)))],
+                vec![t(format!("{} at {}: {}", p.relink.direction(), pool_short(p.pool), figure_phrase(&p)))],
             ));
         }
     }
@@ -412,17 +412,23 @@ fn caveats(model: &ReportModel, head: Option<(&str, Headline)>) -> Vec<Vec<Span>
         }
         out.push(spans);
     } else if !tried.is_empty() {
-        let per_model: Vec<String> = tried
-            .iter()
-            .map(|(m, names)| {
-                let names = if names.is_empty() { "plain cosine only".to_string() } else { names.join(", ") };
-                if tried.len() > 1 {
-                    format!("{m}: {names}")
-                } else {
-                    names
-                }
-            })
-            .collect();
+        let same = tried.windows(2).all(|w| w[0].1 == w[1].1);
+        let per_model: Vec<String> = if same && tried.len() > 1 {
+            vec![format!("every model: {}", tried[0].1.join(", "))]
+        } else {
+            tried
+                .iter()
+                .map(|(m, names)| {
+                    let names =
+                        if names.is_empty() { "plain cosine only".to_string() } else { names.join(", ") };
+                    if tried.len() > 1 {
+                        format!("{m}: {names}")
+                    } else {
+                        names
+                    }
+                })
+                .collect()
+        };
         out.push(vec![
             b("A lower bound."),
             t(format!(
