@@ -308,7 +308,7 @@ fn reid_attack_comparison_agrees_with_nearest_neighbour_and_reaches_the_report()
     // The report's attack section lists the re-ID comparison with the strongest marked.
     run_ok(["report", run_dir.to_str().unwrap(), "--md"]);
     let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
-    assert!(md.contains("Re-identification, image"), "no re-ID attack table");
+    assert!(md.contains(" — re-identification, image\n"), "no re-ID attack table");
     let name = strongest.replace('_', "\\_");
     let pct = linkrisk::report::fmt::pct(f(&best["recall_at_1"]));
     assert!(md.lines().any(|l| l.contains(&format!("{name} (strongest)")) && l.contains(&pct)), "{pct}");

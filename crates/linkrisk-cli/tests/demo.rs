@@ -82,7 +82,7 @@ fn demo_report_numbers_equal_the_run_json() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(run["cohort"]["synthetic"] == true, "the cohort summary is recorded: {}", run["cohort"]);
 
-    let comparison = section(&md, "### Comparison: Recall@1 (lift) with random pools");
+    let comparison = section(&md, "### Models compared: Recall@1 (lift) with random pools");
     let utility = section(&md, "## Utility");
     let attributes = section(&md, "## Attribute inference");
     let mut full_recalls = Vec::new();
@@ -93,7 +93,7 @@ fn demo_report_numbers_equal_the_run_json() {
         full_recalls.push(recall);
         let row = comparison
             .lines()
-            .find(|l| l.starts_with(&format!("| {model} |")))
+            .find(|l| l.starts_with(&format!("| {model} | image → report |")))
             .unwrap_or_else(|| panic!("no comparison row for {model}:\n{comparison}"));
         let shown = format!("{} ({})", fmt::pct(recall), fmt::times(lift));
         assert!(row.trim_end().ends_with(&format!("| {shown} |")), "{model}: {row} lacks {shown}");
@@ -115,8 +115,9 @@ fn demo_report_numbers_equal_the_run_json() {
             );
         }
 
-        // Re-identification: one column per attacker and model.
+        // Re-identification: one row per model and attacker.
         let reid_section = section(&md, "## Patient re-identification");
+        let (rank_1, map) = (column_of(reid_section, "Rank-1"), column_of(reid_section, "mAP"));
         for attacker in ["nearest-neighbour", "linear-metric"] {
             let entry = run["runs"]
                 .as_array()
@@ -127,18 +128,19 @@ fn demo_report_numbers_equal_the_run_json() {
                 })
                 .map(|e| &e["audit"])
                 .unwrap_or_else(|| panic!("no reid entry of {attacker} for {model}"));
-            let title = match attacker {
-                "nearest-neighbour" => format!("image (nearest neighbour): {model}"),
-                _ => format!("image (linear-metric): {model}"),
-            };
-            let column = column_of(reid_section, &title);
-            assert_eq!(cell(reid_section, "Rank-1", column), fmt::pct(f(entry, "/rank_1")), "{title}");
-            assert_eq!(cell(reid_section, "mAP", column), fmt::score(f(entry, "/map")), "{title}");
+            let shown = if attacker == "nearest-neighbour" { "nearest neighbour" } else { attacker };
+            let row = reid_section
+                .lines()
+                .map(|l| l.trim().trim_matches('|').split(" | ").map(str::trim).collect::<Vec<_>>())
+                .find(|cells| cells.len() > 2 && cells[0] == model && cells[1] == shown)
+                .unwrap_or_else(|| panic!("no re-ID row {model} / {shown}:\n{reid_section}"));
+            assert_eq!(row[rank_1], fmt::pct(f(entry, "/rank_1")), "{model} {attacker}");
+            assert_eq!(row[map], fmt::score(f(entry, "/map")), "{model} {attacker}");
         }
 
         // Attributes: one row per attribute.
         let attributes_json = audit(&run, "attributes", model);
-        let text = section(attributes, &format!("### {model}"));
+        let text = section(attributes, &format!("### {model} — image view"));
         for (name, value) in attributes_json["per_attribute"].as_object().unwrap() {
             let line = format!("| {name} | {} |", fmt::score(value.as_f64().unwrap()));
             assert!(text.contains(&line), "{model}: attributes lack {line}:\n{text}");

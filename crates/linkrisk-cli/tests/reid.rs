@@ -263,11 +263,14 @@ fn trained_attacker_per_record_flags_attributes_and_report() {
         .all(|r| r["label"] == "cohort" && r["cohort_fingerprint"] == fingerprint.as_str()));
     run_ok(["report", run_dir.to_str().unwrap(), "--md"]);
     let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
-    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
-    assert!(md.contains("| Rank-1 |"), "{md}");
-    assert!(md.contains("image (nearest neighbour)") && md.contains("image (linear-metric)"), "{md}");
-    let rank_1_row = md.lines().find(|l| l.starts_with("| Rank-1 |")).unwrap();
-    assert!(rank_1_row.contains(&pct(raw)) && rank_1_row.contains(&pct(trained)), "{rank_1_row}");
+    // One row per model and attacker, Rank-1 in its column.
+    let header = md.lines().find(|l| l.starts_with("| Model | Attacker |")).unwrap_or_else(|| panic!("{md}"));
+    let rank_1 = header.split(" | ").position(|c| c == "Rank-1").unwrap();
+    for (attacker, value) in [("nearest neighbour", raw), ("linear-metric", trained)] {
+        let row =
+            md.lines().find(|l| l.contains(&format!(" | {attacker} | "))).unwrap_or_else(|| panic!("{md}"));
+        assert_eq!(row.split(" | ").nth(rank_1), Some(linkrisk::report::fmt::pct(value).as_str()), "{row}");
+    }
     // The gate checks both attackers.
     let threshold = format!("{}", (raw + trained) / 2.0);
     let out = crate::util::run(["gate", run_dir.to_str().unwrap(), "--max-reid-rank1", &threshold]);

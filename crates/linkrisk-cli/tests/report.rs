@@ -23,10 +23,10 @@ fn report_writes_both_formats_by_default() {
         .assert()
         .success()
         .stdout(predicate::str::contains("report.html").and(predicate::str::contains("report.md")))
-        .stdout(predicate::str::contains("(6 charts)"));
+        .stdout(predicate::str::contains("(7 charts)"));
     let html = std::fs::read_to_string(run.path().join("report.html")).unwrap();
     assert!(html.contains("Headline risk."));
-    assert!(run.path().join("plots/relink-recall.svg").is_file());
+    assert!(run.path().join("plots/relink-recall-1-cohort.svg").is_file());
     assert!(run.path().join("report.md").is_file());
 }
 

@@ -4,14 +4,16 @@
 
 use super::svg::Chart;
 
-/// A run of inline text.
+/// A run of inline text. Text is literal: renderers escape every character their format
+/// would interpret (model and view names come from user input), so markup comes only from
+/// the span kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Span {
     /// Plain text.
     Text(String),
     /// Emphasised text (the headline figures).
     Strong(String),
-    /// Code (commands, keys).
+    /// Code (commands, flags, keys).
     Code(String),
 }
 
@@ -69,6 +71,15 @@ pub struct Figure {
     pub caption: String,
 }
 
+/// A risk card: one model's key figures, each a labelled line, meant to fit one screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    /// The model's name.
+    pub title: String,
+    /// (label, text) lines.
+    pub items: Vec<(String, Vec<Span>)>,
+}
+
 /// A block of content.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {
@@ -84,6 +95,8 @@ pub enum Block {
     Table(Table),
     /// One or more charts side by side.
     Figures(Vec<Figure>),
+    /// Risk cards side by side (one per model).
+    Cards(Vec<Card>),
 }
 
 /// A top-level section.
@@ -126,6 +139,11 @@ pub fn t(text: impl Into<String>) -> Span {
 /// Shorthand for a strong span.
 pub fn b(text: impl Into<String>) -> Span {
     Span::Strong(text.into())
+}
+
+/// Shorthand for a code span.
+pub fn code(text: impl Into<String>) -> Span {
+    Span::Code(text.into())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! script, no external resource (a Content-Security-Policy forbids any), readable on screen
 //! and on paper (print styles keep figures and table rows whole).
 
-use super::doc::{Block, Document, Span, Table};
+use super::doc::{Block, Card, Document, Span, Table};
 use super::svg::esc;
 
 const CSS: &str = r#"
@@ -16,21 +16,33 @@ h1 { font-size: 1.8rem; margin: 0 0 2px; }
 h2 { font-size: 1.3rem; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 2px solid #e5e5e5; }
 h3 { font-size: 1.05rem; margin: 22px 0 6px; }
 p, ul { max-width: 860px; }
+h1, h2, h3, p, li, dd, figcaption { overflow-wrap: anywhere; }
 #summary { background: #f4f8fc; border: 1px solid #cddbea; border-left: 6px solid #0072B2;
   border-radius: 4px; padding: 2px 22px 10px; }
 #summary h2 { border: 0; margin-top: 14px; }
 .lead { font-size: 1.12rem; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.9em; }
-.table-wrap { overflow-x: auto; margin: 8px 0 18px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px;
+  margin: 12px 0 16px; }
+.card { background: #ffffff; border: 1px solid #cddbea; border-radius: 6px; padding: 4px 16px 10px;
+  min-width: 0; }
+.card h3 { margin: 8px 0 6px; font-size: 1.08rem; color: #0b4f7a; }
+.card dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 3px 12px; margin: 0;
+  font-size: 0.9rem; }
+.card dt { font-weight: 600; color: #444444; }
+.card dd { margin: 0; min-width: 0; }
+.table-wrap { overflow-x: auto; margin: 8px 0 18px; max-width: 100%; }
 table { border-collapse: collapse; font-size: 0.88rem; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e3e3e3; text-align: left; vertical-align: top;
-  white-space: nowrap; }
+th, td { padding: 4px 9px; border-bottom: 1px solid #e3e3e3; text-align: left; vertical-align: top; }
 th { background: #f7f7f7; border-bottom: 2px solid #bdbdbd; font-weight: 600; }
-th.num, td.num { text-align: right; white-space: nowrap; }
-#runs td:nth-child(2) { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.8rem;
-  white-space: normal; overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; }
+#runs td { overflow-wrap: anywhere; }
+th.num, td.num { text-align: right; }
+td.num { white-space: nowrap; overflow-wrap: normal; }
+td.num.ci { white-space: normal; min-width: 4.5em; }
+#runs td:nth-child(3) { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.8rem; }
 .figures { display: flex; flex-wrap: wrap; gap: 12px 24px; align-items: flex-start; }
-figure { margin: 8px 0 12px; flex: 1 1 460px; max-width: 636px; }
+figure { margin: 8px 0 12px; flex: 1 1 460px; max-width: 636px; min-width: 0; }
 figure.narrow { flex: 0 1 396px; }
 figure svg { display: block; width: 100%; height: auto; }
 figcaption { font-size: 0.85rem; color: #555555; margin-top: 2px; }
@@ -39,14 +51,14 @@ footer { margin-top: 40px; color: #666666; font-size: 0.85rem; }
 @media print {
   body { font-size: 10pt; }
   main { max-width: none; padding: 0; }
-  #summary { background: none; }
+  #summary, .card, th { background: none; }
   h2, h3 { break-after: avoid; }
-  figure, tr, .lead { break-inside: avoid; }
+  figure, tr, .lead, .card { break-inside: avoid; }
+  .cards { grid-template-columns: 1fr; gap: 8px; }
   .table-wrap { overflow: visible; }
-  table { font-size: 8pt; }
-  th, td, th.num { padding: 2px 5px; white-space: normal; }
-  td.num { white-space: nowrap; }
-  td.num.ci { white-space: normal; }
+  table { font-size: 7.5pt; }
+  th, td { padding: 2px 3px; }
+  figure { flex-basis: 100%; max-width: 100%; }
 }
 "#;
 
@@ -82,6 +94,13 @@ pub fn render(doc: &Document) -> String {
                     out.push_str("</ul>\n");
                 }
                 Block::Table(table) => out.push_str(&render_table(table)),
+                Block::Cards(cards) => {
+                    out.push_str("<div class=\"cards\">\n");
+                    for card in cards {
+                        out.push_str(&render_card(card));
+                    }
+                    out.push_str("</div>\n");
+                }
                 Block::Figures(figures) => {
                     out.push_str("<div class=\"figures\">\n");
                     for fig in figures {
@@ -109,24 +128,20 @@ fn spans(spans: &[Span]) -> String {
     let mut out = String::new();
     for s in spans {
         match s {
-            Span::Text(text) => out.push_str(&code_ticks(text)),
-            Span::Strong(text) => out.push_str(&format!("<strong>{}</strong>", code_ticks(text))),
+            Span::Text(text) => out.push_str(&esc(text)),
+            Span::Strong(text) => out.push_str(&format!("<strong>{}</strong>", esc(text))),
             Span::Code(text) => out.push_str(&format!("<code>{}</code>", esc(text))),
         }
     }
     out
 }
 
-/// Escape text, turning backquoted stretches (`--attack all`) into `<code>`.
-fn code_ticks(text: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in text.split('`').enumerate() {
-        if i % 2 == 1 {
-            out.push_str(&format!("<code>{}</code>", esc(part)));
-        } else {
-            out.push_str(&esc(part));
-        }
+fn render_card(card: &Card) -> String {
+    let mut out = format!("<div class=\"card\">\n<h3>{}</h3>\n<dl>\n", esc(&card.title));
+    for (label, text) in &card.items {
+        out.push_str(&format!("<dt>{}</dt><dd>{}</dd>\n", esc(label), spans(text)));
     }
+    out.push_str("</dl>\n</div>\n");
     out
 }
 
@@ -140,9 +155,14 @@ fn render_table(table: &Table) -> String {
     for row in &table.rows {
         out.push_str("<tr>");
         for (cell, &n) in row.iter().zip(&table.numeric) {
-            // Intervals may break at their dash when printed; single figures never break.
-            let class = if n && cell.contains(" – ") { " class=\"num ci\"" } else { class(n) };
-            out.push_str(&format!("<td{class}>{}</td>", esc(cell)));
+            // Intervals (and `a / b` pairs) may break after their dash (never before it) when
+            // the page is narrow; single figures never break.
+            if n && (cell.contains(" – ") || cell.contains(" / ")) {
+                let cell = cell.replace(" – ", "\u{a0}– ").replace(" / ", "\u{a0}/ ");
+                out.push_str(&format!("<td class=\"num ci\">{}</td>", esc(&cell)));
+            } else {
+                out.push_str(&format!("<td{}>{}</td>", class(n), esc(cell)));
+            }
         }
         out.push_str("</tr>\n");
     }
@@ -156,8 +176,12 @@ mod tests {
     use crate::report::doc::{t, Section};
 
     #[test]
-    fn text_is_escaped_and_ticks_become_code() {
-        assert_eq!(code_ticks("run `--attack all` <now>"), "run <code>--attack all</code> &lt;now&gt;");
+    fn text_is_escaped_and_code_is_marked() {
+        use crate::report::doc::code;
+        assert_eq!(
+            spans(&[t("run `x` <now> "), code("--attack all")]),
+            "run `x` &lt;now&gt; <code>--attack all</code>"
+        );
         let mut table = Table::new(&[("View", false), ("N", true)]);
         table.push(vec!["<img src=x>".into(), "1".into()]);
         let html = render_table(&table);

@@ -25,6 +25,7 @@ pub mod html;
 pub mod markdown;
 pub mod model;
 pub mod plots;
+mod read;
 pub mod run;
 pub mod svg;
 

@@ -8,8 +8,9 @@
 //! Numbers may be given as a plain number with a `ci95_<key>: [low, high]` sibling (the
 //! audits' convention) or as an `Estimate` object `{"value", "ci_low", "ci_high"}`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::read::{attributes, figure, figure_value, num, reid_entries, relink, text, utility, Obj};
 use super::run::{RunEntry, RunFile};
 
 /// A figure with its optional 95% interval, both copied from the JSON.
@@ -47,6 +48,79 @@ pub struct RelinkPool {
     pub lift_at_1: Option<f64>,
     /// Exact (hypergeometric) expectation of Recall@1 for a random pool of this size.
     pub expected_recall_at_1: Option<f64>,
+    /// Pathology-matched pools: share of the negatives whose 14 findings equal the true
+    /// match's exactly (the rest have the nearest findings by Hamming distance).
+    pub exact_match_fraction: Option<f64>,
+}
+
+/// A pool setting the audit could not evaluate (`skipped_pools`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedPool {
+    /// Pool size N.
+    pub pool_size: u64,
+    /// `random` or `pathology_matched`.
+    pub kind: String,
+    /// Why, as the audit wrote it.
+    pub reason: String,
+}
+
+/// An attack (or attacker) that was requested but did not run (`skipped_attacks`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedAttack {
+    /// Attack name.
+    pub name: String,
+    /// Why, as the audit wrote it.
+    pub reason: String,
+    /// Leaked pairs, for an alignment attack skipped at one m.
+    pub leaked_pairs: Option<f64>,
+    /// Pool size, for an attack skipped at one pool.
+    pub pool_size: Option<u64>,
+}
+
+/// Where an attacker's or a probe's side data came from (`side`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Side {
+    /// `split train`, `cross_fit`, ...
+    pub source: String,
+    /// Folds of a cross-fitted protocol.
+    pub folds: Option<f64>,
+    /// Labelled pairs available.
+    pub n_pairs: Option<f64>,
+}
+
+impl Side {
+    /// Whether the side data was cross-fitted within the audited split.
+    pub fn cross_fitted(&self) -> bool {
+        self.source == "cross_fit" || self.source == "cross-fit"
+    }
+}
+
+/// A point of the exact expected Recall@1 curve (`expected_recall_curve`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    /// Pool size N.
+    pub pool_size: f64,
+    /// Exact expected Recall@1 of a random pool of N.
+    pub expected_recall_at_1: f64,
+    /// 1/N as reported.
+    pub chance_at_1: Option<f64>,
+}
+
+/// Full-database Recall@1 of one subgroup (`subgroups`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subgroup {
+    /// `sex`, `age`, `race`, `split`.
+    pub attribute: String,
+    /// The subgroup's value (`F`, `40-59`, ...).
+    pub value: String,
+    /// Queries in the subgroup.
+    pub n_queries: Option<f64>,
+    /// Recall@1 with its interval.
+    pub recall_at_1: Option<Figure>,
+    /// Chance level.
+    pub chance_at_1: Option<f64>,
+    /// Recall@1 / chance.
+    pub lift_at_1: Option<f64>,
 }
 
 /// Full-database figures of a re-linkage audit.
@@ -94,11 +168,18 @@ pub struct Attack {
 pub struct Attacks {
     /// `strongest_attack`: the name of the attack the audit found strongest.
     pub strongest: Option<String>,
+    /// `strongest_attack_pool_size`: the pool at which it is strongest (absent: the full
+    /// database, or not said).
+    pub strongest_pool_size: Option<u64>,
     /// `strongest_attack_leaked_pairs`: which of an alignment attack's rows (one per number
     /// of leaked pairs) is the strongest.
     pub strongest_leaked_pairs: Option<f64>,
     /// Every attack row.
     pub attacks: Vec<Attack>,
+    /// Attacks requested but not run, with the reason.
+    pub skipped: Vec<SkippedAttack>,
+    /// The attacker's side data, as the audit describes it.
+    pub side: Option<Side>,
 }
 
 /// A cross-modal re-linkage audit (issue 4).
@@ -106,6 +187,8 @@ pub struct Attacks {
 pub struct Relink {
     /// The run entry's label or key, naming this measurement in tables and legends.
     pub name: String,
+    /// The model it measures (see [`ReportModel::models`]).
+    pub model: String,
     /// Query view (e.g. `image`).
     pub query_view: String,
     /// Gallery view (e.g. `report`).
@@ -122,6 +205,14 @@ pub struct Relink {
     pub pools: Vec<RelinkPool>,
     /// Attack comparison, if present.
     pub attacks: Option<Attacks>,
+    /// Pools the audit could not evaluate.
+    pub skipped_pools: Vec<SkippedPool>,
+    /// The exact expected Recall@1 of random pools over a grid of N, ascending.
+    pub expected_curve: Vec<CurvePoint>,
+    /// Full-database Recall@1 per subgroup.
+    pub subgroups: Vec<Subgroup>,
+    /// The reverse direction (gallery view as queries), with `--direction both`.
+    pub reverse: Option<Box<Relink>>,
 }
 
 /// A patient re-identification audit (issue 5).
@@ -129,6 +220,8 @@ pub struct Relink {
 pub struct Reid {
     /// The run entry's label or key.
     pub name: String,
+    /// The model it measures.
+    pub model: String,
     /// View audited.
     pub view: String,
     /// Trained attacker (e.g. `linear-metric`), if this is not plain nearest neighbour.
@@ -149,6 +242,10 @@ pub struct Reid {
     pub roc: Vec<(f64, f64)>,
     /// Attack comparison, if present.
     pub attacks: Option<Attacks>,
+    /// Attackers requested but not run (`skipped_attacks`, `linear_metric_skipped`).
+    pub skipped: Vec<SkippedAttack>,
+    /// The trained attacker's training data (`linear_metric.side`).
+    pub side: Option<Side>,
 }
 
 /// One attribute of the attribute-inference audit.
@@ -173,10 +270,14 @@ pub struct AttributeTarget {
 pub struct Attributes {
     /// The run entry's label or key.
     pub name: String,
+    /// The model it measures.
+    pub model: String,
     /// View probed.
     pub view: String,
     /// One row per attribute.
     pub targets: Vec<AttributeTarget>,
+    /// Where the probes' training data came from.
+    pub side: Option<Side>,
 }
 
 /// A utility audit: linear-probe macro AUROC over the findings (issue 5).
@@ -184,12 +285,16 @@ pub struct Attributes {
 pub struct Utility {
     /// The run entry's label or key.
     pub name: String,
+    /// The model it measures.
+    pub model: String,
     /// View probed.
     pub view: String,
     /// Macro AUROC.
     pub macro_auroc: Option<Figure>,
     /// Per-finding AUROC, in the audit's order.
     pub per_finding: Vec<(String, Figure)>,
+    /// Where the probes' training data came from.
+    pub side: Option<Side>,
 }
 
 /// Relink Recall@1 of one cohort (members / held-out / external) at one epsilon.
@@ -252,6 +357,9 @@ pub struct Mitigate {
 pub struct RunInfo {
     /// Entry key.
     pub key: String,
+    /// The model the entry measures (see [`ReportModel::models`]); `None` for entries of
+    /// kinds the report does not group by model.
+    pub model: Option<String>,
     /// Command line.
     pub command: Vec<String>,
     /// Seed.
@@ -267,6 +375,8 @@ pub struct RunInfo {
 pub struct CohortInfo {
     /// Synthetic cohort?
     pub synthetic: Option<bool>,
+    /// Where it was loaded from.
+    pub source: Option<String>,
     /// Records.
     pub n_records: Option<f64>,
     /// Patients.
@@ -292,6 +402,10 @@ pub struct ReportModel {
     pub created_unix: u64,
     /// Cohort summary.
     pub cohort: Option<CohortInfo>,
+    /// The models measured, in the order first recorded: each entry's label, or for an
+    /// entry without one the cohort directory its command line names (what a label
+    /// defaults to), else the cohort summary's source, else `unlabelled model`.
+    pub models: Vec<String>,
     /// Re-linkage audits (standalone `attacks` audits are folded in as relink entries).
     pub relink: Vec<Relink>,
     /// Re-ID audits.
@@ -316,8 +430,10 @@ impl ReportModel {
             ..ReportModel::default()
         };
         for entry in &run.runs {
+            let of = model_name(entry, model.cohort.as_ref());
             model.runs.push(RunInfo {
                 key: entry.key.clone(),
+                model: Some(of.clone()),
                 command: entry.command.clone(),
                 seed: entry.seed,
                 started_unix: entry.started_unix,
@@ -325,16 +441,57 @@ impl ReportModel {
             });
             let Some(audit) = entry.audit.as_object() else { continue };
             let name = entry_name(entry);
-            match audit.get("audit").and_then(Value::as_str).unwrap_or_default() {
-                "relink" | "attacks" => model.relink.push(relink(audit, name)),
-                "reid" => model.reid.extend(reid_entries(audit, name)),
-                "attributes" => model.attributes.push(attributes(audit, name)),
-                "utility" => model.utility.push(utility(audit, name)),
-                "mitigate" => model.mitigate.push(mitigate(audit, name)),
+            let kind = audit.get("audit").and_then(Value::as_str).unwrap_or_default();
+            if ["relink", "attacks", "reid", "attributes", "utility"].contains(&kind)
+                && !model.models.contains(&of)
+            {
+                model.models.push(of.clone());
+            }
+            match kind {
+                "relink" | "attacks" => {
+                    let mut r = relink(audit, name);
+                    r.model = of.clone();
+                    if let Some(rev) = r.reverse.as_mut() {
+                        rev.model = of;
+                    }
+                    model.relink.push(r);
+                }
+                "reid" => model.reid.extend(reid_entries(audit, name).into_iter().map(|mut r| {
+                    r.model = of.clone();
+                    r
+                })),
+                "attributes" => model.attributes.push(Attributes { model: of, ..attributes(audit, name) }),
+                "utility" => model.utility.push(Utility { model: of, ..utility(audit, name) }),
+                // Without a label, the sweep is named after the model it was trained for.
+                "mitigate" => model.mitigate.push(mitigate(audit, entry.label.clone().unwrap_or(of))),
                 _ => {}
             }
         }
         model
+    }
+
+    /// The relink audits of `model`.
+    pub fn relink_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Relink> + 'a {
+        let model = model.to_string();
+        self.relink.iter().filter(move |r| r.model == model)
+    }
+
+    /// The re-ID entries of `model`.
+    pub fn reid_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Reid> + 'a {
+        let model = model.to_string();
+        self.reid.iter().filter(move |r| r.model == model)
+    }
+
+    /// The attribute audits of `model`.
+    pub fn attributes_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Attributes> + 'a {
+        let model = model.to_string();
+        self.attributes.iter().filter(move |r| r.model == model)
+    }
+
+    /// The utility audits of `model`.
+    pub fn utility_of<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Utility> + 'a {
+        let model = model.to_string();
+        self.utility.iter().filter(move |r| r.model == model)
     }
 
     /// Whether the report has any audit section at all.
@@ -369,6 +526,30 @@ impl Relink {
     pub fn direction(&self) -> String {
         format!("{} → {}", self.query_view, self.gallery_view)
     }
+
+    /// This direction and the reverse one, when measured.
+    pub fn directions(&self) -> Vec<&Relink> {
+        std::iter::once(self).chain(self.reverse.as_deref()).collect()
+    }
+}
+
+/// The model an entry measures: its label; without one, the cohort directory its command
+/// line names (`linkrisk relink COHORT ...`: the label's default), else the file name of the
+/// cohort summary's source, else `unlabelled model`.
+fn model_name(entry: &RunEntry, cohort: Option<&CohortInfo>) -> String {
+    if let Some(label) = &entry.label {
+        return label.clone();
+    }
+    let file_name = |path: &str| {
+        std::path::Path::new(path.trim_end_matches('/'))
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+    };
+    let positional = entry.command.get(2).filter(|a| !a.starts_with('-')).and_then(|a| file_name(a));
+    positional
+        .or_else(|| cohort.and_then(|c| c.source.as_deref()).and_then(file_name))
+        .unwrap_or_else(|| "unlabelled model".to_string())
 }
 
 fn entry_name(entry: &RunEntry) -> String {
@@ -376,284 +557,6 @@ fn entry_name(entry: &RunEntry) -> String {
         Some(label) => label.clone(),
         None if !entry.key.is_empty() => entry.key.clone(),
         None => entry.audit.get("audit").and_then(Value::as_str).unwrap_or("audit").to_string(),
-    }
-}
-
-type Obj = Map<String, Value>;
-
-fn num(obj: &Obj, key: &str) -> Option<f64> {
-    match obj.get(key)? {
-        Value::Number(n) => n.as_f64().filter(|v| v.is_finite()),
-        Value::Object(o) => num(o, "value"),
-        _ => None,
-    }
-}
-
-fn text(obj: &Obj, key: &str) -> Option<String> {
-    obj.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn pair(value: &Value) -> Option<[f64; 2]> {
-    let arr = value.as_array()?;
-    match arr.as_slice() {
-        [lo, hi] => Some([lo.as_f64()?, hi.as_f64()?]).filter(|p| p[0].is_finite() && p[1].is_finite()),
-        _ => None,
-    }
-}
-
-/// `key` as a figure: a number with a `ci95_<key>` sibling, or an Estimate object.
-fn figure(obj: &Obj, key: &str) -> Option<Figure> {
-    match obj.get(key)? {
-        Value::Number(n) => {
-            let value = n.as_f64().filter(|v| v.is_finite())?;
-            let ci95 = obj.get(&format!("ci95_{key}")).and_then(pair);
-            Some(Figure { value, ci95 })
-        }
-        Value::Object(o) => estimate(o),
-        _ => None,
-    }
-}
-
-/// An Estimate object `{"value", "ci_low", "ci_high"}` or `{"value", "ci95": [lo, hi]}`, or a
-/// plain number.
-fn estimate(o: &Obj) -> Option<Figure> {
-    let value = num(o, "value")?;
-    let ci95 = match (num(o, "ci_low"), num(o, "ci_high")) {
-        (Some(lo), Some(hi)) => Some([lo, hi]),
-        _ => o.get("ci95").and_then(pair),
-    };
-    Some(Figure { value, ci95 })
-}
-
-fn figure_value(v: &Value) -> Option<Figure> {
-    match v {
-        Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).map(|value| Figure { value, ci95: None }),
-        Value::Object(o) => estimate(o).or_else(|| figure(o, "auroc")),
-        _ => None,
-    }
-}
-
-fn count(obj: &Obj, key: &str) -> Option<u64> {
-    let v = num(obj, key)?;
-    (v >= 0.0 && v.fract() == 0.0).then_some(v as u64)
-}
-
-fn relink(audit: &Obj, name: String) -> Relink {
-    let full = audit.get("full").and_then(Value::as_object).map(|f| RelinkFull {
-        recall_at_1: figure(f, "recall_at_1"),
-        recall_at_5: num(f, "recall_at_5"),
-        recall_at_10: num(f, "recall_at_10"),
-        mrr: num(f, "mrr"),
-        median_rank: num(f, "median_rank"),
-        chance_at_1: num(f, "chance_at_1"),
-        lift_at_1: num(f, "lift_at_1"),
-    });
-    let pools = audit
-        .get("pools")
-        .and_then(Value::as_array)
-        .map(|pools| {
-            pools
-                .iter()
-                .filter_map(Value::as_object)
-                .filter_map(|p| {
-                    Some(RelinkPool {
-                        pool_size: count(p, "pool_size")?,
-                        kind: text(p, "kind").unwrap_or_else(|| "random".to_string()),
-                        trials: num(p, "trials"),
-                        recall_at_1: figure(p, "recall_at_1"),
-                        chance_at_1: num(p, "chance_at_1"),
-                        lift_at_1: num(p, "lift_at_1"),
-                        expected_recall_at_1: num(p, "expected_recall_at_1"),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Relink {
-        name,
-        query_view: text(audit, "query_view").unwrap_or_else(|| "query".to_string()),
-        gallery_view: text(audit, "gallery_view").unwrap_or_else(|| "gallery".to_string()),
-        split: text(audit, "split"),
-        n_queries: num(audit, "n_queries"),
-        n_gallery: num(audit, "n_gallery"),
-        full,
-        pools,
-        attacks: attacks(audit),
-    }
-}
-
-fn attacks(audit: &Obj) -> Option<Attacks> {
-    let list = audit.get("attacks")?.as_array()?;
-    let attacks = list
-        .iter()
-        .filter_map(Value::as_object)
-        .filter_map(|a| {
-            Some(Attack {
-                name: text(a, "name")?,
-                pool_size: count(a, "pool_size"),
-                leaked_pairs: num(a, "leaked_pairs"),
-                recall_at_1: figure(a, "recall_at_1"),
-                control_recall_at_1: num(a, "control_recall_at_1"),
-                normalized_risk: figure(a, "normalized_risk"),
-                chance_at_1: num(a, "chance_at_1"),
-                lift_at_1: num(a, "lift_at_1"),
-            })
-        })
-        .collect();
-    Some(Attacks {
-        strongest: text(audit, "strongest_attack"),
-        strongest_leaked_pairs: num(audit, "strongest_attack_leaked_pairs"),
-        attacks,
-    })
-}
-
-/// ROC points from `{"fpr": [...], "tpr": [...]}`, `[{"fpr", "tpr"}, ...]` or `[[fpr, tpr], ...]`.
-fn roc(value: Option<&Value>) -> Vec<(f64, f64)> {
-    let Some(value) = value else { return Vec::new() };
-    let points: Vec<(f64, f64)> = match value {
-        Value::Object(o) => {
-            let get = |k: &str| o.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-            get("fpr")
-                .iter()
-                .zip(get("tpr").iter())
-                .filter_map(|(f, t)| Some((f.as_f64()?, t.as_f64()?)))
-                .collect()
-        }
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|item| match item {
-                Value::Object(o) => Some((num(o, "fpr")?, num(o, "tpr")?)),
-                Value::Array(_) => pair(item).map(|p| (p[0], p[1])),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    points.into_iter().filter(|(f, t)| (0.0..=1.0).contains(f) && (0.0..=1.0).contains(t)).collect()
-}
-
-fn first_roc(obj: &Obj, keys: &[&str]) -> Vec<(f64, f64)> {
-    keys.iter().map(|k| roc(obj.get(*k))).find(|r| !r.is_empty()).unwrap_or_default()
-}
-
-/// The re-ID measurements of one audit entry: one per attacker. A `linkrisk reid` report
-/// carries the headline attacker's figures at its top level and every attacker under
-/// `attackers` (each with its `attacker` name and figures); a report with several attackers
-/// becomes one column each (named `NAME/ATTACKER`), one with at most one is read from the
-/// top level.
-fn reid_entries(audit: &Obj, name: String) -> Vec<Reid> {
-    let listed: Vec<&Obj> = audit
-        .get("attackers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_object).collect())
-        .unwrap_or_default();
-    if listed.len() < 2 {
-        return vec![reid(audit, name)];
-    }
-    listed
-        .into_iter()
-        .map(|attacker| {
-            // The attacker's figures over the audit's shared fields (view, split, ...).
-            let mut merged = audit.clone();
-            merged.remove("attackers");
-            for (k, v) in attacker {
-                merged.insert(k.clone(), v.clone());
-            }
-            let label = text(attacker, "attacker").unwrap_or_else(|| "attacker".to_string());
-            reid(&merged, format!("{name}/{label}"))
-        })
-        .collect()
-}
-
-fn reid(audit: &Obj, name: String) -> Reid {
-    let ci_cmc = audit.get("ci95_cmc").and_then(Value::as_object);
-    let mut cmc: Vec<(u64, Figure)> = audit
-        .get("cmc")
-        .and_then(Value::as_object)
-        .map(|cmc| {
-            cmc.iter()
-                .filter_map(|(rank, v)| {
-                    let rank: u64 = rank.parse().ok()?;
-                    let mut fig = figure_value(v)?;
-                    if fig.ci95.is_none() {
-                        fig.ci95 = ci_cmc.and_then(|c| c.get(&rank.to_string())).and_then(pair);
-                    }
-                    Some((rank, fig))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    cmc.sort_by_key(|(rank, _)| *rank);
-    Reid {
-        name,
-        view: text(audit, "view").unwrap_or_else(|| "image".to_string()),
-        // Plain nearest neighbour is the untrained baseline, shown without an attacker name.
-        attacker: text(audit, "attacker").filter(|a| a != "nearest-neighbour" && a != "none"),
-        n_queries: num(audit, "n_queries"),
-        n_gallery: num(audit, "n_gallery"),
-        rank_1: figure(audit, "rank_1"),
-        cmc,
-        map: figure(audit, "map"),
-        verification_auroc: figure(audit, "verification_auroc"),
-        roc: first_roc(audit, &["verification_roc", "roc"]),
-        attacks: attacks(audit),
-    }
-}
-
-fn attribute_target(name: String, target: &Obj) -> AttributeTarget {
-    // The attributes audit nests the re-identification strata under `stratified`
-    // (`reidentified`, `not_reidentified`, `difference.p_value`); flat keys are read too.
-    let o = target.get("stratified").and_then(Value::as_object).unwrap_or(target);
-    let stratum = |keys: &[&str]| -> Option<Figure> {
-        keys.iter().find_map(|k| match o.get(*k)? {
-            Value::Object(s) => figure(s, "auroc").or_else(|| estimate(s)),
-            Value::Number(_) => figure(o, k),
-            _ => None,
-        })
-    };
-    let difference_p = o.get("difference").and_then(Value::as_object).and_then(|d| num(d, "p_value"));
-    AttributeTarget {
-        name,
-        auroc: figure(target, "auroc"),
-        auroc_reidentified: stratum(&["reidentified", "auroc_reidentified"]),
-        auroc_not_reidentified: stratum(&["not_reidentified", "auroc_not_reidentified"]),
-        p_value: difference_p.or_else(|| {
-            ["p_value_difference", "delong_p_value", "p_value"].iter().find_map(|k| num(target, k))
-        }),
-        roc: first_roc(target, &["roc"]),
-    }
-}
-
-fn attributes(audit: &Obj, name: String) -> Attributes {
-    let list = audit.get("targets").or_else(|| audit.get("attributes"));
-    let targets = match list {
-        Some(Value::Object(map)) => {
-            map.iter().filter_map(|(k, v)| v.as_object().map(|o| attribute_target(k.clone(), o))).collect()
-        }
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_object)
-            .filter_map(|o| {
-                let name = ["name", "target", "attribute"].iter().find_map(|k| text(o, k))?;
-                Some(attribute_target(name, o))
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Attributes { name, view: text(audit, "view").unwrap_or_else(|| "image".to_string()), targets }
-}
-
-fn utility(audit: &Obj, name: String) -> Utility {
-    let per_finding = audit
-        .get("per_finding")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), figure_value(v)?))).collect())
-        .unwrap_or_default();
-    Utility {
-        name,
-        view: text(audit, "view").unwrap_or_else(|| "image".to_string()),
-        macro_auroc: figure(audit, "macro_auroc"),
-        per_finding,
     }
 }
 
@@ -728,6 +631,7 @@ fn cohort_info(c: &Obj) -> CohortInfo {
     let flag = |k: &str| c.get(k).and_then(Value::as_bool);
     CohortInfo {
         synthetic: flag("synthetic"),
+        source: text(c, "source"),
         n_records: num(c, "n_records"),
         n_patients: num(c, "n_patients"),
         n_studies: num(c, "n_studies"),
@@ -767,31 +671,6 @@ mod tests {
 
     fn obj(v: Value) -> Obj {
         v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn figures_read_plain_numbers_with_ci_and_estimate_objects() {
-        let o = obj(json!({
-            "rank_1": 0.25, "ci95_rank_1": [0.2, 0.3],
-            "map": {"value": 0.4, "ci_low": 0.35, "ci_high": 0.45, "level": 0.95, "method": "bootstrap"},
-            "bad": "x", "nan_like": null
-        }));
-        assert_eq!(figure(&o, "rank_1"), Some(Figure { value: 0.25, ci95: Some([0.2, 0.3]) }));
-        assert_eq!(figure(&o, "map"), Some(Figure { value: 0.4, ci95: Some([0.35, 0.45]) }));
-        assert_eq!(figure(&o, "bad"), None);
-        assert_eq!(figure(&o, "nan_like"), None);
-        assert_eq!(figure(&o, "missing"), None);
-    }
-
-    #[test]
-    fn roc_accepts_three_shapes_and_drops_out_of_range_points() {
-        let a = roc(Some(&json!({"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.8, 1.0]})));
-        let b =
-            roc(Some(&json!([{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.8}, {"fpr": 1.0, "tpr": 1.0}])));
-        let c = roc(Some(&json!([[0.0, 0.0], [0.5, 0.8], [1.0, 1.0], [2.0, 0.1]])));
-        assert_eq!(a, vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)]);
-        assert_eq!(a, b);
-        assert_eq!(a, c);
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! The report's charts, built from the [`ReportModel`]: Recall@1 and lift vs pool size
-//! (re-linkage), CMC and verification ROC (re-ID), attribute ROC, and the privacy-utility
-//! frontier (mitigation). Every plotted value is a number copied from the audit JSON; the
+//! The report's charts, built from the [`ReportModel`](super::ReportModel): per model
+//! Recall@1 vs pool size with the exact expected curve and a subgroup forest plot, lift vs
+//! pool size across models (`relink`), CMC and verification ROC (re-ID), attribute ROC, and
+//! the privacy-utility frontier (mitigation). Every plotted value is a number copied from the audit JSON; the
 //! chance line is the audits' own `chance_at_1`, not 1/N recomputed here.
 
 use super::doc::Figure;
 use super::fmt;
-use super::model::{Epsilon, Mitigate, Pool, Relink, ReportModel};
+use super::model::{Attributes, Epsilon, Mitigate, Pool, Reid, Relink};
+
+mod relink;
+
 use super::svg::{Axis, Chart, Line, Marker, Point, Scale, Series, Ticks, PALETTE, REFERENCE};
+pub use relink::{lift_vs_pool, recall_vs_pool, subgroup_forest, subgroup_keys, subgroup_value_order};
 
 /// Most ROC points drawn per curve; denser curves are thinned (the curve keeps its shape).
 const MAX_ROC_POINTS: usize = 400;
@@ -22,272 +27,78 @@ fn ci_text(ci: Option<[f64; 2]>) -> String {
     ci.map(|ci| format!(" (95% CI {})", fmt::pct_interval(ci))).unwrap_or_default()
 }
 
-fn prefix(relinks: &[Relink], r: &Relink) -> String {
-    if relinks.len() > 1 {
-        format!("{}: ", r.name)
+/// A chart id that is unique in the page and safe as a file name: `KIND-INDEX-slug`, the
+/// slug being the model name's ASCII letters and digits (others become `-`).
+pub fn chart_id(kind: &str, index: usize, name: &str) -> String {
+    let mut slug = String::new();
+    for ch in name.chars().flat_map(char::to_lowercase) {
+        if ch.is_ascii_alphanumeric() {
+            slug.push(ch);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug: String = slug.trim_matches('-').chars().take(40).collect();
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        format!("{kind}-{}", index + 1)
     } else {
-        String::new()
+        format!("{kind}-{}-{slug}", index + 1)
     }
 }
 
-fn kind_name(kind: &str) -> String {
-    match kind {
-        "random" => "random pools".to_string(),
-        "pathology_matched" => "pathology-matched pools".to_string(),
-        other => format!("{} pools", other.replace('_', " ")),
+/// `nearest neighbour` or the trained attacker's name.
+pub fn attacker_name(r: &Reid) -> String {
+    r.attacker.clone().unwrap_or_else(|| "nearest neighbour".to_string())
+}
+
+/// Style of a re-ID series: colour by model, line style (and CMC marker) by attacker —
+/// nearest neighbour solid with circles, the trained attacker dashed with squares.
+fn reid_style(entries: &[&Reid], r: &Reid) -> (usize, Line, Marker) {
+    let mut models: Vec<&str> = Vec::new();
+    for e in entries {
+        if !models.contains(&e.model.as_str()) {
+            models.push(&e.model);
+        }
+    }
+    let color = models.iter().position(|m| *m == r.model).unwrap_or(0);
+    match r.attacker.as_deref() {
+        None => (color, Line::Solid, Marker::Circle),
+        Some("linear-metric") => (color, Line::Dashed, Marker::Square),
+        Some(_) => (color, Line::Dotted, Marker::Triangle),
     }
 }
 
-/// Pool kinds in display order: random, pathology-matched, then others alphabetically.
-fn kinds(r: &Relink) -> Vec<String> {
-    let mut kinds: Vec<String> = r.pools.iter().map(|p| p.kind.clone()).collect();
-    kinds.sort_by_key(|k| (k != "random", k != "pathology_matched", k.clone()));
-    kinds.dedup();
-    kinds
-}
-
-/// With several relink audits, colour encodes the audit and line style the pool kind: the
-/// legend then lists each once (audits in colour, kinds in grey) instead of every pair.
-fn multi_legend(relinks: &[Relink], chance: &str) -> Option<Vec<Series>> {
-    if relinks.len() < 2 {
-        return None;
-    }
-    let entry = |name: String, color: &str, line, marker| Series {
-        name,
-        color: color.to_string(),
-        line,
-        marker,
-        points: Vec::new(),
-    };
-    let mut legend: Vec<Series> = relinks
+/// Names of re-ID series: the attacker, prefixed by the model when several models are shown
+/// and followed by the view when they differ.
+fn reid_names(entries: &[&Reid]) -> Vec<String> {
+    let several_models = entries.iter().any(|r| r.model != entries[0].model);
+    let several_views = entries.iter().any(|r| r.view != entries[0].view);
+    entries
         .iter()
-        .enumerate()
-        .map(|(i, r)| entry(r.name.clone(), PALETTE[i % PALETTE.len()], Line::Solid, Marker::None))
-        .collect();
-    let mut all_kinds: Vec<String> = relinks.iter().flat_map(kinds).collect();
-    all_kinds.sort_by_key(|k| (k != "random", k != "pathology_matched", k.clone()));
-    all_kinds.dedup();
-    for (k, kind) in all_kinds.iter().enumerate() {
-        let (line, marker) = if k == 0 {
-            (Line::Solid, Marker::Circle)
-        } else {
-            (Line::Dashed, [Marker::Triangle, Marker::Square][(k - 1).min(1)])
-        };
-        legend.push(entry(kind_name(kind), "#333333", line, marker));
-    }
-    if relinks.iter().any(|r| r.full.is_some()) {
-        legend.push(entry("full database".to_string(), "#333333", Line::None, Marker::Diamond));
-    }
-    legend.push(entry(chance.to_string(), REFERENCE, Line::Dashed, Marker::None));
-    Some(legend)
-}
-
-/// Recall@1 (log y) vs pool size (log x): random and pathology-matched pools with their CIs,
-/// the full-database point at N = n_gallery, and the chance line from `chance_at_1`.
-pub fn recall_vs_pool(relinks: &[Relink]) -> Option<Figure> {
-    let mut series = Vec::new();
-    let mut chance: Vec<(f64, f64)> = Vec::new();
-    for (i, r) in relinks.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()].to_string();
-        let pre = prefix(relinks, r);
-        for (k, kind) in kinds(r).iter().enumerate() {
-            let mut pools: Vec<_> = r.pools.iter().filter(|p| &p.kind == kind).collect();
-            pools.sort_by_key(|p| p.pool_size);
-            let points = pools
-                .iter()
-                .filter_map(|p| {
-                    let fig = p.recall_at_1?;
-                    let n = p.pool_size as f64;
-                    let tip = format!(
-                        "{pre}{}, N={}: Recall@1 {}{}",
-                        kind_name(kind),
-                        fmt::count(n),
-                        fmt::pct(fig.value),
-                        ci_text(fig.ci95)
-                    );
-                    Some(point(n, fig.value, fig.ci95, tip))
-                })
-                .collect();
-            series.push(Series {
-                name: format!("{pre}{}", kind_name(kind)),
-                color: color.clone(),
-                line: if k == 0 { Line::Solid } else { Line::Dashed },
-                marker: [Marker::Circle, Marker::Triangle, Marker::Square][k.min(2)],
-                points,
-            });
-            for p in &pools {
-                if let Some(c) = p.chance_at_1 {
-                    chance.push((p.pool_size as f64, c));
-                }
+        .map(|r| {
+            let mut name = attacker_name(r);
+            if several_views {
+                name.push_str(&format!(" ({})", r.view));
             }
-        }
-        if let (Some(full), Some(n)) = (&r.full, r.n_gallery) {
-            if let Some(fig) = full.recall_at_1 {
-                let tip = format!(
-                    "{pre}full database, N={}: Recall@1 {}{}",
-                    fmt::count(n),
-                    fmt::pct(fig.value),
-                    ci_text(fig.ci95)
-                );
-                series.push(Series {
-                    name: format!("{pre}full database"),
-                    color: color.clone(),
-                    line: Line::None,
-                    marker: Marker::Diamond,
-                    points: vec![point(n, fig.value, fig.ci95, tip)],
-                });
+            if several_models {
+                name = format!("{}: {name}", r.model);
             }
-            if let Some(c) = full.chance_at_1 {
-                chance.push((n, c));
-            }
-        }
-    }
-    chance.sort_by(|a, b| a.0.total_cmp(&b.0));
-    chance.dedup_by(|a, b| a.0 == b.0);
-    series.push(Series {
-        name: "chance (1/N)".to_string(),
-        color: REFERENCE.to_string(),
-        line: Line::Dashed,
-        marker: Marker::None,
-        points: chance
-            .iter()
-            .map(|&(n, c)| point(n, c, None, format!("chance at N={}: {}", fmt::count(n), fmt::pct(c))))
-            .collect(),
-    });
-    let all_positive = series.iter().flat_map(|s| &s.points).all(|p| p.y > 0.0);
-    let chart = Chart {
-        id: "relink-recall".to_string(),
-        title: "Re-linkage: Recall@1 vs candidate pool size".to_string(),
-        x: Axis::new("Candidate pool size N (log scale)", Scale::Log, Ticks::Count),
-        y: if all_positive {
-            Axis::new("Recall@1 (log scale)", Scale::Log, Ticks::Percent)
-        } else {
-            Axis::new("Recall@1", Scale::Linear, Ticks::Percent).from_zero()
-        },
-        series,
-        plot_size: (540.0, 300.0),
-        legend: multi_legend(relinks, "chance (1/N)"),
-    };
-    chart.has_data().then(|| Figure {
-        chart,
-        caption: "Markers: the audit's Recall@1 (bars: 95% CI); dashed grey: chance (1/N). \
-                  The gap between a curve and the chance line is the lift."
-            .to_string(),
-    })
-}
-
-/// Lift (Recall@1 / chance) vs pool size (log x), with the lift-1 (chance) reference.
-pub fn lift_vs_pool(relinks: &[Relink]) -> Option<Figure> {
-    let mut series = Vec::new();
-    let mut xs: Vec<f64> = Vec::new();
-    for (i, r) in relinks.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()].to_string();
-        let pre = prefix(relinks, r);
-        for (k, kind) in kinds(r).iter().enumerate() {
-            let mut pools: Vec<_> = r.pools.iter().filter(|p| &p.kind == kind).collect();
-            pools.sort_by_key(|p| p.pool_size);
-            let points: Vec<Point> = pools
-                .iter()
-                .filter_map(|p| {
-                    let lift = p.lift_at_1?;
-                    let n = p.pool_size as f64;
-                    Some(point(
-                        n,
-                        lift,
-                        None,
-                        format!("{pre}{}, N={}: lift {}", kind_name(kind), fmt::count(n), fmt::times(lift)),
-                    ))
-                })
-                .collect();
-            xs.extend(points.iter().map(|p| p.x));
-            series.push(Series {
-                name: format!("{pre}{}", kind_name(kind)),
-                color: color.clone(),
-                line: if k == 0 { Line::Solid } else { Line::Dashed },
-                marker: [Marker::Circle, Marker::Triangle, Marker::Square][k.min(2)],
-                points,
-            });
-        }
-        if let (Some(lift), Some(n)) = (r.full.as_ref().and_then(|f| f.lift_at_1), r.n_gallery) {
-            xs.push(n);
-            series.push(Series {
-                name: format!("{pre}full database"),
-                color,
-                line: Line::None,
-                marker: Marker::Diamond,
-                points: vec![point(
-                    n,
-                    lift,
-                    None,
-                    format!("{pre}full database, N={}: lift {}", fmt::count(n), fmt::times(lift)),
-                )],
-            });
-        }
-    }
-    let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-    if lo.is_finite() {
-        series.push(Series {
-            name: "chance (lift 1)".to_string(),
-            color: REFERENCE.to_string(),
-            line: Line::Dashed,
-            marker: Marker::None,
-            points: vec![
-                point(lo, 1.0, None, "chance: lift 1".to_string()),
-                point(hi, 1.0, None, "chance: lift 1".to_string()),
-            ],
-        });
-    }
-    let chart = Chart {
-        id: "relink-lift".to_string(),
-        title: "Re-linkage: lift over chance vs pool size".to_string(),
-        x: Axis::new("Candidate pool size N (log scale)", Scale::Log, Ticks::Count),
-        y: Axis::new("Lift (Recall@1 ÷ chance)", Scale::Linear, Ticks::Plain).from_zero(),
-        series,
-        plot_size: (540.0, 300.0),
-        legend: multi_legend(relinks, "chance (lift 1)"),
-    };
-    chart.has_data().then(|| Figure {
-        chart,
-        caption: "How many times more often than chance the right record is ranked first.".to_string(),
-    })
-}
-
-fn reid_name(r: &super::model::Reid) -> String {
-    match &r.attacker {
-        Some(a) => format!("{} ({a})", r.view),
-        None => format!("{} (nearest neighbour)", r.view),
-    }
-}
-
-/// Names for re-ID series and table columns: `image (nearest neighbour)`, with the label when several entries share a view and attacker.
-pub fn reid_names(model: &ReportModel) -> Vec<String> {
-    let base: Vec<String> = model.reid.iter().map(reid_name).collect();
-    base.iter()
-        .zip(&model.reid)
-        .map(
-            |(n, r)| {
-                if base.iter().filter(|m| *m == n).count() > 1 {
-                    format!("{n}: {}", r.name)
-                } else {
-                    n.clone()
-                }
-            },
-        )
+            name
+        })
         .collect()
 }
 
 /// CMC curve: identification rate vs rank, one series per re-ID entry.
-pub fn cmc(model: &ReportModel) -> Option<Figure> {
-    let names = reid_names(model);
-    let series: Vec<Series> = model
-        .reid
+pub fn cmc(entries: &[&Reid]) -> Option<Figure> {
+    let names = reid_names(entries);
+    let series: Vec<Series> = entries
         .iter()
         .zip(names)
-        .enumerate()
-        .map(|(i, (r, name))| Series {
-            color: PALETTE[i % PALETTE.len()].to_string(),
-            line: Line::Solid,
-            marker: Marker::Circle,
+        .map(|(r, name)| Series {
+            color: PALETTE[reid_style(entries, r).0 % PALETTE.len()].to_string(),
+            line: reid_style(entries, r).1,
+            marker: reid_style(entries, r).2,
             points: r
                 .cmc
                 .iter()
@@ -299,7 +110,7 @@ pub fn cmc(model: &ReportModel) -> Option<Figure> {
             name,
         })
         .collect();
-    let max_rank = model.reid.iter().flat_map(|r| r.cmc.iter().map(|c| c.0)).max().unwrap_or(1) as f64;
+    let max_rank = entries.iter().flat_map(|r| r.cmc.iter().map(|c| c.0)).max().unwrap_or(1) as f64;
     let chart = Chart {
         id: "reid-cmc".to_string(),
         title: "Re-identification: CMC curve".to_string(),
@@ -335,22 +146,22 @@ fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     out
 }
 
-/// A named ROC curve with its AUROC, if reported.
-type Curve<'a> = (String, &'a [(f64, f64)], Option<f64>);
+/// A named ROC curve with its AUROC, if reported, and its style (palette index, line).
+type Curve<'a> = (String, &'a [(f64, f64)], Option<f64>, (usize, Line));
 
 fn roc_chart(id: &str, title: &str, curves: Vec<Curve>) -> Option<Figure> {
     let mut series: Vec<Series> = curves
         .into_iter()
         .enumerate()
         .filter(|(_, c)| !c.1.is_empty())
-        .map(|(i, (name, pts, auroc))| {
+        .map(|(_, (name, pts, auroc, (color, line)))| {
             let legend = match auroc {
                 Some(a) => format!("{name} (AUROC {})", fmt::score(a)),
                 None => name.clone(),
             };
             Series {
-                color: PALETTE[i % PALETTE.len()].to_string(),
-                line: Line::Solid,
+                color: PALETTE[color % PALETTE.len()].to_string(),
+                line,
                 marker: Marker::None,
                 points: thin(pts)
                     .into_iter()
@@ -388,29 +199,39 @@ fn roc_chart(id: &str, title: &str, curves: Vec<Curve>) -> Option<Figure> {
 }
 
 /// Same/different-patient verification ROC, one curve per re-ID entry with points.
-pub fn verification_roc(model: &ReportModel) -> Option<Figure> {
-    let names = reid_names(model);
-    let curves = model
-        .reid
+pub fn verification_roc(entries: &[&Reid]) -> Option<Figure> {
+    let names = reid_names(entries);
+    let curves = entries
         .iter()
         .zip(names)
-        .map(|(r, n)| (n, r.roc.as_slice(), r.verification_auroc.map(|f| f.value)))
+        .map(|(r, n)| {
+            let (color, line, _) = reid_style(entries, r);
+            (n, r.roc.as_slice(), r.verification_auroc.map(|f| f.value), (color, line))
+        })
         .collect();
     roc_chart("reid-roc", "Re-identification: verification ROC", curves)
 }
 
-/// Attribute-inference ROC curves, for the attributes whose audit wrote points.
-pub fn attribute_roc(model: &ReportModel) -> Option<Figure> {
-    let several = model.attributes.len() > 1;
-    let curves = model
-        .attributes
+/// Attribute-inference ROC curves, for the attributes whose audit wrote points (named by
+/// model when several audits are shown).
+pub fn attribute_roc(audits: &[&Attributes]) -> Option<Figure> {
+    // One audit: a colour per attribute. Several: a colour per audit (model), a line style
+    // per attribute (sex solid, age dashed, race dotted).
+    let several = audits.len() > 1;
+    let curves = audits
         .iter()
-        .flat_map(|a| {
+        .enumerate()
+        .flat_map(|(i, a)| {
             let mut targets: Vec<_> = a.targets.iter().collect();
             targets.sort_by_key(|t| attribute_order(&t.name));
-            targets.into_iter().map(move |t| {
-                let name = if several { format!("{}: {}", a.name, t.name) } else { t.name.clone() };
-                (name, t.roc.as_slice(), t.auroc.map(|f| f.value))
+            targets.into_iter().enumerate().map(move |(k, t)| {
+                let name = if several { format!("{}: {}", a.model, t.name) } else { t.name.clone() };
+                let style = if several {
+                    (i, [Line::Solid, Line::Dashed, Line::Dotted][k % 3])
+                } else {
+                    (k, Line::Solid)
+                };
+                (name, t.roc.as_slice(), t.auroc.map(|f| f.value), style)
             })
         })
         .collect();

@@ -11,6 +11,11 @@
 
 use std::fmt::Write as _;
 
+mod axis;
+mod legend;
+
+use axis::{nice_step, r1, tick_labels, Mapped};
+
 /// Okabe–Ito colour-blind-safe palette.
 pub const PALETTE: [&str; 7] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
 
@@ -19,6 +24,8 @@ pub const REFERENCE: &str = "#6b6b6b";
 
 const FONT: &str = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
 const FONT_SIZE: f64 = 13.0;
+/// Size of the chart title.
+const TITLE_SIZE: f64 = 15.0;
 /// Average glyph width at 13 px, used to lay out legends and labels (slightly generous).
 const CHAR_W: f64 = 7.4;
 /// Left edge of the title, the legend and the y-axis title.
@@ -60,12 +67,20 @@ pub struct Axis {
     pub range: Option<(f64, f64)>,
     /// Whether an automatic linear range must include zero.
     pub include_zero: bool,
+    /// Category names of a categorical axis: category i sits at value i (on a y axis the
+    /// first at the top), and they replace the numeric ticks. Empty: a numeric axis.
+    pub categories: Vec<String>,
 }
 
 impl Axis {
     /// An axis fitted to the data.
     pub fn new(label: impl Into<String>, scale: Scale, ticks: Ticks) -> Axis {
-        Axis { label: label.into(), scale, ticks, range: None, include_zero: false }
+        Axis { label: label.into(), scale, ticks, range: None, include_zero: false, categories: Vec::new() }
+    }
+
+    /// A categorical axis: one position per name (points use the index as their value).
+    pub fn categorical(label: impl Into<String>, names: Vec<String>) -> Axis {
+        Axis { categories: names, ..Axis::new(label, Scale::Linear, Ticks::Plain) }
     }
 
     /// Fix the range.
@@ -88,8 +103,21 @@ pub enum Line {
     Solid,
     /// Dashed line through the points.
     Dashed,
+    /// Dotted line through the points.
+    Dotted,
     /// Markers only.
     None,
+}
+
+impl Line {
+    /// The `stroke-dasharray` attribute of this style (empty for solid lines).
+    fn dasharray(self) -> &'static str {
+        match self {
+            Line::Dashed => " stroke-dasharray=\"6 4\"",
+            Line::Dotted => " stroke-dasharray=\"2 3\"",
+            Line::Solid | Line::None => "",
+        }
+    }
 }
 
 /// Marker shape.
@@ -107,14 +135,16 @@ pub enum Marker {
     None,
 }
 
-/// A data point, with an optional vertical interval, label and tooltip.
+/// A data point, with an optional interval, label and tooltip.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     /// x value.
     pub x: f64,
     /// y value.
     pub y: f64,
-    /// Vertical interval `[low, high]` drawn as an error bar.
+    /// Interval `[low, high]` of the plotted value, drawn as an error bar: vertical (an
+    /// interval of y), or horizontal (an interval of x) on a chart whose y axis is
+    /// categorical — a forest plot, where x is the value and y the category.
     pub y_ci: Option<[f64; 2]>,
     /// Text written next to the marker (e.g. `ε=0.34`).
     pub label: Option<String>,
@@ -157,26 +187,50 @@ pub struct Chart {
     pub legend: Option<Vec<Series>>,
 }
 
-/// A fitted axis: data range mapped to pixels.
-struct Mapped {
-    scale: Scale,
+/// An error bar from `lo` to `hi` (pixels) across the point at `at`: vertical, or horizontal
+/// (a forest plot's interval of x), with end ticks; its box is taken for label placement.
+fn error_bar(
+    s: &mut String,
+    taken: &mut Vec<Rect>,
+    color: &str,
+    horizontal: bool,
+    at: f64,
     lo: f64,
     hi: f64,
-    px_lo: f64,
-    px_hi: f64,
+) {
+    let (a, b) = (lo.min(hi), lo.max(hi));
+    let (d, rect) = if horizontal {
+        let d = format!(
+            "M{a} {c}H{b}M{a} {t}V{u}M{b} {t}V{u}",
+            a = r1(lo),
+            b = r1(hi),
+            c = r1(at),
+            t = r1(at - 4.0),
+            u = r1(at + 4.0)
+        );
+        (d, Rect { x0: a - 1.0, y0: at - 5.0, x1: b + 1.0, y1: at + 5.0 })
+    } else {
+        let d = format!(
+            "M{c} {lo}V{hi}M{l} {lo}H{r}M{l} {hi}H{r}",
+            c = r1(at),
+            l = r1(at - 4.0),
+            r = r1(at + 4.0),
+            lo = r1(lo),
+            hi = r1(hi)
+        );
+        (d, Rect { x0: at - 5.0, y0: a - 1.0, x1: at + 5.0, y1: b + 1.0 })
+    };
+    taken.push(rect);
+    let _ =
+        writeln!(s, "<path class=\"ci\" d=\"{d}\" stroke=\"{color}\" stroke-width=\"1.3\" fill=\"none\"/>");
 }
 
-impl Mapped {
-    fn t(&self, v: f64) -> f64 {
-        match self.scale {
-            Scale::Linear => v,
-            Scale::Log => v.log10(),
-        }
-    }
-
-    fn px(&self, v: f64) -> f64 {
-        let (a, b) = (self.t(self.lo), self.t(self.hi));
-        self.px_lo + (self.t(v) - a) / (b - a) * (self.px_hi - self.px_lo)
+/// Tick (or category) labels of an axis at their positions.
+fn axis_labels(axis: &Axis, m: &Mapped) -> Vec<(f64, String)> {
+    if axis.categories.is_empty() {
+        tick_labels(m, axis.ticks)
+    } else {
+        axis.categories.iter().enumerate().map(|(i, c)| (i as f64, c.clone())).collect()
     }
 }
 
@@ -195,6 +249,43 @@ impl Rect {
     }
 }
 
+/// Estimated width of `text` at the chart font size (generous: labels must never be cut).
+fn text_width(text: &str) -> f64 {
+    text.chars().count() as f64 * CHAR_W
+}
+
+/// The opening of a marker's SVG element centred at (cx, cy), without its paint and end.
+pub(super) fn marker_shape(marker: Marker, cx: f64, cy: f64) -> String {
+    match marker {
+        Marker::Circle => format!("<circle cx=\"{}\" cy=\"{}\" r=\"4.5\"", r1(cx), r1(cy)),
+        Marker::Square => {
+            format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(cx - 4.0), r1(cy - 4.0))
+        }
+        Marker::Triangle => format!(
+            "<path d=\"M{} {}L{} {}L{} {}Z\"",
+            r1(cx),
+            r1(cy - 5.5),
+            r1(cx + 5.0),
+            r1(cy + 4.0),
+            r1(cx - 5.0),
+            r1(cy + 4.0)
+        ),
+        Marker::Diamond => format!(
+            "<path d=\"M{} {}L{} {}L{} {}L{} {}Z\"",
+            r1(cx),
+            r1(cy - 6.0),
+            r1(cx + 6.0),
+            r1(cy),
+            r1(cx),
+            r1(cy + 6.0),
+            r1(cx - 6.0),
+            r1(cy)
+        ),
+        // Invisible but hoverable: the point still carries its tooltip.
+        Marker::None => format!("<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill-opacity=\"0\"", r1(cx), r1(cy)),
+    }
+}
+
 impl Chart {
     /// Whether the chart has at least one drawable point.
     pub fn has_data(&self) -> bool {
@@ -209,20 +300,28 @@ impl Chart {
     /// Render as a standalone SVG element (also valid inline in HTML).
     pub fn to_svg(&self) -> String {
         let (plot_w, plot_h) = self.plot_size;
-        let (x_lo, x_hi) = self.domain(&self.x, |p| vec![p.x]);
-        let (y_lo, y_hi) = self.domain(&self.y, |p| p.y_ci.map_or(vec![p.y], |ci| vec![p.y, ci[0], ci[1]]));
+        let with_ci = |v: f64, p: &Point| p.y_ci.map_or(vec![v], |ci| vec![v, ci[0], ci[1]]);
+        let forest = self.horizontal_intervals();
+        let (x_lo, x_hi) = self.domain(&self.x, |p| if forest { with_ci(p.x, p) } else { vec![p.x] });
+        let (y_lo, y_hi) = self.domain(&self.y, |p| if forest { vec![p.y] } else { with_ci(p.y, p) });
         // Margins fit the tick labels: the widest y label plus the y title band on the
         // left, half the last x label on the right.
         let probe = |scale, lo, hi| Mapped { scale, lo, hi, px_lo: 0.0, px_hi: 1.0 };
-        let text_w = |s: &str| s.chars().count() as f64 * CHAR_W;
-        let y_label_w = tick_labels(&probe(self.y.scale, y_lo, y_hi), self.y.ticks)
+        let y_label_w = axis_labels(&self.y, &probe(self.y.scale, y_lo, y_hi))
             .iter()
-            .map(|l| text_w(&l.1))
+            .map(|l| text_width(&l.1))
             .fold(0.0, f64::max);
         let last_x_w =
-            tick_labels(&probe(self.x.scale, x_lo, x_hi), self.x.ticks).last().map_or(0.0, |l| text_w(&l.1));
-        let left = EDGE + 24.0 + y_label_w;
+            axis_labels(&self.x, &probe(self.x.scale, x_lo, x_hi)).last().map_or(0.0, |l| text_width(&l.1));
+        let y_title = if self.y.label.is_empty() { 0.0 } else { 24.0 };
+        let left = EDGE + y_title + y_label_w;
         let right = (last_x_w / 2.0 + 8.0).max(16.0);
+        // The chart is at least as wide as its title and its widest legend entry, so no text
+        // is ever cut (the room goes to the right margin: the plot keeps its shape).
+        let title_w = text_width(&self.title) * TITLE_SIZE / FONT_SIZE * 1.08;
+        let legend_w = self.legend_entries().iter().map(|e| legend::entry_width(&e.name)).fold(0.0, f64::max);
+        let needed = (2.0 * EDGE + title_w).max(EDGE + legend_w + 8.0);
+        let right = right + (needed - (left + plot_w + right)).max(0.0);
         let width = left + plot_w + right;
         let legend = self.legend_layout(width);
         let legend_h = legend.last().map_or(0.0, |item| item.1 + LEGEND_ROW);
@@ -244,7 +343,7 @@ impl Chart {
         let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>");
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"22\" font-size=\"15\" font-weight=\"600\" fill=\"#1a1a1a\">{}</text>",
+            "<text x=\"{}\" y=\"22\" font-size=\"{TITLE_SIZE}\" font-weight=\"600\" fill=\"#1a1a1a\">{}</text>",
             r1(EDGE),
             esc(&self.title)
         );
@@ -269,8 +368,19 @@ impl Chart {
         s
     }
 
+    /// Whether intervals are horizontal: a forest plot (categorical y axis, value on x).
+    fn horizontal_intervals(&self) -> bool {
+        !self.y.categories.is_empty()
+    }
+
     /// Data range of an axis, widened to whole decades (log) or nice steps (linear).
     fn domain(&self, axis: &Axis, values: impl Fn(&Point) -> Vec<f64>) -> (f64, f64) {
+        if !axis.categories.is_empty() {
+            // Half a slot of room around the first and last category; on the y axis the
+            // range runs downwards so the first category is at the top.
+            let n = axis.categories.len() as f64;
+            return if std::ptr::eq(axis, &self.y) { (n - 0.5, -0.5) } else { (-0.5, n - 0.5) };
+        }
         if let Some(range) = axis.range {
             return range;
         }
@@ -316,7 +426,7 @@ impl Chart {
     fn draw_axes(&self, s: &mut String, xm: &Mapped, ym: &Mapped) {
         let (x0, x1, y0, y1) = (xm.px_lo, xm.px_hi, ym.px_lo, ym.px_hi);
         s.push_str("<g fill=\"#333333\">\n");
-        for (v, label) in tick_labels(xm, self.x.ticks) {
+        for (v, label) in axis_labels(&self.x, xm) {
             let px = xm.px(v);
             let _ = writeln!(
                 s,
@@ -329,7 +439,7 @@ impl Chart {
                 p = r1(px)
             );
         }
-        for (v, label) in tick_labels(ym, self.y.ticks) {
+        for (v, label) in axis_labels(&self.y, ym) {
             let py = ym.px(v);
             let _ = writeln!(
                 s,
@@ -358,13 +468,15 @@ impl Chart {
             r1(y0 + 42.0),
             esc(&self.x.label)
         );
-        let _ = writeln!(
-            s,
-            "<text transform=\"translate({} {}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
-            r1(EDGE + 10.0),
-            r1((y0 + y1) / 2.0),
-            esc(&self.y.label)
-        );
+        if !self.y.label.is_empty() {
+            let _ = writeln!(
+                s,
+                "<text transform=\"translate({} {}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
+                r1(EDGE + 10.0),
+                r1((y0 + y1) / 2.0),
+                esc(&self.y.label)
+            );
+        }
         s.push_str("</g>\n");
     }
 
@@ -380,65 +492,35 @@ impl Chart {
             for (i, p) in pts.iter().enumerate() {
                 let _ = write!(d, "{}{} {}", if i == 0 { "M" } else { "L" }, r1(xm.px(p.x)), r1(ym.px(p.y)));
             }
-            let dash = if series.line == Line::Dashed { " stroke-dasharray=\"6 4\"" } else { "" };
+            let dash = series.line.dasharray();
             let _ = writeln!(
                 s,
                 "<path class=\"line\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>"
             );
+            // Point labels keep off the lines too: every few pixels along each segment is taken.
+            for w in pts.windows(2) {
+                let (x0, y0, x1, y1) = (xm.px(w[0].x), ym.px(w[0].y), xm.px(w[1].x), ym.px(w[1].y));
+                let steps = ((x1 - x0).hypot(y1 - y0) / 6.0).ceil().max(1.0) as usize;
+                for k in 0..=steps {
+                    let f = k as f64 / steps as f64;
+                    let (x, y) = (x0 + (x1 - x0) * f, y0 + (y1 - y0) * f);
+                    taken.push(Rect { x0: x - 2.0, y0: y - 2.0, x1: x + 2.0, y1: y + 2.0 });
+                }
+            }
         }
         for p in &pts {
             let (cx, cy) = (xm.px(p.x), ym.px(p.y));
-            if let Some([lo, hi]) = p.y_ci {
-                if lo.is_finite() && hi.is_finite() && (self.y.scale == Scale::Linear || lo > 0.0) {
-                    let (ylo, yhi) = (ym.px(lo), ym.px(hi));
-                    taken.push(Rect {
-                        x0: cx - 5.0,
-                        y0: yhi.min(ylo) - 1.0,
-                        x1: cx + 5.0,
-                        y1: yhi.max(ylo) + 1.0,
-                    });
-                    let _ = writeln!(
-                        s,
-                        "<path class=\"ci\" d=\"M{a} {ylo}V{yhi}M{l} {ylo}H{r}M{l} {yhi}H{r}\" stroke=\"{color}\" \
-                         stroke-width=\"1.3\" fill=\"none\"/>",
-                        a = r1(cx),
-                        l = r1(cx - 4.0),
-                        r = r1(cx + 4.0),
-                        ylo = r1(ylo),
-                        yhi = r1(yhi)
-                    );
+            let value_scale = if self.horizontal_intervals() { self.x.scale } else { self.y.scale };
+            if let Some([lo, hi]) = p.y_ci.filter(|ci| {
+                ci[0].is_finite() && ci[1].is_finite() && (value_scale == Scale::Linear || ci[0] > 0.0)
+            }) {
+                if self.horizontal_intervals() {
+                    error_bar(s, taken, &color, true, cy, xm.px(lo), xm.px(hi));
+                } else {
+                    error_bar(s, taken, &color, false, cx, ym.px(lo), ym.px(hi));
                 }
             }
-            let shape = match series.marker {
-                Marker::Circle => format!("<circle cx=\"{}\" cy=\"{}\" r=\"4.5\"", r1(cx), r1(cy)),
-                Marker::Square => {
-                    format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(cx - 4.0), r1(cy - 4.0))
-                }
-                Marker::Triangle => format!(
-                    "<path d=\"M{} {}L{} {}L{} {}Z\"",
-                    r1(cx),
-                    r1(cy - 5.5),
-                    r1(cx + 5.0),
-                    r1(cy + 4.0),
-                    r1(cx - 5.0),
-                    r1(cy + 4.0)
-                ),
-                Marker::Diamond => format!(
-                    "<path d=\"M{} {}L{} {}L{} {}L{} {}Z\"",
-                    r1(cx),
-                    r1(cy - 6.0),
-                    r1(cx + 6.0),
-                    r1(cy),
-                    r1(cx),
-                    r1(cy + 6.0),
-                    r1(cx - 6.0),
-                    r1(cy)
-                ),
-                // Invisible but hoverable: the point still carries its tooltip.
-                Marker::None => {
-                    format!("<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill-opacity=\"0\"", r1(cx), r1(cy))
-                }
-            };
+            let shape = marker_shape(series.marker, cx, cy);
             let paint = if series.marker == Marker::None {
                 format!(" fill=\"{color}\"")
             } else {
@@ -503,197 +585,11 @@ impl Chart {
             }
         }
     }
-
-    /// The legend's entries: the override, or every series with something drawn.
-    fn legend_entries(&self) -> Vec<&Series> {
-        match &self.legend {
-            Some(entries) => entries.iter().collect(),
-            None => self.series.iter().filter(|s| s.points.iter().any(|p| self.drawable(p))).collect(),
-        }
-    }
-
-    /// Legend items as (x, y, entry index), wrapped into rows below the plot.
-    fn legend_layout(&self, width: f64) -> Vec<(f64, f64, usize)> {
-        let mut out = Vec::new();
-        let (mut x, mut y) = (EDGE, 0.0);
-        for (i, series) in self.legend_entries().into_iter().enumerate() {
-            let w = 30.0 + series.name.chars().count() as f64 * CHAR_W + 18.0;
-            if x + w > width - 8.0 && x > EDGE {
-                x = EDGE;
-                y += LEGEND_ROW;
-            }
-            out.push((x, y, i));
-            x += w;
-        }
-        out
-    }
-
-    fn draw_legend(&self, s: &mut String, layout: &[(f64, f64, usize)], top: f64) {
-        if layout.is_empty() {
-            return;
-        }
-        let entries = self.legend_entries();
-        s.push_str("<g class=\"legend\" fill=\"#1a1a1a\">\n");
-        for &(x, y, i) in layout {
-            let series = entries[i];
-            let color = esc(&series.color);
-            let cy = top + y + 6.0;
-            if series.line != Line::None {
-                let dash = if series.line == Line::Dashed { " stroke-dasharray=\"6 4\"" } else { "" };
-                let _ = writeln!(
-                    s,
-                    "<path d=\"M{} {}H{}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>",
-                    r1(x),
-                    r1(cy),
-                    r1(x + 24.0)
-                );
-            }
-            let mx = x + 12.0;
-            let marker = match series.marker {
-                Marker::Circle => format!("<circle cx=\"{}\" cy=\"{}\" r=\"4.5\"", r1(mx), r1(cy)),
-                Marker::Square => {
-                    format!("<rect x=\"{}\" y=\"{}\" width=\"8\" height=\"8\"", r1(mx - 4.0), r1(cy - 4.0))
-                }
-                Marker::Triangle => format!(
-                    "<path d=\"M{} {}L{} {}L{} {}Z\"",
-                    r1(mx),
-                    r1(cy - 5.5),
-                    r1(mx + 5.0),
-                    r1(cy + 4.0),
-                    r1(mx - 5.0),
-                    r1(cy + 4.0)
-                ),
-                Marker::Diamond => format!(
-                    "<path d=\"M{} {}L{} {}L{} {}L{} {}Z\"",
-                    r1(mx),
-                    r1(cy - 6.0),
-                    r1(mx + 6.0),
-                    r1(cy),
-                    r1(mx),
-                    r1(cy + 6.0),
-                    r1(mx - 6.0),
-                    r1(cy)
-                ),
-                Marker::None => String::new(),
-            };
-            if !marker.is_empty() {
-                let _ = writeln!(s, "{marker} fill=\"{color}\"/>");
-            }
-            let _ = writeln!(
-                s,
-                "<text x=\"{}\" y=\"{}\">{}</text>",
-                r1(x + 30.0),
-                r1(cy + 4.0),
-                esc(&series.name)
-            );
-        }
-        s.push_str("</g>\n");
-    }
 }
 
 /// The element name of a shape string (`<circle ...` -> `circle`).
 fn tag(shape: &str) -> &str {
     shape.trim_start_matches('<').split(' ').next().unwrap_or("g")
-}
-
-/// 1, 2 or 5 times a power of ten, at least `raw`.
-fn nice_step(raw: f64) -> f64 {
-    if raw <= 0.0 || !raw.is_finite() {
-        return 1.0;
-    }
-    let p = 10f64.powf(raw.log10().floor());
-    let f = raw / p;
-    let m = if f <= 1.0 {
-        1.0
-    } else if f <= 2.0 {
-        2.0
-    } else if f <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    m * p
-}
-
-/// Tick positions: decades (plus 2 and 5 when the range spans two decades or fewer) on log
-/// axes, nice steps on linear axes.
-fn ticks(m: &Mapped) -> Vec<f64> {
-    let mut out = Vec::new();
-    match m.scale {
-        Scale::Log => {
-            let (a, b) = (m.lo.log10().floor() as i32, m.hi.log10().ceil() as i32);
-            let minor = b - a <= 2;
-            for e in a..=b {
-                let base = 10f64.powi(e);
-                for mult in [1.0, 2.0, 5.0] {
-                    if mult > 1.0 && !minor {
-                        continue;
-                    }
-                    let v = base * mult;
-                    if v >= m.lo * (1.0 - 1e-9) && v <= m.hi * (1.0 + 1e-9) {
-                        out.push(v);
-                    }
-                }
-            }
-        }
-        Scale::Linear => {
-            let step = nice_step((m.hi - m.lo) / 6.0);
-            let mut k = (m.lo / step).ceil();
-            while k * step <= m.hi + step * 1e-9 {
-                out.push(k * step);
-                k += 1.0;
-            }
-        }
-    }
-    out
-}
-
-/// Tick labels for an axis: log ticks are 1, 2 or 5 times a power of ten and print
-/// exactly; linear ticks get as many decimals as their step needs (0.7945, not 0.795).
-fn tick_labels(m: &Mapped, ticks: Ticks) -> Vec<(f64, String)> {
-    let values = self::ticks(m);
-    let scale = if ticks == Ticks::Percent { 100.0 } else { 1.0 };
-    let decimals = match m.scale {
-        Scale::Linear => {
-            let step = nice_step((m.hi - m.lo) / 6.0) * scale;
-            Some((-step.log10().floor()).max(0.0) as usize)
-        }
-        Scale::Log => None,
-    };
-    values
-        .into_iter()
-        .map(|v| {
-            let shown = v * scale;
-            let text = match (decimals, ticks) {
-                (_, Ticks::Count) if shown >= 1.0 && shown.fract() == 0.0 => super::fmt::count(shown),
-                (Some(d), _) => format!("{shown:.d$}"),
-                (None, _) => {
-                    let s = super::fmt::sig(shown, 3);
-                    if s.contains('.') {
-                        s.trim_end_matches('0').trim_end_matches('.').to_string()
-                    } else {
-                        s
-                    }
-                }
-            };
-            let text = if text.starts_with('-') && text.trim_start_matches(['-', '0', '.']).is_empty() {
-                text[1..].to_string()
-            } else {
-                text
-            };
-            (v, if ticks == Ticks::Percent { format!("{text}%") } else { text })
-        })
-        .collect()
-}
-
-/// Round a coordinate to one decimal (keeps the SVG small; sub-pixel precision is enough).
-fn r1(v: f64) -> String {
-    let r = (v * 10.0).round() / 10.0;
-    if r.fract() == 0.0 {
-        format!("{}", r as i64)
-    } else {
-        format!("{r:.1}")
-    }
 }
 
 /// Escape text for XML/HTML content and attribute values.
@@ -741,37 +637,6 @@ pub(crate) mod tests {
             plot_size: (500.0, 280.0),
             legend: None,
         }
-    }
-
-    #[test]
-    fn log_axes_get_decade_ticks_with_readable_labels() {
-        let m = Mapped { scale: Scale::Log, lo: 10.0, hi: 100_000.0, px_lo: 0.0, px_hi: 400.0 };
-        let t = ticks(&m);
-        assert_eq!(t, vec![10.0, 100.0, 1000.0, 10_000.0, 100_000.0]);
-        let labels: Vec<String> = tick_labels(&m, Ticks::Count).into_iter().map(|t| t.1).collect();
-        assert_eq!(labels, ["10", "100", "1,000", "10,000", "100,000"]);
-        let pct = Mapped { scale: Scale::Log, lo: 1e-5, hi: 1.0, px_lo: 0.0, px_hi: 1.0 };
-        let labels: Vec<String> = tick_labels(&pct, Ticks::Percent).into_iter().map(|t| t.1).collect();
-        assert_eq!(labels, ["0.001%", "0.01%", "0.1%", "1%", "10%", "100%"]);
-        // Equal log steps map to equal pixel steps.
-        assert!((m.px(100.0) - m.px(10.0) - 100.0).abs() < 1e-9);
-        let narrow = Mapped { scale: Scale::Log, lo: 1.0, hi: 100.0, px_lo: 0.0, px_hi: 1.0 };
-        assert_eq!(ticks(&narrow), vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
-    }
-
-    #[test]
-    fn linear_ticks_are_nice_steps() {
-        let m = Mapped { scale: Scale::Linear, lo: 0.0, hi: 60.0, px_lo: 0.0, px_hi: 1.0 };
-        assert_eq!(ticks(&m), vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
-        assert_eq!(nice_step(0.013), 0.02);
-        // Labels carry the decimals the step needs, so neighbours never read the same.
-        let auroc = Mapped { scale: Scale::Linear, lo: 0.794, hi: 0.7965, px_lo: 0.0, px_hi: 1.0 };
-        let labels: Vec<String> = tick_labels(&auroc, Ticks::Plain).into_iter().map(|t| t.1).collect();
-        assert_eq!(labels, ["0.7940", "0.7945", "0.7950", "0.7955", "0.7960", "0.7965"]);
-        let share = Mapped { scale: Scale::Linear, lo: 0.0, hi: 0.008, px_lo: 0.0, px_hi: 1.0 };
-        let labels: Vec<String> = tick_labels(&share, Ticks::Percent).into_iter().map(|t| t.1).collect();
-        assert_eq!(labels, ["0.0%", "0.2%", "0.4%", "0.6%", "0.8%"]);
-        assert_eq!(nice_step(7.0), 10.0);
     }
 
     #[test]
@@ -823,6 +688,61 @@ pub(crate) mod tests {
             }
         }
         assert!(stack.is_empty(), "unclosed: {stack:?}");
+    }
+
+    fn width_of(svg: &str) -> f64 {
+        svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn forest_plots_draw_categories_top_down_with_horizontal_intervals() {
+        let mut c = chart(Scale::Linear);
+        c.x = Axis::new("Recall@1", Scale::Linear, Ticks::Percent).from_zero();
+        c.y = Axis::categorical("", vec!["sex: F".into(), "sex: M".into()]);
+        c.series[0].line = Line::None;
+        c.series[0].points = vec![
+            Point { x: 0.3, y: 0.0, y_ci: Some([0.2, 0.4]), label: None, tooltip: "F".into() },
+            Point { x: 0.5, y: 1.0, y_ci: Some([0.45, 0.55]), label: None, tooltip: "M".into() },
+        ];
+        let svg = c.to_svg();
+        assert!(svg.contains(">sex: F</text>") && svg.contains(">sex: M</text>"), "{svg}");
+        let cy = |tip: &str| -> f64 {
+            let at = svg.find(&format!("<title>{tip}</title>")).unwrap();
+            let marker = &svg[svg[..at].rfind("<circle").unwrap()..at];
+            marker.split("cy=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+        };
+        assert!(cy("F") < cy("M"), "the first category is on top");
+        // Each interval is one horizontal stroke at its row's height (plus two end ticks).
+        let ci: Vec<&str> =
+            svg.split("class=\"ci\" d=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+        assert_eq!(ci.len(), 2);
+        for (d, tip) in ci.iter().zip(["F", "M"]) {
+            let y: f64 = d.split(' ').nth(1).unwrap().split('H').next().unwrap().parse().unwrap();
+            assert!((y - cy(tip)).abs() < 0.11, "{d} not at row {tip}");
+            assert!(d.contains('H') && d.matches('V').count() == 2, "{d}");
+        }
+        // The x range covers the intervals; no y-axis title is drawn for an empty label.
+        assert!(svg.contains(">60%</text>") || svg.contains(">50%</text>"), "{svg}");
+        assert!(!svg.contains("rotate(-90)"));
+    }
+
+    #[test]
+    fn charts_widen_to_fit_their_title_and_legend() {
+        let narrow = chart(Scale::Log);
+        let base = width_of(&narrow.to_svg());
+        let mut long = narrow.clone();
+        long.series[0].name = "x".repeat(120);
+        let svg = long.to_svg();
+        assert!(width_of(&svg) >= EDGE + legend::entry_width(&long.series[0].name) + 8.0 - 0.05);
+        assert!(width_of(&svg) > base);
+        let mut titled = narrow.clone();
+        titled.title = "T".repeat(100);
+        assert!(width_of(&titled.to_svg()) >= 100.0 * CHAR_W * TITLE_SIZE / FONT_SIZE);
+        // The plot keeps its size: the room goes to the right margin.
+        let axis_end = |svg: &str| -> String {
+            svg.split("<path d=\"M").nth(1).unwrap().split('"').next().unwrap().to_string()
+        };
+        assert_eq!(axis_end(&narrow.to_svg()), axis_end(&svg));
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! missing browser is a failure. It checks that the page loads with no console error, log
 //! error or exception; that every chart renders (markers with non-zero size inside their
 //! SVG, lines with length); that no two text labels of a chart overlap and none sticks out
-//! of its chart; that the page does not overflow horizontally on screen or in print; that
-//! printing to PDF works; and it saves screenshots (screen and print media) under
-//! `target/tmp/report-browser/`. A self-test first proves the error detection works: a page
+//! of its chart; that no element is wider than the page's content column (and no table
+//! needs its scroll bar) on screen at 1,280 px or in print; that printing to PDF works; and
+//! it saves screenshots (screen and print media) under `target/tmp/report-browser/`. Three
+//! runs are checked: the fixture run, a demo-shaped run of four models and the measured
+//! two-model run of `models.rs`. A self-test first proves the error detection works: a page
 //! that logs a console error and one whose image the CSP blocks must both be caught.
 
 #![allow(clippy::unwrap_used)] // test-only helpers: a panic is the failure report
@@ -246,6 +248,14 @@ impl Cdp {
         let metrics = self.call(Some(session), "Page.getLayoutMetrics", json!({}));
         let size = &metrics["cssContentSize"];
         let (w, h) = (size["width"].as_f64().unwrap(), size["height"].as_f64().unwrap());
+        // Tiles of an earlier, longer page must not linger beside these.
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let tile = name.strip_prefix(&format!("{stem}-")).and_then(|r| r.strip_suffix(".png"));
+            if tile.is_some_and(|t| t.chars().all(|c| c.is_ascii_digit())) {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
         let mut shoot = |y: f64, height: f64, path: PathBuf| {
             let shot = self.call(
                 Some(session),
@@ -324,16 +334,31 @@ const LAYOUT_CHECK: &str = r#"(() => {
     return {id: svg.id, points: pts.length, drawn: drawn.length, lines: lines.length, texts: texts.length,
             width: box.width, height: box.height, outside, overlaps};
   });
+  const describe = e => `${e.tagName}#${e.id}.${typeof e.className === 'string' ? e.className : ''} ${e.textContent.slice(0, 50)}`;
   const tooWide = [...document.querySelectorAll('body *')]
     .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
     .slice(0, 8)
-    .map(e => `${e.tagName}#${e.id}.${typeof e.className === 'string' ? e.className : ''} ${e.textContent.slice(0, 40)}`);
-  return {charts, tooWide, scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
-          sections: [...document.querySelectorAll('section')].map(s => s.id)};
+    .map(describe);
+  // Wider than the content column (main minus its padding), or a table that needs the
+  // scroll bar of its wrapper: both are cut or hidden on a 1,280-px screen and on paper.
+  const main = document.querySelector('main');
+  const box = main.getBoundingClientRect();
+  const style = getComputedStyle(main);
+  const left = box.left + parseFloat(style.paddingLeft), right = box.right - parseFloat(style.paddingRight);
+  const beyond = [...main.querySelectorAll('*')]
+    .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > right + 1 || r.left < left - 1); })
+    .slice(0, 8)
+    .map(describe);
+  const scrolled = [...document.querySelectorAll('.table-wrap')]
+    .filter(w => w.scrollWidth > w.clientWidth + 1)
+    .map(w => `${w.scrollWidth} > ${w.clientWidth}: ${w.querySelector('tr').textContent.slice(0, 80)}`);
+  return {charts, tooWide, beyond, scrolled, scrollWidth: document.documentElement.scrollWidth,
+          innerWidth: window.innerWidth, sections: [...document.querySelectorAll('section')].map(s => s.id)};
 })()"#;
 
 fn check_layout(layout: &Value, media: &str, n_charts: usize) {
     let charts = layout["charts"].as_array().unwrap();
+    assert!(n_charts >= 5, "{media}: only {n_charts} charts in the HTML");
     assert_eq!(charts.len(), n_charts, "{media}: expected {n_charts} charts, got {layout}");
     for c in charts {
         let id = c["id"].as_str().unwrap();
@@ -343,7 +368,7 @@ fn check_layout(layout: &Value, media: &str, n_charts: usize) {
         assert!(c["texts"].as_u64().unwrap() >= 8, "{media}: {id} lacks axis text");
         assert_eq!(c["outside"], json!([]), "{media}: {id}: text sticks out of the chart");
         assert_eq!(c["overlaps"], json!([]), "{media}: {id}: overlapping labels");
-        if id != "relink-recall" && id != "relink-lift" {
+        if !id.starts_with("relink-lift") {
             assert!(c["lines"].as_u64().unwrap() > 0, "{media}: {id} has no line");
         }
     }
@@ -351,6 +376,44 @@ fn check_layout(layout: &Value, media: &str, n_charts: usize) {
         layout["scrollWidth"].as_f64().unwrap() <= layout["innerWidth"].as_f64().unwrap(),
         "{media}: page overflows horizontally: {layout}"
     );
+    assert_eq!(layout["tooWide"], json!([]), "{media}: elements wider than the page");
+    assert_eq!(layout["beyond"], json!([]), "{media}: elements wider than the content column");
+    assert_eq!(layout["scrolled"], json!([]), "{media}: tables wider than the page");
+}
+
+/// Charts in an HTML report.
+fn chart_count(html: &Path) -> usize {
+    std::fs::read_to_string(html)
+        .unwrap()
+        .matches("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\"")
+        .count()
+}
+
+/// Screen (1,280 px) then print (A4 text width) checks of one report, with screenshots.
+fn check_screen_and_print(cdp: &mut Cdp, session: &str, page: &Path, out: &Path, stem: &str) {
+    cdp.call(Some(session), "Emulation.setEmulatedMedia", json!({"media": "screen"}));
+    cdp.call(
+        Some(session),
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    cdp.navigate(session, &format!("file://{}", page.display()));
+    let errors = cdp.take_errors();
+    assert!(errors.is_empty(), "{stem}: the report logged errors: {errors:?}");
+    let layout = cdp.eval(session, LAYOUT_CHECK);
+    cdp.screenshot(session, out, stem);
+    let n = chart_count(page);
+    check_layout(&layout, &format!("{stem} (screen)"), n);
+    cdp.call(Some(session), "Emulation.setEmulatedMedia", json!({"media": "print"}));
+    cdp.call(
+        Some(session),
+        "Emulation.setDeviceMetricsOverride",
+        // A4 (210 mm) minus the 14 mm page margins, at 96 px per inch.
+        json!({"width": 688, "height": 1123, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    cdp.screenshot(session, out, &format!("{stem}-print"));
+    let layout = cdp.eval(session, LAYOUT_CHECK);
+    check_layout(&layout, &format!("{stem} (print)"), n);
 }
 
 #[test]
@@ -399,10 +462,8 @@ fn browser_renders_the_html_report() {
         "CSP violation not detected: {errors:?}"
     );
 
-    // The report itself.
+    // The report itself: every section, screen and print layout, and a PDF comes out.
     cdp.navigate(&session, &url(&page));
-    let errors = cdp.take_errors();
-    assert!(errors.is_empty(), "the report logged errors: {errors:?}");
     let layout = cdp.eval(&session, LAYOUT_CHECK);
     let sections: Vec<&str> =
         layout["sections"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
@@ -410,20 +471,7 @@ fn browser_renders_the_html_report() {
         sections,
         ["summary", "cohort", "relink", "attacks", "reid", "attributes", "utility", "mitigate", "runs"]
     );
-    cdp.screenshot(&session, &out, "report");
-    check_layout(&layout, "screen", 6);
-
-    // Print: same checks under print media, and a PDF comes out.
-    cdp.call(Some(&session), "Emulation.setEmulatedMedia", json!({"media": "print"}));
-    cdp.call(
-        Some(&session),
-        "Emulation.setDeviceMetricsOverride",
-        // A4 (210 mm) minus the 14 mm page margins, at 96 px per inch.
-        json!({"width": 688, "height": 1123, "deviceScaleFactor": 1, "mobile": false}),
-    );
-    cdp.screenshot(&session, &out, "report-print");
-    let layout = cdp.eval(&session, LAYOUT_CHECK);
-    check_layout(&layout, "print", 6);
+    check_screen_and_print(&mut cdp, &session, &page, &out, "report");
     let pdf = cdp.call(Some(&session), "Page.printToPDF", json!({"printBackground": false}));
     let pdf = base64_decode(pdf["data"].as_str().unwrap());
     assert!(pdf.starts_with(b"%PDF") && pdf.len() > 20_000, "PDF of {} bytes", pdf.len());
@@ -436,18 +484,14 @@ fn browser_renders_the_html_report() {
     let demo = tempfile::tempdir().unwrap();
     demo_like_run(demo.path());
     linkrisk::report::write_report(demo.path(), &[linkrisk::report::Format::Html]).unwrap();
-    cdp.call(Some(&session), "Emulation.setEmulatedMedia", json!({"media": "screen"}));
-    cdp.call(
-        Some(&session),
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
-    );
-    cdp.navigate(&session, &url(&demo.path().join("report.html")));
-    let errors = cdp.take_errors();
-    assert!(errors.is_empty(), "the demo-like report logged errors: {errors:?}");
-    let layout = cdp.eval(&session, LAYOUT_CHECK);
-    cdp.screenshot(&session, &out, "demo");
-    check_layout(&layout, "demo", 5);
+    check_screen_and_print(&mut cdp, &session, &demo.path().join("report.html"), &out, "demo");
+
+    // The measured two-model run: both directions, subgroups, every attack and attacker.
+    let (measured, _) = super::models::two_model_run();
+    linkrisk::report::write_report(measured.path(), &[linkrisk::report::Format::Html]).unwrap();
+    let page = measured.path().join("report.html");
+    std::fs::copy(&page, out.join("measured.html")).unwrap();
+    check_screen_and_print(&mut cdp, &session, &page, &out, "measured");
     eprintln!("browser test: screenshots and PDF in {}", out.display());
 }
 
@@ -463,8 +507,10 @@ fn demo_like_run(dir: &Path) {
     for (level, factor) in [("general", 0.3), ("medical", 0.6), ("radiology", 1.0), ("chest X-ray", 1.4)] {
         let mut audit = base.clone();
         let obj = audit.as_object_mut().unwrap();
-        obj.remove("attacks");
-        obj.remove("strongest_attack");
+        for key in ["attacks", "strongest_attack", "strongest_attack_pool_size", "skipped_attacks", "side"] {
+            obj.remove(key);
+            obj["reverse"].as_object_mut().unwrap().remove(key);
+        }
         for pool in obj["pools"].as_array_mut().unwrap() {
             let recall = pool["recall_at_1"].as_f64().unwrap() * factor;
             let chance = pool["chance_at_1"].as_f64().unwrap();
@@ -494,8 +540,17 @@ fn demo_like_run(dir: &Path) {
         .unwrap();
     }
     for file in ["reid_image.json", "reid_image_linear_metric.json", "utility_image.json"] {
-        run.record(vec!["linkrisk".into(), "demo".into()], Some(0), 1.0, super::fixtures::load(file))
-            .unwrap();
+        run.record_entry(RunEntry {
+            key: String::new(),
+            label: Some("specialization: chest X-ray".into()),
+            command: vec!["linkrisk".into(), "demo".into()],
+            seed: Some(0),
+            started_unix: 0,
+            seconds: 1.0,
+            linkrisk_version: linkrisk::VERSION.into(),
+            audit: super::fixtures::load(file),
+        })
+        .unwrap();
     }
     let mut mitigate = super::fixtures::load("mitigate.json");
     let points = mitigate["points"].as_array_mut().unwrap();

@@ -7,7 +7,7 @@ paper 2 (chest X-ray re-ID Rank-1 25.9%, trained attacker 63.7%). The script onl
 them internally consistent: lift = recall / chance, Wilson 95% intervals, macro AUROC =
 mean of the per-finding AUROCs, normalized risk = (attack - control) / (1 - control).
 
-Run: /work/venv/bin/python make_fixtures.py   (numpy, scipy; writes *.json beside it)
+Run: python3 make_fixtures.py   (needs numpy and scipy; writes *.json beside it)
 """
 import json
 import math
@@ -44,6 +44,48 @@ def pool(n, kind, recall, nq, expected=None):
     return row
 
 
+def expected_curve(random, full_recall, ng):
+    """Exact-expectation curve over a grid of N: log-log interpolation through the random
+    pools' expectations and the full database (a stand-in for the hypergeometric curve)."""
+    knots = [(2, 0.75)] + [(n, r * 0.998) for n, r in random] + [(ng, full_recall)]
+    xs, ys = np.log([k[0] for k in knots]), np.log([k[1] for k in knots])
+    grid = [2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, ng]
+    return [{"pool_size": n, "expected_recall_at_1": round(float(np.exp(np.interp(np.log(n), xs, ys))), 6),
+             "chance_at_1": 1 / n} for n in grid]
+
+
+def subgroups(full_recall, nq, ng, scale):
+    groups = [("sex", "F", 0.52, 0.92), ("sex", "M", 0.48, 1.09), ("age", "<40", 0.12, 1.31),
+              ("age", "40-59", 0.31, 1.08), ("age", "60-79", 0.41, 0.93), ("age", ">=80", 0.16, 0.81),
+              ("race", "Black", 0.18, 1.12), ("race", "White", 0.61, 0.97), ("race", "Asian", 0.08, 0.94),
+              ("race", "unknown", 0.13, 1.02)]
+    out = []
+    for attribute, value, share, factor in groups:
+        n = int(nq * share)
+        r = round(full_recall * factor * scale, 6)
+        out.append({"attribute": attribute, "value": value, "n_queries": n, "recall_at_1": r,
+                    "ci95_recall_at_1": wilson(r, n), "chance_at_1": 1 / ng, "lift_at_1": round(r * ng, 4)})
+    return out
+
+
+def relink_direction(query, gallery, nq, ng, random, pathology, full_recall, exact, scale=1.0):
+    out = {"query_view": query, "gallery_view": gallery, "n_queries": nq, "n_gallery": ng}
+    random = [(n, round(r * scale, 6)) for n, r in random]
+    pathology = [(n, round(r * scale, 6)) for n, r in pathology]
+    full_recall = round(full_recall * scale, 6)
+    out["full"] = {"recall_at_1": full_recall, "recall_at_5": round(full_recall * 4.1, 6),
+                   "recall_at_10": round(full_recall * 7.3, 6), "mrr": round(full_recall * 3.2, 6),
+                   "median_rank": 812.5, "chance_at_1": 1 / ng,
+                   "lift_at_1": round(full_recall * ng, 4), "ci95_recall_at_1": wilson(full_recall, nq)}
+    out["pools"] = [pool(n, "random", r, nq, round(r * 0.998, 6)) for n, r in random] + \
+                   [dict(pool(n, "pathology_matched", r, nq), exact_match_fraction=exact[n]) for n, r in pathology]
+    out["skipped_pools"] = [{"pool_size": 100000, "kind": kind, "reason": f"larger than the gallery of {ng:,} items"}
+                            for kind in ["random", "pathology_matched"]]
+    out["expected_recall_curve"] = expected_curve(random, full_recall, ng)
+    out["subgroups"] = subgroups(full_recall, nq, ng, 1.0)
+    return out
+
+
 def relink_report(nq, ng, random, pathology, full_recall, attacks=True, extra=True):
     out = {"_fixture": NOTE, "audit": "relink", "query_view": "image", "gallery_view": "report",
            "split": "test", "n_queries": nq, "n_gallery": ng}
@@ -70,7 +112,12 @@ def relink_report(nq, ng, random, pathology, full_recall, attacks=True, extra=Tr
         rows.append({"name": "assignment", "recall_at_1": 0.0019, "control_recall_at_1": 0.00002,
                      "normalized_risk": round((0.0019 - 0.00002) / (1 - 0.00002), 6)})
         out["strongest_attack"] = "csls"
+        out["strongest_attack_pool_size"] = 10000
         out["attacks"] = rows
+        out["side"] = {"source": "split train", "n_pairs": 100000, "beta_curve": []}
+        out["skipped_attacks"] = [{"name": "qb_norm", "reason": "the query bank would hold fewer than 1,000 queries"},
+                                  {"name": "ridge", "leaked_pairs": 100000,
+                                   "reason": "more leaked pairs than side pairs (100,000)"}]
     if extra:
         # Per-record data and unknown keys: the report must ignore both.
         out["per_record"] = [{"id": "rec-SECRET-0001", "patient_id": "pat-SECRET-77", "rank": 1},
@@ -80,11 +127,34 @@ def relink_report(nq, ng, random, pathology, full_recall, attacks=True, extra=Tr
 
 
 nq = 43793
-dump("relink_image_report.json", relink_report(
+relink = relink_report(
     nq, nq,
     random=[(10, 0.4187), (100, 0.1503), (1000, 0.0321), (10000, 0.0049)],
     pathology=[(10, 0.3102), (100, 0.0938), (1000, 0.0189), (10000, 0.0029)],
-    full_recall=0.00131))
+    full_recall=0.00131)
+# --direction both: the forward direction's extra keys at the top level, report -> image
+# (a little stronger) under `reverse`, with its own attack comparison.
+exact = {10: 0.9213, 100: 0.6127, 1000: 0.1184, 10000: 0.0011}
+forward = relink_direction("image", "report", nq, nq, [(10, 0.4187), (100, 0.1503), (1000, 0.0321), (10000, 0.0049)],
+                           [(10, 0.3102), (100, 0.0938), (1000, 0.0189), (10000, 0.0029)], 0.00131, exact)
+for key in ["skipped_pools", "expected_recall_curve", "subgroups"]:
+    relink[key] = forward[key]
+for p, q in zip(relink["pools"], forward["pools"]):
+    if "exact_match_fraction" in q:
+        p["exact_match_fraction"] = q["exact_match_fraction"]
+reverse = relink_direction("report", "image", nq, nq, [(10, 0.4187), (100, 0.1503), (1000, 0.0321), (10000, 0.0049)],
+                           [(10, 0.3102), (100, 0.0938), (1000, 0.0189), (10000, 0.0029)], 0.00131,
+                           {10: 0.9188, 100: 0.6091, 1000: 0.1172, 10000: 0.0012}, scale=1.12)
+reverse["strongest_attack"] = "cosine"
+reverse["strongest_attack_pool_size"] = 10000
+reverse["attacks"] = [{"name": name, "pool_size": 10000, "recall_at_1": r, "ci95_recall_at_1": wilson(r, nq),
+                       "control_recall_at_1": 0.0001, "normalized_risk": round((r - 0.0001) / 0.9999, 6),
+                       "chance_at_1": 1e-4, "lift_at_1": round(r * 1e4, 4)}
+                      for name, r in [("cosine", 0.0055), ("csls", 0.0052)]]
+reverse["side"] = {"source": "cross_fit", "folds": 5, "n_pairs": 43793}
+reverse["skipped_attacks"] = []
+relink["reverse"] = reverse
+dump("relink_image_report.json", relink)
 
 
 def roc_points(auroc, n=60):
@@ -109,8 +179,9 @@ def reid(attacker, rank1, cmc, mAP, auroc, nq=12345, ng=43792):
 
 
 dump("reid_image.json", reid(None, 0.259, {1: 0.259, 5: 0.412, 10: 0.489, 20: 0.571}, 0.183, 0.842))
-dump("reid_image_linear_metric.json",
-     reid("linear-metric", 0.637, {1: 0.637, 5: 0.781, 10: 0.829, 20: 0.871}, 0.512, 0.953))
+linear = reid("linear-metric", 0.637, {1: 0.637, 5: 0.781, 10: 0.829, 20: 0.871}, 0.512, 0.953)
+linear["linear_metric"] = {"rank": 32, "side": {"source": "cross_fit", "folds": 5}}
+dump("reid_image_linear_metric.json", linear)
 
 
 def attr(auroc, re, nre, p, roc=False):
@@ -125,6 +196,7 @@ def attr(auroc, re, nre, p, roc=False):
 
 dump("attributes_image.json", {
     "_fixture": NOTE, "audit": "attributes", "view": "image", "age_threshold": 65,
+    "side": {"source": "cross_fit", "folds": 5},
     "targets": {"sex": attr(0.8214, 0.8583, 0.7941, 0.00042, roc=True),
                 "age": attr(0.7738, 0.7912, 0.7621, 0.083, roc=True),
                 "race": attr(0.7126, 0.7304, 0.7019, 0.21)}})
@@ -141,7 +213,7 @@ dump("utility_image.json", {
     "_fixture": NOTE, "audit": "utility", "view": "image",
     "macro_auroc": macro,
     "ci95_macro_auroc": [round(macro - 0.0072, 4), round(macro + 0.0072, 4)],
-    "per_finding": findings, "skipped_findings": []})
+    "per_finding": findings, "skipped_findings": [], "side": {"source": "split train"}})
 
 
 def mit_cohort(r100, r10k, base10k, nq):
