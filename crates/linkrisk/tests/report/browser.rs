@@ -548,6 +548,7 @@ fn demo_like_run(dir: &Path) {
             started_unix: 0,
             seconds: 1.0,
             linkrisk_version: linkrisk::VERSION.into(),
+            cohort_fingerprint: None,
             audit: super::fixtures::load(file),
         })
         .unwrap();

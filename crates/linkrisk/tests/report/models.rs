@@ -38,6 +38,7 @@ fn record<T: Serialize>(run: &mut RunDir, label: &str, command: &str, audit: &T)
         started_unix: 1_767_225_600,
         seconds: 1.0,
         linkrisk_version: linkrisk::VERSION.to_string(),
+        cohort_fingerprint: None,
         audit: serde_json::to_value(audit).unwrap(),
     })
     .unwrap();
