@@ -56,6 +56,8 @@ enum Command {
     /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
     /// projected cohort with its privacy ledger.
     TrainHeads(cmd::train_heads::Args),
+    /// Apply exported heads to a cohort's frozen features: a new cohort every audit reads.
+    ApplyHeads(cmd::apply_heads::Args),
     /// Epsilon of a DP-SGD run (PLD or RDP accountant), or the noise multiplier for a target epsilon.
     Accountant(cmd::accountant::Args),
     /// Render a run directory as report.html (self-contained) and report.md with SVG charts.
@@ -92,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(args) => cmd::synth::run(args),
         Command::Accountant(args) => cmd::accountant::run(args),
         Command::TrainHeads(args) => cmd::train_heads::run(args),
+        Command::ApplyHeads(args) => cmd::apply_heads::run(args),
         Command::Utility(args) => cmd::utility::run(args),
         Command::Attributes(args) => cmd::attributes::run(args),
         Command::Relink(args) => cmd::relink::run(args),

@@ -12,7 +12,17 @@ use crate::util::{json_stdout, linkrisk};
 
 /// A small cohort whose image and report features are noisy linear views of one latent
 /// vector per record: 60 train patients, 20 test, 10 external, 1-2 records each.
-fn write_cohort(dir: &Path, with_split: bool) {
+pub fn write_cohort(dir: &Path, with_split: bool) {
+    write_cohort_with(dir, with_split, &|_, _, split| split)
+}
+
+/// [`write_cohort`] with the split of record `r` of patient `p` chosen by `split_of(p, r,
+/// default)`.
+pub fn write_cohort_with(
+    dir: &Path,
+    with_split: bool,
+    split_of: &dyn Fn(usize, usize, &'static str) -> &'static str,
+) {
     let (latent, di, dr) = (6, 12, 10);
     let mut rng = linkrisk::rng::stream(1, "cli-test", 0);
     let a: Vec<f64> = (0..di * latent).map(|_| rng.sample(StandardNormal)).collect();
@@ -37,7 +47,7 @@ fn write_cohort(dir: &Path, with_split: bool) {
                 }
             }
             if with_split {
-                csv.push_str(&format!("r{p}-{r},p{p},s{r},{split}\n"));
+                csv.push_str(&format!("r{p}-{r},p{p},s{r},{}\n", split_of(p, r, split)));
             } else {
                 csv.push_str(&format!("r{p}-{r},p{p},s{r}\n"));
             }
@@ -64,7 +74,7 @@ fn private_heads_write_a_cohort_and_ledger() {
         .arg("--out")
         .arg(&out)
         .args(["--epsilon", "2", "--delta", "1e-5", "--epochs", "2", "--batch-size", "15", "--dim", "8"])
-        .args(["--seed", "3", "--json"])
+        .args(["--seed", "3", "--json", "--public-fraction", "0"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -93,7 +103,7 @@ fn private_heads_write_a_cohort_and_ledger() {
         .arg("--out")
         .arg(&again)
         .args(["--epsilon", "2", "--delta", "1e-5", "--epochs", "2", "--batch-size", "15", "--dim", "8"])
-        .args(["--seed", "3"])
+        .args(["--seed", "3", "--public-fraction", "0"])
         .assert()
         .success()
         .stdout(contains("DP-SGD: epsilon 2.0000").or(contains("DP-SGD: epsilon 1.9999")));
@@ -114,7 +124,7 @@ fn non_private_without_seed_records_no_seed() {
         .arg("--out")
         .arg(&out)
         .args(["--non-private", "--epochs", "1", "--batch-size", "20", "--head", "mlp", "--hidden", "16"])
-        .arg("--json")
+        .args(["--json", "--public-fraction", "0"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -131,7 +141,12 @@ fn bad_flags_and_inputs_are_named() {
     write_cohort(tmp.path(), true);
     let run = |extra: &[&str]| {
         let mut cmd = linkrisk();
-        cmd.arg("train-heads").arg(tmp.path()).arg("--out").arg(tmp.path().join("o")).args(extra);
+        cmd.arg("train-heads")
+            .arg(tmp.path())
+            .arg("--out")
+            .arg(tmp.path().join("o"))
+            .args(["--public-fraction", "0"])
+            .args(extra);
         cmd.assert().code(2)
     };
     run(&["--epsilon", "1"]).stderr(contains("--delta is required"));
@@ -154,7 +169,7 @@ fn bad_flags_and_inputs_are_named() {
         .args(["--non-private", "--epochs", "1", "--batch-size", "20"])
         .assert()
         .code(2)
-        .stderr(contains("not an earlier train-heads output"));
+        .stderr(contains("not an earlier output of linkrisk train-heads"));
     assert!(keep.join("x.txt").exists());
 
     let nosplit = tempfile::tempdir().unwrap();
@@ -168,4 +183,79 @@ fn bad_flags_and_inputs_are_named() {
         .assert()
         .code(2)
         .stderr(contains("no records in split `train`").and(contains("split` column")));
+}
+
+#[test]
+fn warm_start_from_public_patients_and_exported_heads_apply_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    // Every fourth training patient's records form a `public` split of other patients.
+    write_cohort_with(&input, true, &|p, _, split| {
+        if split == "train" && p % 4 == 0 {
+            "public"
+        } else {
+            split
+        }
+    });
+    let (out, shipped) = (tmp.path().join("heads"), tmp.path().join("shipped"));
+    let output = linkrisk()
+        .arg("train-heads")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .arg("--export-heads")
+        .arg(&shipped)
+        .args(["--epsilon", "2", "--delta", "1e-4", "--epochs", "2", "--batch-size", "15", "--dim", "8"])
+        .args([
+            "--warm-start-split",
+            "public",
+            "--public-epochs",
+            "5",
+            "--public-pca-rank",
+            "6",
+            "--seed",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let ledger = json_stdout(&output);
+    assert_eq!(ledger["initialisation"]["kind"], "warm_start");
+    assert_eq!(ledger["initialisation"]["split"], "public");
+    assert_eq!(ledger["initialisation"]["patients"], 15);
+    assert_eq!(ledger["train_patients"], 45);
+    assert_eq!(ledger["input_projection"]["split"], "public");
+    assert_eq!(ledger["input_projection"]["image_rank"], 6);
+    // The export carries the ledger; applied to the training cohort, the heads reproduce
+    // the embeddings train-heads wrote, bit for bit, with the ledger beside them.
+    let applied = tmp.path().join("applied");
+    linkrisk().arg("apply-heads").arg(&shipped).arg(&input).arg("--out").arg(&applied).assert().success();
+    for file in ["image.npy", "report.npy", "metadata.csv"] {
+        assert_eq!(
+            std::fs::read(out.join(file)).unwrap(),
+            std::fs::read(applied.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let read_json = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    assert_eq!(read_json(&applied.join("privacy.json")), ledger);
+    assert_eq!(read_json(&shipped.join("privacy.json")), ledger);
+    // A split that shares a patient with the members is refused before training.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    // Patient 1 has two records: the first goes to `public`, the second stays a member.
+    write_cohort_with(&shared, true, &|p, r, split| if p == 1 && r == 0 { "public" } else { split });
+    linkrisk()
+        .arg("train-heads")
+        .arg(&shared)
+        .arg("--out")
+        .arg(tmp.path().join("o"))
+        .args(["--epsilon", "1", "--delta", "1e-4", "--warm-start-split", "public"])
+        .assert()
+        .code(2)
+        .stderr(contains("--warm-start-split public: 1 of the 60 patients").and(contains("p1")));
 }

@@ -1,7 +1,8 @@
 //! `linkrisk mitigate DIR --out RUN`: the privacy-utility frontier. Per epsilon, train
 //! projection heads on the members (DP-SGD, or non-private for `inf`), audit re-linkage on
-//! members, held-out and external records and utility, and compare with the non-private
-//! heads.
+//! members, held-out and external records and utility, and compare every row with the
+//! audited model (the cohort's own views on the same records); `--export-heads DIR` writes
+//! each point's heads for `linkrisk apply-heads`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use linkrisk::audit::mitigate::{
-    self, epsilon_text, parse_epsilons, HeadInit, MitigateConfig, MitigateEvent, MitigateReport,
-    MitigateSplits,
+    self, epsilon_text, parse_epsilons, summary_lines, HeadInit, MitigateConfig, MitigateEvent,
+    MitigateReport, MitigateSplits,
 };
 use linkrisk::cohort::Cohort;
 
@@ -49,6 +50,11 @@ pub struct Args {
     /// under RUN/heads/eps_<epsilon>/ (needs --out).
     #[arg(long, requires = "out")]
     pub write_heads: bool,
+    /// Export each point's heads (heads.safetensors with the privacy ledger and feature
+    /// normalisation in its metadata, and privacy.json) to DIR/eps_<epsilon>/, and the warm
+    /// start's to DIR/warm_start/; apply them to any cohort with `linkrisk apply-heads`.
+    #[arg(long, value_name = "DIR")]
+    pub export_heads: Option<PathBuf>,
     /// Passes over the member patients (every point).
     #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<f64>,
@@ -71,6 +77,15 @@ pub struct Args {
     /// Dimension of the shared output space.
     #[arg(long)]
     pub dim: Option<usize>,
+    /// Expected patients per InfoNCE group of the private points.
+    #[arg(long)]
+    pub group_size: Option<usize>,
+    /// Optimiser of the private points.
+    #[arg(long, value_enum)]
+    pub private_optimizer: Option<crate::cmd::train_heads::OptimizerArg>,
+    /// Momentum of `--private-optimizer sgd`.
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    pub momentum: f64,
     /// Share of the members' patients set aside as public pretraining data: non-private
     /// heads fitted on them are the start of every point, the rest are the members the DP
     /// guarantee protects. 0 = random initialisation (DP heads then learn little).
@@ -83,6 +98,11 @@ pub struct Args {
     /// Passes over the public patients when fitting the warm-start heads.
     #[arg(long, allow_negative_numbers = true)]
     pub public_epochs: Option<f64>,
+    /// Directions of the public input projection: the features are centred and projected
+    /// onto this many principal directions of the warm-start patients before the heads
+    /// (folded into the exported heads); 0 = none.
+    #[arg(long, default_value_t = MitigateConfig::default().public_pca_rank)]
+    pub public_pca_rank: usize,
     /// Members split (the heads are trained on it).
     #[arg(long, default_value = "train")]
     pub members_split: String,
@@ -104,7 +124,11 @@ pub struct Args {
     /// Patient-bootstrap replicates of the relink intervals (0 = none).
     #[arg(long, default_value_t = MitigateConfig::default().relink.bootstrap_replicates)]
     pub bootstrap: usize,
-    /// Skip the reference audit of the cohort's own `image`/`report` views.
+    /// The audited model's views, IMAGE,REPORT: every result is set against them.
+    #[arg(long, value_delimiter = ',', value_name = "IMAGE,REPORT", default_values = ["image", "report"])]
+    pub audited_views: Vec<String>,
+    /// Skip the audit of the audited model's views (comparisons are then against the
+    /// non-private heads only).
     #[arg(long)]
     pub no_baseline: bool,
     /// Seed of training and pools (recorded).
@@ -145,6 +169,12 @@ impl Args {
         if let Some(lr) = self.private_lr {
             c.private_training.lr = lr;
         }
+        if let Some(k) = self.group_size {
+            c.private_training.group_size = k;
+        }
+        if let Some(o) = self.private_optimizer {
+            c.private_training.optimizer = o.optimizer(self.momentum);
+        }
         c.init = match &self.warm_start_split {
             Some(split) => HeadInit::PublicSplit { split: split.clone() },
             None if self.public_fraction == 0.0 => HeadInit::Random,
@@ -156,6 +186,7 @@ impl Args {
         if let Some(d) = self.dim {
             c.public_training.dim = d;
         }
+        c.public_pca_rank = self.public_pca_rank;
         c.splits = MitigateSplits {
             members: self.members_split.clone(),
             held_out: self.held_out_split.clone(),
@@ -165,9 +196,13 @@ impl Args {
         c.relink.trials = self.trials;
         c.relink.bootstrap_replicates = self.bootstrap;
         c.relink.seed = self.seed;
-        if self.no_baseline {
-            c.baseline_views = None;
-        }
+        c.baseline_views = match (self.no_baseline, self.audited_views.as_slice()) {
+            (true, _) => None,
+            (false, [image, report]) => Some((image.clone(), report.clone())),
+            (false, other) => {
+                anyhow::bail!("--audited-views takes two view names, IMAGE,REPORT (got {})", other.join(","))
+            }
+        };
         c.seed = self.seed;
         Ok(c)
     }
@@ -193,12 +228,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bar.set_length(p.steps);
                 bar.set_position(p.step);
             }
+            MitigateEvent::WarmStartTrained { heads, .. } => {
+                bar.finish_and_clear();
+                if let Some(dir) = &args.export_heads {
+                    let path = heads.export(&dir.join("warm_start"))?;
+                    eprintln!("mitigate: exported {}", path.display());
+                }
+            }
             MitigateEvent::HeadsTrained { epsilon, heads, cohort } => {
                 bar.finish_and_clear();
+                let name = format!("eps_{}", epsilon_text(epsilon));
                 if let Some(dir) = &heads_dir {
-                    let out = dir.join(format!("eps_{}", epsilon_text(epsilon)));
+                    let out = dir.join(&name);
                     heads.write_cohort(cohort, &out)?;
                     eprintln!("mitigate: wrote {}", out.display());
+                }
+                if let Some(dir) = &args.export_heads {
+                    let path = heads.export(&dir.join(&name))?;
+                    eprintln!("mitigate: exported {}", path.display());
                 }
             }
         }
@@ -206,6 +253,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     print!("{}", table(&report));
+    for line in summary_lines(&report) {
+        println!("{line}");
+    }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
@@ -232,8 +282,9 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "-".to_string(), f)
 }
 
-/// The frontier as text: per point and subset, Recall@1 at the reduction pool and the full
-/// database, the reduction, and utility.
+/// The frontier as text: per row (audited model, warm start, points) and subset, Recall@1
+/// at the reduction pool and the full database, the change relative to the audited model,
+/// and utility.
 fn table(report: &MitigateReport) -> String {
     use linkrisk::audit::mitigate::SubsetRelink;
     let recall = |s: &SubsetRelink| {
@@ -280,14 +331,20 @@ fn table(report: &MitigateReport) -> String {
                 opt(r, pct),
                 opt(matched, pct),
                 pct(full),
-                opt(s.relative_reduction, pct),
+                opt(s.relative_reduction_vs_audited, |v| {
+                    if v >= 0.0 {
+                        format!("{} lower", pct(v))
+                    } else {
+                        format!("{} higher", pct(-v))
+                    }
+                }),
                 opt(u, |v| format!("{v:.4}")),
                 opt(x, |v| format!("{v:.4}")),
             ]);
         }
     };
     if let Some(b) = &report.baseline {
-        push("own views".into(), &b.relink, &b.utility);
+        push("audited model".into(), &b.relink, &b.utility);
     }
     if let Some(w) = &report.warm_start {
         push("warm start".into(), &w.relink, &w.utility);
@@ -319,7 +376,7 @@ fn table(report: &MitigateReport) -> String {
             "R@1 (N)",
             "R@1 matched",
             "R@1 full",
-            "reduction",
+            "vs audited",
             "probe AUROC",
             "x-modal AUROC",
         ],

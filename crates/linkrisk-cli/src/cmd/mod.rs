@@ -2,6 +2,7 @@
 //! validated config, calls the library and prints.
 
 pub mod accountant;
+pub mod apply_heads;
 pub mod attributes;
 pub mod audit;
 pub mod demo;

@@ -1,13 +1,17 @@
 //! `linkrisk train-heads DIR --out DIR2`: train image and report projection heads on the
 //! frozen features of the train split (non-private or DP-SGD with patients as the privacy
-//! unit) and write the projected cohort with its `privacy.json` ledger.
+//! unit), from the same public warm start as `linkrisk mitigate`, and write the projected
+//! cohort with its `privacy.json` ledger; `--export-heads DIR` writes the heads themselves
+//! for `linkrisk apply-heads`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
 use linkrisk::cohort::Cohort;
-use linkrisk::train::{self, Batching, HeadKind, Optimizer, Privacy, Temperature, TrainConfig};
+use linkrisk::train::{
+    self, Batching, HeadKind, Optimizer, Privacy, PublicSource, Temperature, TrainConfig, WarmStart,
+};
 
 use crate::progress;
 
@@ -29,6 +33,16 @@ pub enum OptimizerArg {
     Sgd,
 }
 
+impl OptimizerArg {
+    /// The library optimiser (`momentum` for SGD).
+    pub fn optimizer(self, momentum: f64) -> Optimizer {
+        match self {
+            OptimizerArg::Adam => Optimizer::default(),
+            OptimizerArg::Sgd => Optimizer::Sgd { momentum },
+        }
+    }
+}
+
 /// Batching flag for non-private training.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum BatchingArg {
@@ -41,15 +55,40 @@ pub enum BatchingArg {
 /// Arguments of `linkrisk train-heads`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Exactly one of --epsilon (with --delta), --noise-multiplier (with --delta) or \
-     --non-private.\n\nExample:\n  linkrisk train-heads cohort/ --out heads-eps0.34/ --epsilon 0.34 --delta 6e-6\n\n\
-     Under DP-SGD the guarantee assumes the seed is secret: without --seed a fresh seed is drawn \
-     from the operating system and not recorded.")]
+     --non-private.\n\nExample:\n  linkrisk train-heads cohort/ --out heads-eps0.34/ --epsilon 0.34 --delta 6e-6 \
+     --export-heads shipped/\n\n\
+     By default a quarter of the training patients is set aside as public data (not protected by \
+     the DP guarantee) for the warm start, as in `linkrisk mitigate`; --warm-start-split uses an \
+     existing split of other patients, --public-fraction 0 trains from random heads. Under DP-SGD \
+     the guarantee assumes the seed is secret: without --seed a fresh seed is drawn from the \
+     operating system and not recorded.")]
 pub struct Args {
     /// Cohort directory with `image_features` and `report_features` views and a `split` column.
     pub dir: PathBuf,
     /// Output cohort directory (metadata.csv, image.npy, report.npy, privacy.json).
     #[arg(long)]
     pub out: PathBuf,
+    /// Also export the trained heads (heads.safetensors with the privacy ledger and the
+    /// feature normalisation in its metadata, and privacy.json) to DIR, for
+    /// `linkrisk apply-heads`.
+    #[arg(long, value_name = "DIR")]
+    pub export_heads: Option<PathBuf>,
+    /// Share of the training split's patients set aside as public data: non-private heads
+    /// fitted on them are the start of training, the rest are the patients the DP guarantee
+    /// protects (the same warm start as `linkrisk mitigate`). 0 = random initialisation.
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
+    pub public_fraction: f64,
+    /// Start from non-private heads fitted on this split instead (patients that are not in
+    /// the training split, e.g. public data); overrides --public-fraction.
+    #[arg(long)]
+    pub warm_start_split: Option<String>,
+    /// Passes over the public patients when fitting the warm-start heads.
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
+    pub public_epochs: f64,
+    /// Directions of the public input projection fitted on the warm-start patients
+    /// (folded into the heads); 0 = none.
+    #[arg(long, default_value_t = 128)]
+    pub public_pca_rank: usize,
     /// Target epsilon of DP-SGD (the noise multiplier is calibrated to it).
     #[arg(long, allow_negative_numbers = true, conflicts_with_all = ["non_private", "noise_multiplier"], required_unless_present_any = ["non_private", "noise_multiplier"])]
     pub epsilon: Option<f64>,
@@ -152,10 +191,7 @@ impl Args {
                 BatchingArg::Shuffled => Batching::Shuffled,
                 BatchingArg::DpGroups => Batching::DpGroups,
             },
-            optimizer: match self.optimizer {
-                OptimizerArg::Adam => Optimizer::default(),
-                OptimizerArg::Sgd => Optimizer::Sgd { momentum: self.momentum },
-            },
+            optimizer: self.optimizer.optimizer(self.momentum),
             temperature: if self.learn_temperature {
                 Temperature::Learned { initial: self.temperature }
             } else {
@@ -166,18 +202,62 @@ impl Args {
     }
 }
 
+impl Args {
+    /// The warm start these flags describe (None: random initialisation).
+    pub fn warm_start(&self, config: &TrainConfig) -> Option<WarmStart> {
+        let source = match &self.warm_start_split {
+            Some(split) => PublicSource::Split { split: split.clone() },
+            None if self.public_fraction == 0.0 => return None,
+            None => PublicSource::Fraction { fraction: self.public_fraction },
+        };
+        let defaults = linkrisk::audit::mitigate::MitigateConfig::default().public_training;
+        Some(WarmStart {
+            source,
+            training: TrainConfig {
+                privacy: Privacy::NonPrivate,
+                epochs: self.public_epochs,
+                batch_size: defaults.batch_size,
+                lr: defaults.lr,
+                batching: Batching::Shuffled,
+                ..config.clone()
+            },
+            pca_rank: self.public_pca_rank,
+            seed: self.seed,
+        })
+    }
+}
+
 /// Train, write, summarise.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     config.validate()?;
+    let warm = args.warm_start(&config);
+    if let Some(w) = &warm {
+        w.validate()?;
+    }
     let cohort = Cohort::load(&args.dir)?;
     let bar = progress::bar(0, "training");
-    let heads = train::train_heads_with_progress(&cohort, &config, &mut |p| {
+    let mut on_step = |p: &train::TrainProgress| {
         bar.set_length(p.steps);
         bar.set_position(p.step);
-    })?;
+    };
+    let (heads, relabelled, public) = match &warm {
+        None => (train::train_heads_with_progress(&cohort, &config, &mut on_step)?, None, None),
+        Some(w) => {
+            let prepared = train::warm_start(&cohort, &config.train_split, w, &mut on_step)?;
+            bar.reset();
+            let data = prepared.relabelled.as_ref().unwrap_or(&cohort);
+            let heads = train::train_heads_from(data, &config, &prepared.heads, &mut on_step)?;
+            let public = (prepared.split.clone(), prepared.heads.ledger.train_patients);
+            (heads, prepared.relabelled, Some(public))
+        }
+    };
     bar.finish_and_clear();
-    heads.write_cohort(&cohort, &args.out)?;
+    let data = relabelled.as_ref().unwrap_or(&cohort);
+    heads.write_cohort(data, &args.out)?;
+    if let Some(dir) = &args.export_heads {
+        heads.export(dir)?;
+    }
     let ledger = &heads.ledger;
     if args.json {
         println!("{}", serde_json::to_string_pretty(ledger)?);
@@ -201,6 +281,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.out.display(),
             ledger.dim
         );
+        if let Some((split, patients)) = &public {
+            println!(
+                "warm start: non-private heads fitted on {patients} patients of split `{split}` (not protected by the \
+                 DP guarantee){}",
+                ledger.input_projection.as_ref().map_or_else(String::new, |p| format!(
+                    ", behind a public projection onto {} image / {} report directions",
+                    p.image_rank, p.report_rank
+                ))
+            );
+        }
+        if let Some(dir) = &args.export_heads {
+            println!("exported the heads to {} (heads.safetensors, privacy.json)", dir.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

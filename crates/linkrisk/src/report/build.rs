@@ -6,7 +6,7 @@
 
 use super::doc::{b, t, Block, Document, Section, Span, Table, MISSING};
 use super::fmt;
-use super::model::{Epsilon, ReportModel, Side};
+use super::model::{Epsilon, Pool, ReportModel, Side};
 use super::plots;
 
 mod headline;
@@ -83,6 +83,23 @@ fn side_phrase(side: &Side) -> String {
     }
 }
 
+/// The held-out (else first) cohort of a mitigation row.
+fn mitigation_cohort(p: &super::model::MitigatePoint) -> Option<&super::model::MitigateCohort> {
+    p.cohorts.iter().min_by_key(|c| {
+        let order = plots::cohort_name(&c.cohort).0;
+        (order != 1, order)
+    })
+}
+
+/// "the 48.6% lower" / "42.0% higher" wording of a relative change `1 - r / r0`.
+fn change_words(reduction: f64) -> String {
+    if reduction >= 0.0 {
+        format!("a {} relative reduction", fmt::pct(reduction))
+    } else {
+        format!("{} more than the audited model", fmt::pct(-reduction))
+    }
+}
+
 fn mitigation_sentence(model: &ReportModel) -> Option<Vec<Span>> {
     let m = model.mitigate.first()?;
     let pool = plots::frontier_pool(m)?;
@@ -94,33 +111,82 @@ fn mitigation_sentence(model: &ReportModel) -> Option<Vec<Span>> {
             Epsilon::Infinite => None,
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))?;
-    let baseline = m.points.iter().find(|p| p.epsilon == Epsilon::Infinite)?;
-    let pick = |p: &super::model::MitigatePoint| {
-        let mut c: Vec<_> = p.cohorts.iter().collect();
-        c.sort_by_key(|c| plots::cohort_name(&c.cohort).0 != 1);
-        c.first().map(|c| (*c).clone())
+    let non_private = m.points.iter().find(|p| p.epsilon == Epsilon::Infinite);
+    let after = mitigation_cohort(private.1)?;
+    let r_after = plots::recall_at(&after.relink, pool)?;
+    let cohort_text = plots::cohort_name(&after.cohort).1;
+    let same_cohort = |p: &super::model::MitigatePoint| {
+        p.cohorts.iter().find(|c| c.cohort == after.cohort).and_then(|c| plots::recall_at(&c.relink, pool))
     };
-    let (after, before) = (pick(private.1)?, pick(baseline)?);
-    let (r_after, r_before) =
-        (plots::recall_at(&after.relink, pool)?, plots::recall_at(&before.relink, pool)?);
-    let mut spans = vec![t(format!(
-        "Mitigation: differentially private projection heads at {} bring Recall@1 at N={} on the {} cohort from {} (non-private heads) to ",
-        plots::epsilon_label(&private.1.epsilon),
-        fmt::pool(pool),
-        plots::cohort_name(&after.cohort).1,
-        fmt::pct(r_before.value)
-    ))];
-    spans.push(b(fmt::pct(r_after.value)));
-    if let Some(red) = after.relative_reduction {
-        spans.push(t(format!(" (a {} relative reduction)", fmt::pct(red))));
-    }
-    match (baseline.utility_macro_auroc, private.1.utility_macro_auroc) {
-        (Some(u0), Some(u1)) => spans.push(t(format!(
-            "; utility macro AUROC moves from {} to {}.",
-            fmt::score(u0.value),
-            fmt::score(u1.value)
-        ))),
-        _ => spans.push(t(".")),
+    let eps = plots::epsilon_label(&private.1.epsilon);
+    let mut spans = Vec::new();
+    let audited = m.audited.as_ref().and_then(|a| same_cohort(a).map(|r| (a, r)));
+    match audited {
+        Some((a, r_audited)) => {
+            spans.push(t(format!("Mitigation: differentially private projection heads at {eps} link ")));
+            spans.push(b(fmt::pct(r_after.value)));
+            spans.push(t(format!(
+                " of {cohort_text} records at N={} (Recall@1), against {} for the audited model",
+                fmt::pool(pool),
+                fmt::pct(r_audited.value)
+            )));
+            if let Some(reduction) = after
+                .relative_reduction_vs_audited
+                .filter(|_| Some(pool) == after.reduction_pool_size.map(Pool::Size))
+            {
+                spans.push(t(format!(" ({})", change_words(reduction))));
+            }
+            let mut refs = Vec::new();
+            if let Some(w) = m.warm_start.as_ref().and_then(same_cohort) {
+                refs.push(format!("the public warm start {}", fmt::pct(w.value)));
+            }
+            if let Some(n) = non_private.and_then(same_cohort) {
+                refs.push(format!("non-private heads {}", fmt::pct(n.value)));
+            }
+            if !refs.is_empty() {
+                spans.push(t(format!("; {}", refs.join(", "))));
+            }
+            match (a.utility_macro_auroc, private.1.utility_macro_auroc) {
+                (Some(u0), Some(u1)) => spans.push(t(format!(
+                    ". Utility macro AUROC: {} (audited model) -> {}{}.",
+                    fmt::score(u0.value),
+                    fmt::score(u1.value),
+                    private.1.utility_change_vs_audited.map_or_else(String::new, |d| format!(" ({d:+.4})"))
+                ))),
+                _ => spans.push(t(".")),
+            }
+            if r_after.value > r_audited.value {
+                spans.push(b(" The DP heads link more than the audited model: shipping them instead of it would raise \
+                     the re-linkage risk on these records."
+                    .to_string()));
+            }
+        }
+        None => {
+            let before = non_private.and_then(same_cohort)?;
+            spans.push(t(format!(
+                "Mitigation: differentially private projection heads at {eps} bring Recall@1 at N={} on the {cohort_text} \
+                 cohort from {} (non-private heads) to ",
+                fmt::pool(pool),
+                fmt::pct(before.value)
+            )));
+            spans.push(b(fmt::pct(r_after.value)));
+            if let Some(red) = after.relative_reduction {
+                spans.push(t(format!(" (a {} relative reduction)", fmt::pct(red))));
+            }
+            if let (Some(u0), Some(u1)) =
+                (non_private.and_then(|p| p.utility_macro_auroc), private.1.utility_macro_auroc)
+            {
+                spans.push(t(format!(
+                    "; utility macro AUROC moves from {} to {}",
+                    fmt::score(u0.value),
+                    fmt::score(u1.value)
+                )));
+            }
+            spans.push(t(format!(
+                ". The audited model was not evaluated ({}), so this is not a comparison with the model in use.",
+                m.audited_skipped.as_deref().unwrap_or("no `baseline` in the sweep")
+            )));
+        }
     }
     Some(spans)
 }
@@ -173,7 +239,9 @@ fn mitigate(model: &ReportModel) -> Option<Section> {
     }
     let mut blocks = vec![Block::Para(vec![t(
         "Projection heads retrained with DP-SGD (the patient is the privacy unit) at each privacy \
-         budget ε; re-linkage is measured on training members, held-out and external records.",
+         budget ε, starting from public warm-start heads; re-linkage is measured on training members, \
+         held-out and external records. Every row is set against the audited model (the cohort's own \
+         views on the same records); the warm start and the non-private heads are further references.",
     )])];
     for (index, m) in model.mitigate.iter().enumerate() {
         blocks.push(Block::Heading(m.name.clone()));
@@ -188,42 +256,89 @@ fn mitigate(model: &ReportModel) -> Option<Section> {
             ("Cohort", false),
             (recall_title.as_str(), true),
             ("95% CI", true),
+            ("Change vs audited model", true),
             ("Reduction vs non-private", true),
+            ("Utility change vs audited", true),
             ("Utility macro AUROC", true),
         ]);
+        let audited_for = |cohort: &str| {
+            m.audited.as_ref().and_then(|a| a.cohorts.iter().find(|c| c.cohort == cohort).map(|c| (a, c)))
+        };
+        let mut rows: Vec<(String, &super::model::MitigatePoint, bool)> = Vec::new();
+        if let Some(a) = &m.audited {
+            rows.push(("audited model".to_string(), a, true));
+        }
+        if let Some(w) = &m.warm_start {
+            rows.push(("public warm start".to_string(), w, false));
+        }
         for p in &m.points {
-            let mut cohorts: Vec<_> = p.cohorts.iter().collect();
-            cohorts.sort_by_key(|c| plots::cohort_name(&c.cohort));
-            let eps = match p.epsilon {
+            let name = match p.epsilon {
                 Epsilon::Finite(e) => fmt::epsilon(e),
                 Epsilon::Infinite => "∞ (non-private)".to_string(),
             };
-            let utility = opt(p.utility_macro_auroc.map(|f| f.value), fmt::score);
+            rows.push((name, p, false));
+        }
+        let mut links_more: Vec<String> = Vec::new();
+        for (name, p, is_audited) in rows {
+            let mut cohorts: Vec<_> = p.cohorts.iter().collect();
+            cohorts.sort_by_key(|c| plots::cohort_name(&c.cohort));
             if cohorts.is_empty() {
-                table.push(vec![
-                    eps.clone(),
-                    opt(p.delta, |d| format!("{d:e}")),
-                    MISSING.into(),
-                    MISSING.into(),
-                    MISSING.into(),
-                    MISSING.into(),
-                    utility.clone(),
-                ]);
+                let mut row = vec![name.clone(), opt(p.delta, |d| format!("{d:e}"))];
+                row.extend(std::iter::repeat_n(MISSING.to_string(), 6));
+                row.push(opt(p.utility_macro_auroc.map(|f| f.value), fmt::score));
+                table.push(row);
             }
             for c in cohorts {
                 let recall = pool.and_then(|pool| plots::recall_at(&c.relink, pool));
+                let audited = if is_audited { None } else { audited_for(&c.cohort) };
+                let audited_recall =
+                    audited.and_then(|(_, ac)| pool.and_then(|pool| plots::recall_at(&ac.relink, pool)));
+                // The change relative to the audited model is the JSON's, at the subset's
+                // reduction pool, shown when that is the table's pool.
+                let same_pool = pool.is_some() && pool == c.reduction_pool_size.map(Pool::Size);
+                let change = c.relative_reduction_vs_audited.filter(|_| !is_audited && same_pool);
+                if let (Some(r), Some(a)) = (recall, audited_recall) {
+                    if r.value > a.value && matches!(p.epsilon, Epsilon::Finite(_)) {
+                        links_more.push(format!("ε={name} on {}", plots::cohort_name(&c.cohort).1));
+                    }
+                }
+                let utility = p.utility_for(&c.cohort).map(|f| f.value);
                 table.push(vec![
-                    eps.clone(),
+                    name.clone(),
                     opt(p.delta, |d| format!("{d:e}")),
                     plots::cohort_name(&c.cohort).1,
                     opt(recall.map(|f| f.value), fmt::pct),
                     ci_pct(recall.and_then(|f| f.ci95)),
+                    opt(change, |v| {
+                        if v >= 0.0 {
+                            format!("−{}", fmt::pct(v))
+                        } else {
+                            format!("+{}", fmt::pct(-v))
+                        }
+                    }),
                     opt(c.relative_reduction, fmt::pct),
-                    opt(p.utility_for(&c.cohort).map(|f| f.value), fmt::score),
+                    opt(p.utility_change_for(&c.cohort).filter(|_| !is_audited), |d| format!("{d:+.4}")),
+                    opt(utility, fmt::score),
                 ]);
             }
         }
         blocks.push(Block::Table(table.prune_empty_columns()));
+        if !links_more.is_empty() {
+            blocks.push(Block::Para(vec![
+                b("DP heads that link more than the audited model: "),
+                t(format!(
+                    "{}. Shipping these heads instead of the audited model would raise the re-linkage risk on those \
+                     records; the change column is relative to the audited model's Recall@1 on the same records.",
+                    links_more.join("; ")
+                )),
+            ]));
+        }
+        if m.audited.is_none() {
+            blocks.push(Block::Para(vec![t(format!(
+                "The audited model was not evaluated ({}): the rows are compared with the non-private heads only.",
+                m.audited_skipped.as_deref().unwrap_or("no `baseline` in the sweep")
+            ))]));
+        }
         if let Some(fig) = plots::frontier(m, index) {
             blocks.push(Block::Figures(vec![fig]));
         }

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::read::{attributes, figure, figure_value, num, reid_entries, relink, text, utility, Obj};
+use super::read::{attributes, count, figure, figure_value, num, reid_entries, relink, text, utility, Obj};
 use super::run::{RunEntry, RunFile};
 
 /// A figure with its optional 95% interval, both copied from the JSON.
@@ -306,6 +306,11 @@ pub struct MitigateCohort {
     pub relink: Relink,
     /// Relative Recall@1 reduction vs the non-private heads, if reported.
     pub relative_reduction: Option<f64>,
+    /// Relative Recall@1 reduction vs the audited model (negative: links more), if reported.
+    pub relative_reduction_vs_audited: Option<f64>,
+    /// The pool both reductions are measured at (`reduction_pool_size`; None: not reported
+    /// or the full database).
+    pub reduction_pool_size: Option<u64>,
 }
 
 /// The privacy budget of one mitigation point.
@@ -330,6 +335,10 @@ pub struct MitigatePoint {
     pub utility_macro_auroc: Option<Figure>,
     /// The same on the external cohort, if reported (`utility.external_macro_auroc`).
     pub utility_external_macro_auroc: Option<Figure>,
+    /// Held-out utility minus the audited model's (`utility.change_vs_audited`).
+    pub utility_change_vs_audited: Option<f64>,
+    /// External utility minus the audited model's (`utility.external_change_vs_audited`).
+    pub utility_external_change_vs_audited: Option<f64>,
 }
 
 impl MitigatePoint {
@@ -341,6 +350,17 @@ impl MitigatePoint {
             _ => self.utility_macro_auroc,
         }
     }
+
+    /// The utility change relative to the audited model that belongs beside `cohort`'s row
+    /// (as [`MitigatePoint::utility_for`]).
+    pub fn utility_change_for(&self, cohort: &str) -> Option<f64> {
+        match cohort {
+            "external" if self.utility_external_macro_auroc.is_some() => {
+                self.utility_external_change_vs_audited
+            }
+            _ => self.utility_change_vs_audited,
+        }
+    }
 }
 
 /// A mitigation sweep (issue 6).
@@ -350,6 +370,13 @@ pub struct Mitigate {
     pub name: String,
     /// Points in the audit's order.
     pub points: Vec<MitigatePoint>,
+    /// The audited model (the cohort's own views on the same records, JSON `baseline`):
+    /// the reference of every comparison. Its `epsilon` is meaningless.
+    pub audited: Option<MitigatePoint>,
+    /// Why the audited model was not evaluated (`baseline_skipped`).
+    pub audited_skipped: Option<String>,
+    /// The public warm-start heads (JSON `warm_start`). Its `epsilon` is meaningless.
+    pub warm_start: Option<MitigatePoint>,
 }
 
 /// Provenance of one run entry.
@@ -573,48 +600,58 @@ fn mitigate(audit: &Obj, name: String) -> Mitigate {
     let points = audit
         .get("points")
         .and_then(Value::as_array)
-        .map(|points| {
-            points
-                .iter()
-                .filter_map(Value::as_object)
-                .map(|p| {
-                    let cohorts = match p.get("relink") {
-                        Some(Value::Object(by_cohort)) if !by_cohort.contains_key("pools") => by_cohort
-                            .iter()
-                            .filter_map(|(cohort, r)| Some(mitigate_cohort(cohort.clone(), r.as_object()?)))
-                            .collect(),
-                        Some(Value::Object(single)) => vec![mitigate_cohort("held_out".to_string(), single)],
-                        Some(Value::Array(items)) => items
-                            .iter()
-                            .filter_map(Value::as_object)
-                            .filter_map(|r| {
-                                let cohort = ["cohort", "split"].iter().find_map(|k| text(r, k))?;
-                                Some(mitigate_cohort(cohort, r))
-                            })
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    let utility_macro_auroc = match p.get("utility") {
-                        Some(Value::Object(u)) => figure(u, "macro_auroc"),
-                        Some(v @ Value::Number(_)) => figure_value(v),
-                        _ => None,
-                    };
-                    let utility_external_macro_auroc = match p.get("utility") {
-                        Some(Value::Object(u)) => figure(u, "external_macro_auroc"),
-                        _ => None,
-                    };
-                    MitigatePoint {
-                        epsilon: epsilon(p),
-                        delta: num(p, "delta"),
-                        cohorts,
-                        utility_macro_auroc,
-                        utility_external_macro_auroc,
-                    }
-                })
-                .collect()
-        })
+        .map(|points| points.iter().filter_map(Value::as_object).map(mitigate_point).collect())
         .unwrap_or_default();
-    Mitigate { name, points }
+    let reference = |key: &str| audit.get(key).and_then(Value::as_object).map(mitigate_point);
+    Mitigate {
+        name,
+        points,
+        audited: reference("baseline"),
+        audited_skipped: text(audit, "baseline_skipped"),
+        warm_start: reference("warm_start"),
+    }
+}
+
+/// One point (or reference row) of a sweep: relink per cohort and utility.
+fn mitigate_point(p: &Obj) -> MitigatePoint {
+    let cohorts = match p.get("relink") {
+        Some(Value::Object(by_cohort)) if !by_cohort.contains_key("pools") => by_cohort
+            .iter()
+            .filter_map(|(cohort, r)| Some(mitigate_cohort(cohort.clone(), r.as_object()?)))
+            .collect(),
+        Some(Value::Object(single)) => vec![mitigate_cohort("held_out".to_string(), single)],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_object)
+            .filter_map(|r| {
+                let cohort = ["cohort", "split"].iter().find_map(|k| text(r, k))?;
+                Some(mitigate_cohort(cohort, r))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let utility_macro_auroc = match p.get("utility") {
+        Some(Value::Object(u)) => figure(u, "macro_auroc"),
+        Some(v @ Value::Number(_)) => figure_value(v),
+        _ => None,
+    };
+    let utility_external_macro_auroc = match p.get("utility") {
+        Some(Value::Object(u)) => figure(u, "external_macro_auroc"),
+        _ => None,
+    };
+    let utility_num = |key: &str| match p.get("utility") {
+        Some(Value::Object(u)) => num(u, key),
+        _ => None,
+    };
+    MitigatePoint {
+        epsilon: epsilon(p),
+        delta: num(p, "delta"),
+        cohorts,
+        utility_macro_auroc,
+        utility_external_macro_auroc,
+        utility_change_vs_audited: utility_num("change_vs_audited"),
+        utility_external_change_vs_audited: utility_num("external_change_vs_audited"),
+    }
 }
 
 fn mitigate_cohort(cohort: String, r: &Obj) -> MitigateCohort {
@@ -622,6 +659,8 @@ fn mitigate_cohort(cohort: String, r: &Obj) -> MitigateCohort {
         relative_reduction: ["relative_reduction", "relative_reduction_recall_at_1"]
             .iter()
             .find_map(|k| num(r, k)),
+        relative_reduction_vs_audited: num(r, "relative_reduction_vs_audited"),
+        reduction_pool_size: count(r, "reduction_pool_size"),
         relink: relink(r, cohort.clone()),
         cohort,
     }
@@ -691,5 +730,42 @@ mod tests {
         assert_eq!(m.points[1].epsilon, Epsilon::Finite(0.34));
         assert_eq!(m.points[1].cohorts[0].cohort, "held_out");
         assert_eq!(m.points[1].utility_macro_auroc.unwrap().value, 0.79);
+        assert!(m.audited.is_none() && m.warm_start.is_none());
+    }
+
+    #[test]
+    fn mitigate_reads_the_audited_model_and_warm_start_rows() {
+        let relink = |r: f64| {
+            json!({"held_out": {"pools": [{"pool_size": 100, "kind": "random", "recall_at_1": r}],
+                                     "relative_reduction_vs_audited": 1.0 - r / 0.3}})
+        };
+        let m = mitigate(
+            &obj(json!({
+                "points": [{"epsilon": 1.0, "relink": relink(0.45), "utility": {"macro_auroc": 0.7}}],
+                "baseline": {"relink": relink(0.3), "utility": {"macro_auroc": 0.82}},
+                "warm_start": {"relink": relink(0.4), "utility": {"macro_auroc": 0.71}},
+                "baseline_skipped": null
+            })),
+            "m".into(),
+        );
+        let audited = m.audited.as_ref().unwrap();
+        assert_eq!(audited.utility_macro_auroc.unwrap().value, 0.82);
+        assert_eq!(audited.cohorts[0].relink.random_pool(100).unwrap().recall_at_1.unwrap().value, 0.3);
+        assert_eq!(
+            m.warm_start.as_ref().unwrap().cohorts[0]
+                .relink
+                .random_pool(100)
+                .unwrap()
+                .recall_at_1
+                .unwrap()
+                .value,
+            0.4
+        );
+        assert!(
+            (m.points[0].cohorts[0].relative_reduction_vs_audited.unwrap() - (1.0 - 0.45 / 0.3)).abs()
+                < 1e-12
+        );
+        let skipped = mitigate(&obj(json!({"points": [], "baseline_skipped": "no views"})), "m".into());
+        assert_eq!(skipped.audited_skipped.as_deref(), Some("no views"));
     }
 }

@@ -257,7 +257,13 @@ pub fn cohort_name(key: &str) -> (usize, String) {
 /// random pool of that size, else the largest random pool size they all share, else the
 /// full database when they all have one.
 pub fn frontier_pool(m: &Mitigate) -> Option<Pool> {
-    let all: Vec<&Relink> = m.points.iter().flat_map(|p| p.cohorts.iter().map(|c| &c.relink)).collect();
+    let all: Vec<&Relink> = m
+        .points
+        .iter()
+        .chain(m.audited.iter())
+        .chain(m.warm_start.iter())
+        .flat_map(|p| p.cohorts.iter().map(|c| &c.relink))
+        .collect();
     if all.is_empty() {
         return None;
     }
@@ -292,7 +298,9 @@ pub fn epsilon_label(e: &Epsilon) -> String {
 }
 
 /// Privacy-utility frontier: x = utility macro AUROC, y = relink Recall@1 at the frontier
-/// pool, one point per epsilon, one series per cohort (members / held-out / external).
+/// pool, one point per epsilon, one series per cohort (members / held-out / external), and
+/// the audited model and the public warm start as marker-only reference series (one point
+/// per cohort).
 pub fn frontier(m: &Mitigate, index: usize) -> Option<Figure> {
     let pool = frontier_pool(m)?;
     let mut cohorts: Vec<(usize, String, String)> = m
@@ -349,6 +357,50 @@ pub fn frontier(m: &Mitigate, index: usize) -> Option<Figure> {
                 .collect(),
         })
         .collect();
+    let mut series = series;
+    let mut caption =
+        "One point per privacy budget ε; lower is safer, further right is more useful.".to_string();
+    let references = [
+        ("audited model", &m.audited, Marker::Diamond),
+        ("public warm start", &m.warm_start, Marker::Square),
+    ];
+    for (name, reference, marker) in references {
+        let Some(r) = reference else { continue };
+        let points: Vec<Point> = cohorts
+            .iter()
+            .filter_map(|(_, cohort_name, key)| {
+                let c = r.cohorts.iter().find(|c| &c.cohort == key)?;
+                let utility = r.utility_for(&c.cohort)?;
+                let recall = recall_at(&c.relink, pool)?;
+                Some(Point {
+                    x: utility.value,
+                    y: recall.value,
+                    y_ci: recall.ci95,
+                    label: Some(format!("{name}, {cohort_name}")),
+                    tooltip: format!(
+                        "{name}, {cohort_name}: Recall@1 {}{} at N={pool_text}, utility macro AUROC {}",
+                        fmt::pct(recall.value),
+                        ci_text(recall.ci95),
+                        fmt::score(utility.value)
+                    ),
+                })
+            })
+            .collect();
+        if !points.is_empty() {
+            caption.push_str(if name == "audited model" {
+                " Black diamonds: the audited model on the same records."
+            } else {
+                " Grey squares: the public warm start."
+            });
+            series.push(Series {
+                name: name.to_string(),
+                color: if name == "audited model" { "#111111".into() } else { "#888888".into() },
+                line: Line::None,
+                marker,
+                points,
+            });
+        }
+    }
     let chart = Chart {
         id: format!("mitigate-frontier-{index}"),
         title: "Mitigation: privacy–utility frontier".to_string(),
@@ -359,10 +411,7 @@ pub fn frontier(m: &Mitigate, index: usize) -> Option<Figure> {
         plot_size: (540.0, 300.0),
         legend: None,
     };
-    chart.has_data().then(|| Figure {
-        chart,
-        caption: "One point per privacy budget ε; lower is safer, further right is more useful.".to_string(),
-    })
+    chart.has_data().then_some(Figure { chart, caption })
 }
 
 #[cfg(test)]

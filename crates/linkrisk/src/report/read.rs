@@ -75,7 +75,7 @@ pub(super) fn figure_value(v: &Value) -> Option<Figure> {
     }
 }
 
-fn count(obj: &Obj, key: &str) -> Option<u64> {
+pub(super) fn count(obj: &Obj, key: &str) -> Option<u64> {
     let v = num(obj, key)?;
     (v >= 0.0 && v.fract() == 0.0).then_some(v as u64)
 }

@@ -169,30 +169,8 @@ fn mitigate_heads(
     Ok(report)
 }
 
-/// The demo's description of the two-point mitigation: the Recall@1 change at each random
-/// pool per cohort (members, held-out, external) and the utility change, one line each.
-pub fn mitigation_summary_lines(report: &MitigateReport, epsilon: f64) -> Vec<String> {
-    let mut lines = vec![format!(
-        "Mitigation: projection heads trained on the frozen features with DP-SGD at epsilon {epsilon} \
-         (delta {:.0e}, the patient as privacy unit) instead of without privacy:",
-        report.delta
-    )];
-    for r in report.reductions.iter().filter(|r| r.kind == "random" && r.pool_size.is_some()) {
-        lines.push(format!(
-            "  {:<9} Recall@1 at N={}: {:.4} -> {:.4} ({:.1}% lower; chance {:.4})",
-            r.cohort,
-            r.pool_size.unwrap_or_default(),
-            r.non_private_recall_at_1,
-            r.recall_at_1,
-            100.0 * r.relative_reduction,
-            r.chance_at_1
-        ));
-    }
-    for u in &report.utility_changes {
-        lines.push(format!(
-            "  {:<9} utility ({}): {:.4} -> {:.4} ({:+.4})",
-            u.cohort, u.measure, u.non_private_macro_auroc, u.macro_auroc, u.change
-        ));
-    }
-    lines
+/// The demo's description of the mitigation, set against the audited model (the demo
+/// cohort's own views): one line per cohort and row, as `linkrisk mitigate` prints it.
+pub fn mitigation_summary_lines(report: &MitigateReport, _epsilon: f64) -> Vec<String> {
+    crate::audit::mitigate::summary_lines(report)
 }

@@ -83,6 +83,28 @@ impl<T: Real> TrainData<T> {
     }
 }
 
+impl TrainData<f32> {
+    /// Replace the features by their public projection (rank-dimensional rows).
+    pub fn project(&mut self, projection: &super::projection::PublicProjection) -> Result<()> {
+        use super::model::Side;
+        for (side, dim, name) in
+            [(Side::Image, self.image_dim, "image"), (Side::Report, self.report_dim, "report")]
+        {
+            let want = projection.side(side).in_dim;
+            if dim != want {
+                return Err(Error::config(format!(
+                    "the public projection was fitted on {want}-d {name} features, but these have {dim} dimensions"
+                )));
+            }
+        }
+        self.image = projection.apply(Side::Image, &self.image);
+        self.report = projection.apply(Side::Report, &self.report);
+        self.image_dim = projection.image.rank;
+        self.report_dim = projection.report.rank;
+        Ok(())
+    }
+}
+
 impl<T: Copy> TrainData<T> {
     pub fn n_patients(&self) -> usize {
         self.patient_rows.len()

@@ -14,31 +14,39 @@
 //! [`TrainedHeads`] (apply the heads to features or a cohort, write the output cohort and
 //! its `privacy.json` ledger).
 
+mod apply;
 mod batch;
 mod data;
 mod dpsgd;
+pub mod export;
 mod linalg;
 mod loss;
 mod model;
 mod optim;
+mod projection;
 mod real;
+pub mod warm;
 
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::sync::Arc;
 
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use model::HeadKind;
 pub use optim::Optimizer;
+pub use projection::{ProjectionRecord, PublicProjection};
+pub use warm::{
+    check_disjoint, set_aside_public, warm_start, PreparedWarmStart, PublicSource, WarmStart, PUBLIC_SPLIT,
+};
 
-use crate::cohort::{Cohort, View};
+use crate::cohort::Cohort;
 use crate::error::{Error, Result};
 use crate::privacy;
 use data::TrainData;
-use model::{Layout, Model, Side};
+use model::{Layout, Model};
 use optim::OptimizerState;
 use real::Real;
 
@@ -46,7 +54,7 @@ use real::Real;
 pub const DP_CONSTRUCTION: &str = "poisson_patients_hash_groups_group_clip";
 
 /// Whether and how training is private.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Privacy {
     /// Ordinary training: shuffled batches, InfoNCE over the whole batch, no clipping.
@@ -68,7 +76,7 @@ pub enum Privacy {
 }
 
 /// The InfoNCE temperature.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Temperature {
     /// Held fixed.
@@ -94,7 +102,7 @@ impl Temperature {
 
 /// How non-private training forms batches (DP-SGD always Poisson-samples patients into
 /// hash groups).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Batching {
     /// Shuffled batches of `batch_size` patients, InfoNCE over the whole batch.
@@ -237,8 +245,9 @@ impl TrainConfig {
     }
 }
 
-/// The privacy ledger written as `privacy.json` beside the projected cohort.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The privacy ledger written as `privacy.json` beside the projected cohort (and into the
+/// metadata of exported heads, from which it is read back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrivacyLedger {
     /// Whether the heads were trained with DP-SGD.
     pub private: bool,
@@ -269,13 +278,13 @@ pub struct PrivacyLedger {
     /// Expected batch size in patients (the divisor of the noisy sum).
     pub expected_batch_size: usize,
     /// The unit of privacy: `patient`.
-    pub privacy_unit: &'static str,
+    pub privacy_unit: String,
     /// How per-patient sensitivity is bounded (docs/METHODS.md, "DP-SGD for contrastive
     /// heads"); `non_private` (shuffled batches) or `non_private_dp_groups` otherwise.
-    pub construction: &'static str,
+    pub construction: String,
     /// The accountant: Rényi DP of the sampled Gaussian mechanism, Opacus's orders and
     /// conversion.
-    pub accountant: &'static str,
+    pub accountant: String,
     /// Training split.
     pub train_split: String,
     /// Patients in the training split.
@@ -299,12 +308,16 @@ pub struct PrivacyLedger {
     /// Where the parameters started: random, or a warm start (whose training data the DP
     /// guarantee does not cover).
     pub initialisation: Initialisation,
+    /// The public input projection the heads were trained behind (folded into their first
+    /// layer), fitted on public data only; null when the heads see the features directly.
+    #[serde(default)]
+    pub input_projection: Option<ProjectionRecord>,
     /// linkrisk version that trained the heads.
-    pub linkrisk_version: &'static str,
+    pub linkrisk_version: String,
 }
 
 /// Where the heads' parameters started.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Initialisation {
     /// Random weights (uniform in +-1/sqrt(fan_in)), zero biases, from the seed.
@@ -344,7 +357,14 @@ pub struct TrainProgress {
 /// Trained image and report heads, and the ledger of how they were trained.
 #[derive(Debug, Clone)]
 pub struct TrainedHeads {
+    /// The trained parameters, on the projected inputs when `projection` is set (what a
+    /// warm-started run continues from).
     model: Model<f32>,
+    /// The public input projection the model was trained behind.
+    projection: Option<Arc<PublicProjection>>,
+    /// `model` with the projection folded into its first layers: the heads as applied to
+    /// the L2-normalised features (what projects cohorts and what is exported).
+    applied: Model<f32>,
     image_view: String,
     report_view: String,
     /// How the heads were trained (written as `privacy.json`).
@@ -374,7 +394,19 @@ pub fn train_heads_with_progress(
     config: &TrainConfig,
     progress: &mut dyn FnMut(&TrainProgress),
 ) -> Result<TrainedHeads> {
-    train(cohort, config, None, progress)
+    train(cohort, config, None, None, progress)
+}
+
+/// [`train_heads`] behind a public input projection (fitted with
+/// [`PublicProjection::fit`] on public data): the heads see the projected features during
+/// training and are folded into heads of the raw features afterwards.
+pub fn train_heads_projected(
+    cohort: &Cohort,
+    config: &TrainConfig,
+    projection: &PublicProjection,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<TrainedHeads> {
+    train(cohort, config, None, Some(Arc::new(projection.clone())), progress)
 }
 
 /// Train heads on the training split of `cohort` starting from `initial` instead of random
@@ -382,25 +414,30 @@ pub fn train_heads_with_progress(
 /// architecture `config` describes (head kind, dimensions, fixed or learned temperature);
 /// with a fixed temperature the config's value is used. The ledger records the warm start
 /// under `initialisation`: the DP guarantee covers the patients of `config.train_split`
-/// only, not the data `initial` was trained on.
+/// only, not the data `initial` was trained on. Heads trained behind a public projection
+/// are continued behind the same projection.
 pub fn train_heads_from(
     cohort: &Cohort,
     config: &TrainConfig,
     initial: &TrainedHeads,
     progress: &mut dyn FnMut(&TrainProgress),
 ) -> Result<TrainedHeads> {
-    train(cohort, config, Some(initial), progress)
+    train(cohort, config, Some(initial), initial.projection.clone(), progress)
 }
 
 fn train(
     cohort: &Cohort,
     config: &TrainConfig,
     initial: Option<&TrainedHeads>,
+    projection: Option<Arc<PublicProjection>>,
     progress: &mut dyn FnMut(&TrainProgress),
 ) -> Result<TrainedHeads> {
     config.validate()?;
-    let data =
+    let mut data =
         TrainData::<f32>::from_cohort(cohort, &config.image_view, &config.report_view, &config.train_split)?;
+    if let Some(p) = &projection {
+        data.project(p)?;
+    }
     let (plan, spent) = plan(&data, config)?;
     let start = match initial {
         None => None,
@@ -411,9 +448,9 @@ fn train(
                     "the warm-start heads ({:?} head, {} -> {} and {} -> {} dims, {} temperature) do not \
                      match this training run ({:?} head, {} -> {} and {} -> {} dims, {} temperature)",
                     heads.ledger.head,
-                    heads.image_input_dim(),
+                    heads.model.layout.in_dim(model::Side::Image),
                     heads.dim(),
-                    heads.report_input_dim(),
+                    heads.model.layout.in_dim(model::Side::Report),
                     heads.dim(),
                     if heads.ledger.learned_temperature { "learned" } else { "fixed" },
                     config.head,
@@ -449,6 +486,7 @@ fn train(
         Privacy::DpNoise { delta, .. } => (None, Some(delta)),
     };
     let dp = plan.dp;
+    let projection_ref = projection.as_deref();
     let ledger = PrivacyLedger {
         private: dp.is_some(),
         epsilon: spent.map(|s| s.epsilon),
@@ -464,13 +502,14 @@ fn train(
         group_size: plan.groups_per_step.map(|_| config.group_size),
         groups_per_step: plan.groups_per_step,
         expected_batch_size: config.batch_size,
-        privacy_unit: "patient",
+        privacy_unit: "patient".into(),
         construction: match (dp.is_some(), plan.groups_per_step.is_some()) {
             (true, _) => DP_CONSTRUCTION,
             (false, true) => "non_private_dp_groups",
             (false, false) => "non_private",
-        },
-        accountant: "rdp_sampled_gaussian_opacus_orders",
+        }
+        .into(),
+        accountant: "rdp_sampled_gaussian_opacus_orders".into(),
         train_split: config.train_split.clone(),
         train_patients: data.n_patients(),
         train_records: data.n_records(),
@@ -482,10 +521,17 @@ fn train(
         lr: config.lr,
         seed: config.seed,
         initialisation,
-        linkrisk_version: crate::VERSION,
+        input_projection: projection_ref.map(|p| p.record.clone()),
+        linkrisk_version: crate::VERSION.into(),
+    };
+    let applied = match &projection {
+        Some(p) => p.fold(&model),
+        None => model.clone(),
     };
     Ok(TrainedHeads {
         model,
+        projection,
+        applied,
         image_view: config.image_view.clone(),
         report_view: config.report_view.clone(),
         ledger,
@@ -651,135 +697,4 @@ fn dp_step<T: Real>(
     optimizer.step(&mut model.params, grad, lr);
     model.clamp_log_scale();
     stats
-}
-
-impl TrainedHeads {
-    /// Dimension of the shared output space.
-    pub fn dim(&self) -> usize {
-        self.model.layout.out_dim()
-    }
-
-    /// Input dimension of the image head.
-    pub fn image_input_dim(&self) -> usize {
-        self.model.layout.in_dim(Side::Image)
-    }
-
-    /// Input dimension of the report head.
-    pub fn report_input_dim(&self) -> usize {
-        self.model.layout.in_dim(Side::Report)
-    }
-
-    /// The temperature at the end of training.
-    pub fn temperature(&self) -> f64 {
-        self.model.temperature()
-    }
-
-    /// Apply the image head to `features` (rows x image_input_dim, row-major; pass rows as
-    /// the cohort holds them, L2-normalised). Returns rows x dim, each row of unit norm.
-    pub fn project_image(&self, features: &[f32]) -> Result<Vec<f32>> {
-        self.project(Side::Image, features)
-    }
-
-    /// Apply the report head, as [`TrainedHeads::project_image`].
-    pub fn project_report(&self, features: &[f32]) -> Result<Vec<f32>> {
-        self.project(Side::Report, features)
-    }
-
-    fn project(&self, side: Side, features: &[f32]) -> Result<Vec<f32>> {
-        let in_dim = self.model.layout.in_dim(side);
-        if features.len() % in_dim != 0 {
-            return Err(Error::config(format!(
-                "{} features have {} values, not a multiple of the head's input dimension {in_dim}",
-                if side == Side::Image { "image" } else { "report" },
-                features.len()
-            )));
-        }
-        Ok(self.model.project(side, features, features.len() / in_dim))
-    }
-
-    /// The cohort with views `image` and `report`: the heads applied to every record (every
-    /// split) of the feature views they were trained on. Metadata is kept as is.
-    pub fn project_cohort(&self, cohort: &Cohort) -> Result<Cohort> {
-        let image_features = cohort.view(&self.image_view)?;
-        let report_features = cohort.view(&self.report_view)?;
-        for (view, want) in
-            [(image_features, self.image_input_dim()), (report_features, self.report_input_dim())]
-        {
-            if view.dim() != want {
-                return Err(Error::input(
-                    view.source_path(),
-                    format!(
-                        "view `{}` has dimension {}, but the heads were trained on dimension {want}",
-                        view.name(),
-                        view.dim()
-                    ),
-                ));
-            }
-        }
-        let n = cohort.len();
-        let image = View::from_memory("image", n, self.dim(), self.project_image(image_features.rows())?)?;
-        let report =
-            View::from_memory("report", n, self.dim(), self.project_report(report_features.rows())?)?;
-        Cohort::from_parts(cohort.dir.clone(), cohort.metadata.clone(), vec![image, report])
-    }
-
-    /// Write the projected cohort to `out`: `metadata.csv`, `image.npy`, `report.npy` and
-    /// `privacy.json`, built in a temporary sibling directory and renamed into place. An
-    /// existing `out` is replaced only if it is empty or an earlier output (has
-    /// `privacy.json`).
-    pub fn write_cohort(&self, cohort: &Cohort, out: &Path) -> Result<()> {
-        let projected = self.project_cohort(cohort)?;
-        let image = projected.view("image")?;
-        let report = projected.view("report")?;
-        let ledger = serde_json::to_string_pretty(&self.ledger)
-            .map_err(|e| Error::config(format!("serialising privacy.json: {e}")))?;
-        write_dir_atomically(out, |tmp| {
-            crate::cohort::write::write_cohort(
-                tmp,
-                &projected.metadata,
-                &[("image", self.dim(), image.rows()), ("report", self.dim(), report.rows())],
-            )?;
-            crate::cohort::write::atomic_bytes(&tmp.join("privacy.json"), format!("{ledger}\n").as_bytes())
-        })
-    }
-}
-
-/// Fill a temporary sibling of `out` with `fill`, then move it to `out`.
-fn write_dir_atomically(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = out
-        .file_name()
-        .and_then(|s| s.to_str())
-        .ok_or_else(|| Error::config(format!("--out {}: not a usable directory name", out.display())))?;
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    if out.exists() {
-        let reusable = out.is_dir()
-            && (out.join("privacy.json").is_file()
-                || std::fs::read_dir(out).map_err(|e| Error::io(out, e))?.next().is_none());
-        if !reusable {
-            return Err(Error::config(format!(
-                "--out {} exists and is not an earlier train-heads output; choose a new directory",
-                out.display()
-            )));
-        }
-    }
-    std::fs::create_dir_all(&parent).map_err(|e| Error::write(&parent, e))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp).map_err(|e| Error::write(&tmp, e))?;
-    if let Err(e) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if out.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(out, &old).map_err(|e| Error::write(out, e))?;
-        std::fs::rename(&tmp, out).map_err(|e| Error::write(out, e))?;
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(&tmp, out).map_err(|e| Error::write(out, e))?;
-    }
-    Ok(())
 }

@@ -4,14 +4,14 @@
 //! the DP noise treat every coordinate alike.
 
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::linalg::{matmul_nn, matmul_nt, matmul_tn};
 use super::real::Real;
 use crate::rng;
 
 /// Architecture of a projection head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HeadKind {
     /// One affine map `W x + b`.

@@ -1,12 +1,12 @@
 //! Optimisers over the flat parameter vector. Under DP-SGD they only post-process the
 //! noisy gradient, so they cost no privacy.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::real::Real;
 
 /// The optimiser and its hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Optimizer {
     /// Adam (Kingma & Ba 2015) with bias correction.

@@ -13,7 +13,7 @@ use super::model::{HeadKind, Layout, Model};
 use super::optim::{Optimizer, OptimizerState};
 use super::*;
 use crate::cohort::metadata::MetadataBuilder;
-use crate::cohort::Metadata;
+use crate::cohort::{Metadata, View};
 use crate::rng;
 
 /// Random training data: `records[p]` records for patient p; records of a patient share a
@@ -444,12 +444,12 @@ fn output_cohort_and_ledger() {
     assert_eq!(loaded.metadata.ids, cohort.metadata.ids);
     assert_eq!(loaded.view_names(), vec!["image", "report"]);
     assert_eq!(loaded.view("image").unwrap().dim(), 16);
-    // Rows written are the projection of every record, test split included.
+    // Rows written are the projection of every record, test split included, and an audit
+    // reading them back sees exactly the rows evaluated in memory.
     let projected = heads.project_cohort(&cohort).unwrap();
-    // (the loader re-normalises rows, which may move the last bit)
-    let (a, b) = (loaded.view("report").unwrap().rows(), projected.view("report").unwrap().rows());
-    assert_eq!(a.len(), b.len());
-    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6));
+    for view in ["image", "report"] {
+        assert_eq!(loaded.view(view).unwrap().rows(), projected.view(view).unwrap().rows(), "{view}");
+    }
     let ledger: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("privacy.json")).unwrap()).unwrap();
     for key in
@@ -466,7 +466,7 @@ fn output_cohort_and_ledger() {
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "keep me").unwrap();
     let err = heads.write_cohort(&cohort, &other).unwrap_err().to_string();
-    assert!(err.contains("--out") && err.contains("not an earlier train-heads output"), "{err}");
+    assert!(err.contains("--out") && err.contains("not an earlier output of linkrisk train-heads"), "{err}");
     assert!(other.join("notes.txt").exists());
     // No temporary directories are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -513,4 +513,162 @@ fn learned_temperature_moves_and_stays_in_range() {
         TrainConfig { lr: 10.0, privacy: Privacy::DpNoise { noise_multiplier: 5.0, delta: 1e-5 }, ..config };
     let t = train_heads(&cohort, &wild).unwrap().temperature();
     assert!((0.01 - 1e-9..=1.0 + 1e-9).contains(&t), "{t}");
+}
+
+/// A cohort whose records are split `train` / `public` / `test`.
+fn with_public_split(cohort: &Cohort, every: u32) -> Cohort {
+    let mut meta = cohort.metadata.clone();
+    let public = meta.split_names.len() as u16;
+    meta.split_names.push("public".into());
+    let train = meta.split_index("train").unwrap();
+    for i in 0..meta.len() {
+        if meta.split[i] == train && meta.patient[i] % every == 0 {
+            meta.split[i] = public;
+        }
+    }
+    Cohort::from_parts("<memory>", meta, cohort.views().cloned().collect()).unwrap()
+}
+
+#[test]
+fn public_projection_is_folded_into_heads_of_the_raw_features() {
+    let cohort = with_public_split(&correlated_cohort(120, 20, 0.5, 9), 3);
+    let projection =
+        PublicProjection::fit(&cohort, "image_features", "report_features", "public", 8).unwrap();
+    assert_eq!((projection.record.image_rank, projection.record.report_rank), (8, 8));
+    assert!(projection.record.image_variance_kept > 0.5 && projection.record.image_variance_kept <= 1.0);
+    // The projected public rows have unit mean squared norm.
+    let public_rows: Vec<usize> = cohort.metadata.rows_in_split("public").unwrap();
+    let view = cohort.view("image_features").unwrap();
+    let rows: Vec<f32> = public_rows.iter().flat_map(|&i| view.row(i).to_vec()).collect();
+    let projected = projection.apply(super::model::Side::Image, &rows);
+    let mean_sq =
+        projected.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / public_rows.len() as f64;
+    assert!((mean_sq - 1.0).abs() < 1e-4, "{mean_sq}");
+    // Training behind the projection: the folded heads on the raw features give the outputs
+    // of the trained heads on the projected features.
+    for head in [HeadKind::Linear, HeadKind::Mlp { hidden: 12 }] {
+        let config = TrainConfig { head, epochs: 3.0, batch_size: 16, ..small_config(Privacy::NonPrivate) };
+        let heads = train_heads_projected(&cohort, &config, &projection, &mut |_| {}).unwrap();
+        assert_eq!(heads.image_input_dim(), 32);
+        assert_eq!(heads.ledger.input_projection.as_ref().unwrap().split, "public");
+        let all = cohort.view("image_features").unwrap().rows();
+        let direct = heads.project_image(all).unwrap();
+        let via_projection = heads.model.project(
+            super::model::Side::Image,
+            &projection.apply(super::model::Side::Image, all),
+            cohort.len(),
+        );
+        let worst = direct.iter().zip(&via_projection).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{head:?}: {worst}");
+        // A warm-started run continues behind the same projection.
+        let dp = TrainConfig { head, epochs: 1.0, ..small_config(Privacy::Dp { epsilon: 2.0, delta: 1e-4 }) };
+        let continued = train_heads_from(&cohort, &dp, &heads, &mut |_| {}).unwrap();
+        assert_eq!(continued.ledger.input_projection, heads.ledger.input_projection);
+        assert_eq!(continued.model.layout.in_dim(super::model::Side::Image), 8);
+    }
+    // The basis does not depend on the thread count.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let again = pool.install(|| {
+        PublicProjection::fit(&cohort, "image_features", "report_features", "public", 8).unwrap()
+    });
+    assert_eq!(again, projection);
+}
+
+#[test]
+fn exported_heads_read_back_project_the_same_bits_and_carry_the_ledger() {
+    let cohort = with_public_split(&correlated_cohort(80, 20, 0.5, 10), 4);
+    let warm = WarmStart {
+        source: PublicSource::Split { split: "public".into() },
+        training: TrainConfig { epochs: 5.0, batch_size: 8, ..small_config(Privacy::NonPrivate) },
+        pca_rank: 6,
+        seed: Some(3),
+    };
+    for head in [HeadKind::Linear, HeadKind::Mlp { hidden: 10 }] {
+        let config = TrainConfig {
+            head,
+            epochs: 2.0,
+            batch_size: 20,
+            temperature: Temperature::Learned { initial: 0.1 },
+            ..small_config(Privacy::Dp { epsilon: 3.0, delta: 1e-4 })
+        };
+        // Linear heads from random parameters; MLP heads behind the public warm start and
+        // its projection.
+        let heads = match head {
+            HeadKind::Linear => train_heads(&cohort, &config).unwrap(),
+            HeadKind::Mlp { .. } => {
+                let training = TrainConfig { head, temperature: config.temperature, ..warm.training.clone() };
+                let start =
+                    warm_start(&cohort, "train", &WarmStart { training, ..warm.clone() }, &mut |_| {})
+                        .unwrap();
+                train_heads_from(&cohort, &config, &start.heads, &mut |_| {}).unwrap()
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = heads.export(dir.path()).unwrap();
+        assert_eq!(file, dir.path().join(export::HEADS_FILE));
+        let loaded = TrainedHeads::load(dir.path()).unwrap();
+        assert_eq!(loaded.ledger, heads.ledger);
+        assert_eq!(loaded.spec(), heads.spec());
+        assert_eq!((loaded.image_view(), loaded.report_view()), ("image_features", "report_features"));
+        for view in ["image", "report"] {
+            assert_eq!(
+                loaded.project_cohort(&cohort).unwrap().view(view).unwrap().rows(),
+                heads.project_cohort(&cohort).unwrap().view(view).unwrap().rows(),
+                "{head:?} {view}"
+            );
+        }
+        // The metadata holds the ledger and the normalisation, as JSON; privacy.json beside.
+        let bytes = std::fs::read(&file).unwrap();
+        let (_, header) = ::safetensors::tensor::SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = header.metadata().clone().unwrap();
+        let ledger: serde_json::Value = serde_json::from_str(&meta["privacy"]).unwrap();
+        assert_eq!(ledger, serde_json::to_value(&heads.ledger).unwrap());
+        let on_disk: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("privacy.json")).unwrap()).unwrap();
+        assert_eq!(on_disk, ledger);
+        let norm: serde_json::Value = serde_json::from_str(&meta["feature_normalisation"]).unwrap();
+        assert_eq!(norm["image"]["steps"][0], "l2_normalise_rows");
+        assert_eq!(norm["image"]["dim"], 32);
+        assert_eq!(norm["public_projection"].is_null(), heads.ledger.input_projection.is_none());
+        assert_eq!(meta["format"], export::FORMAT);
+    }
+    // Files that are not exported heads are refused with the file named.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a safetensors file at all").unwrap();
+    let err = TrainedHeads::load(&junk).unwrap_err().to_string();
+    assert!(err.contains("junk.safetensors") && err.contains("not a safetensors file"), "{err}");
+    let view = ::safetensors::tensor::TensorView::new(::safetensors::tensor::Dtype::F32, vec![1], &[0u8; 4])
+        .unwrap();
+    let other = ::safetensors::tensor::serialize([("x", view)], &None).unwrap();
+    std::fs::write(&junk, other).unwrap();
+    let err = TrainedHeads::load(&junk).unwrap_err().to_string();
+    assert!(err.contains("no `format`"), "{err}");
+    let err = TrainedHeads::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains(export::HEADS_FILE), "{err}");
+}
+
+#[test]
+fn a_warm_start_split_sharing_a_patient_with_the_members_is_refused() {
+    let cohort = correlated_cohort(40, 10, 0.5, 11);
+    // Patient p3's first record moves to `public`, its second stays in `train`.
+    let mut meta = cohort.metadata.clone();
+    meta.split_names.push("public".into());
+    let public = (meta.split_names.len() - 1) as u16;
+    let first = meta.patient_ids.iter().position(|p| p == "p3").unwrap();
+    assert_eq!(meta.patient_ids[first + 1], "p3");
+    meta.split[first] = public;
+    let shared = Cohort::from_parts("<memory>", meta, cohort.views().cloned().collect()).unwrap();
+    let err = check_disjoint(&shared, "public", "train").unwrap_err().to_string();
+    assert!(err.contains("1 of the 40 patients") && err.contains("p3"), "{err}");
+    let warm = WarmStart {
+        source: PublicSource::Split { split: "public".into() },
+        training: small_config(Privacy::NonPrivate),
+        pca_rank: 0,
+        seed: Some(1),
+    };
+    assert!(warm_start(&shared, "train", &warm, &mut |_| {}).is_err());
+    // Disjoint splits pass.
+    let disjoint = with_public_split(&cohort, 5);
+    check_disjoint(&disjoint, "public", "train").unwrap();
 }

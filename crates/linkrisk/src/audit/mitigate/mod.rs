@@ -9,12 +9,21 @@
 //! released), with probes trained on the projected members and evaluated on held-out and
 //! external records, plus a cross-modal utility (zero-shot finding classification with
 //! report prototypes, [`cross_modal`]) that shows whether the heads still align the two
-//! modalities. Each private point's Recall@1 is compared with the non-private heads'.
-//! The cohort's own `image`/`report` views are evaluated the same way as a reference
-//! (`baseline`). Choices and caveats: docs/METHODS.md, "Mitigation and the
-//! privacy-utility frontier".
+//! modalities.
+//!
+//! The baseline of every result is the **audited model**: the cohort's own `image` /
+//! `report` views evaluated the same way on the same records (`baseline` in the JSON,
+//! the `audited` row of each cohort's `frontier` table). The public warm start and the
+//! non-private heads are further reference rows; the headline reduction is relative to
+//! the audited model, and the report says so in words when DP heads link more than it
+//! (`compare`, [`summary_lines`]). Choices and caveats: docs/METHODS.md, "Mitigation and
+//! the privacy-utility frontier".
 
+mod compare;
 pub mod cross_modal;
+mod evaluate;
+mod report;
+mod summary;
 
 #[cfg(test)]
 mod tests;
@@ -24,18 +33,21 @@ use std::time::Instant;
 use rand::RngCore;
 use serde::Serialize;
 
+pub use crate::train::PUBLIC_SPLIT;
 pub use cross_modal::{cross_modal_utility, CrossModalUtility};
+pub use report::{
+    BySubset, FrontierRow, FrontierTable, Headline, MitigatePoint, MitigateReport, PointUtility, PoolRecall,
+    Reduction, ReferencePoint, SubsetRelink, UtilityChange,
+};
+pub use summary::summary_lines;
 
-use crate::audit::relink::{relink, RelinkConfig, RelinkReport, SkippedPool};
-use crate::audit::utility::{utility_on_splits, UtilityConfig, UtilityReport};
+use crate::audit::relink::RelinkConfig;
+use crate::audit::utility::UtilityConfig;
 use crate::cohort::Cohort;
-use crate::engine::NoProgress;
 use crate::error::{Error, Result};
 use crate::privacy;
-use crate::train::{self, Privacy, PrivacyLedger, TrainConfig, TrainProgress, TrainedHeads};
-
-/// Name of the split [`HeadInit::PublicFraction`] moves the set-aside patients to.
-pub const PUBLIC_SPLIT: &str = "public-pretraining";
+use crate::train::{self, Privacy, PublicSource, TrainConfig, TrainProgress, TrainedHeads, WarmStart};
+use evaluate::evaluate;
 
 /// The pool size the relative reduction is measured at when a subset has it (paper 1's).
 pub const REDUCTION_POOL: usize = 10_000;
@@ -102,6 +114,9 @@ pub struct MitigateConfig {
     /// Training of the public warm-start heads ([`HeadInit::PublicFraction`] and
     /// [`HeadInit::PublicSplit`]; its `privacy`, `train_split` and `seed` are set per run).
     pub public_training: TrainConfig,
+    /// Directions of the public input projection fitted on the warm-start patients (0 =
+    /// none; ignored with random initialisation, which has no public data).
+    pub public_pca_rank: usize,
     /// Which split is which.
     pub splits: MitigateSplits,
     /// Re-linkage settings (its views and split are set per evaluation; pools larger than
@@ -109,7 +124,9 @@ pub struct MitigateConfig {
     pub relink: RelinkConfig,
     /// Utility settings (view, train and eval splits are set per evaluation).
     pub utility: UtilityConfig,
-    /// Also evaluate the cohort's own views as a reference (`baseline`), when present.
+    /// The audited model's views: evaluated the same way as every point and the baseline
+    /// of every comparison (`baseline`); when the cohort lacks them the report says why
+    /// (`baseline_skipped`).
     pub baseline_views: Option<(String, String)>,
     /// Seed of the training runs (one derived seed shared by every point) and of the
     /// relink pools.
@@ -122,10 +139,11 @@ impl Default for MitigateConfig {
             epsilons: vec![0.34, 1.0, 3.0, 8.0, f64::INFINITY],
             delta: 6e-6,
             non_private_training: TrainConfig::non_private(),
-            private_training: TrainConfig { lr: 1e-3, ..TrainConfig::private(1.0, 6e-6) },
+            private_training: TrainConfig { lr: 3e-3, ..TrainConfig::private(1.0, 6e-6) },
             private_sample_rate: Some(0.25),
             init: HeadInit::PublicFraction { fraction: 0.25 },
             public_training: TrainConfig { epochs: 100.0, batch_size: 64, ..TrainConfig::non_private() },
+            public_pca_rank: 128,
             splits: MitigateSplits::default(),
             relink: RelinkConfig {
                 pool_sizes: vec![100, REDUCTION_POOL],
@@ -144,8 +162,8 @@ impl Default for MitigateConfig {
 
 impl MitigateConfig {
     /// A fast two-point sweep for `linkrisk demo`: DP heads at `epsilon` and the
-    /// non-private heads, both from the default public warm start; pools of 100 with 3
-    /// trials, no bootstrap, no baseline (the demo audits the cohort's own views itself).
+    /// non-private heads, both from the default public warm start, set against the audited
+    /// model's own views; pools of 100 with 3 trials, no bootstrap.
     pub fn demo(epsilon: f64) -> Self {
         let defaults = MitigateConfig::default();
         MitigateConfig {
@@ -156,7 +174,6 @@ impl MitigateConfig {
                 bootstrap_replicates: 0,
                 ..defaults.relink
             },
-            baseline_views: None,
             ..defaults
         }
     }
@@ -198,21 +215,11 @@ impl MitigateConfig {
         if let Some(e) = &s.external {
             names.push(("external", e));
         }
-        match &self.init {
-            HeadInit::PublicSplit { split } => names.push(("warm-start", split)),
-            HeadInit::PublicFraction { fraction } => {
-                if !(*fraction > 0.0 && *fraction < 1.0) {
-                    return Err(Error::config(format!(
-                        "--public-fraction must be in (0, 1) (0 = random initialisation), got {fraction}"
-                    )));
-                }
-            }
-            HeadInit::Random => {}
+        if let HeadInit::PublicSplit { split } = &self.init {
+            names.push(("warm-start", split));
         }
-        if !matches!(self.init, HeadInit::Random) {
-            let mut public = self.public_training.clone();
-            public.privacy = Privacy::NonPrivate;
-            public.validate()?;
+        if let Some(warm) = self.warm_start() {
+            warm.validate()?;
         }
         for (i, (role, name)) in names.iter().enumerate() {
             if let Some((other, _)) = names[..i].iter().find(|(_, n)| n == name) {
@@ -226,6 +233,23 @@ impl MitigateConfig {
         relink.gallery_view = "report".into();
         relink.validate()?;
         self.utility.probe.validate()
+    }
+}
+
+impl MitigateConfig {
+    /// The warm start [`HeadInit`] describes (None with random initialisation).
+    pub fn warm_start(&self) -> Option<WarmStart> {
+        let source = match &self.init {
+            HeadInit::Random => return None,
+            HeadInit::PublicFraction { fraction } => PublicSource::Fraction { fraction: *fraction },
+            HeadInit::PublicSplit { split } => PublicSource::Split { split: split.clone() },
+        };
+        Some(WarmStart {
+            source,
+            training: self.public_training.clone(),
+            pca_rank: self.public_pca_rank,
+            seed: Some(self.seed),
+        })
     }
 }
 
@@ -255,209 +279,6 @@ pub fn parse_epsilons(text: &str) -> Result<Vec<f64>> {
         .collect()
 }
 
-/// Re-linkage on each subset, with the relative reduction against the non-private heads.
-#[derive(Debug, Clone, Serialize)]
-pub struct SubsetRelink {
-    /// The relink audit of this subset.
-    #[serde(flatten)]
-    pub report: RelinkReport,
-    /// Pool size the reduction is measured at: [`REDUCTION_POOL`] when evaluated on this
-    /// subset, else its largest evaluated random pool; null = the full database.
-    pub reduction_pool_size: Option<usize>,
-    /// 1 - Recall@1 / Recall@1 of the non-private heads, random pools of
-    /// `reduction_pool_size` (null for the non-private point and the baseline).
-    pub relative_reduction: Option<f64>,
-}
-
-/// One value per subset (members, held-out, external).
-#[derive(Debug, Clone, Serialize)]
-pub struct BySubset<T> {
-    /// Training members.
-    pub members: T,
-    /// Held-out patients.
-    pub held_out: T,
-    /// External cohort.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub external: Option<T>,
-}
-
-impl<T> BySubset<T> {
-    fn iter(&self) -> impl Iterator<Item = (&'static str, &T)> {
-        [
-            ("members", Some(&self.members)),
-            ("held_out", Some(&self.held_out)),
-            ("external", self.external.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(name, v)| v.map(|v| (name, v)))
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut T)> {
-        [
-            ("members", Some(&mut self.members)),
-            ("held_out", Some(&mut self.held_out)),
-            ("external", self.external.as_mut()),
-        ]
-        .into_iter()
-        .filter_map(|(name, v)| v.map(|v| (name, v)))
-    }
-}
-
-/// Utility of one set of embeddings.
-#[derive(Debug, Clone, Serialize)]
-pub struct PointUtility {
-    /// Image-side linear-probe macro AUROC on the held-out split (paper 1's utility; the
-    /// figure the report plots).
-    pub macro_auroc: Option<f64>,
-    /// Its 95% interval.
-    pub ci95_macro_auroc: Option<[f64; 2]>,
-    /// The same on the external split.
-    pub external_macro_auroc: Option<f64>,
-    /// Its 95% interval.
-    pub ci95_external_macro_auroc: Option<[f64; 2]>,
-    /// `macro_auroc` minus the non-private heads' (null for non-private and baseline).
-    pub change_vs_non_private: Option<f64>,
-    /// `external_macro_auroc` minus the non-private heads'.
-    pub external_change_vs_non_private: Option<f64>,
-    /// Cross-modal (zero-shot, report-prototype) macro AUROC on held-out images.
-    pub cross_modal_macro_auroc: Option<f64>,
-    /// The same on external images.
-    pub cross_modal_external_macro_auroc: Option<f64>,
-    /// The utility audit on the held-out split.
-    pub held_out: UtilityReport,
-    /// The utility audit on the external split.
-    pub external: Option<UtilityReport>,
-    /// Cross-modal utility on held-out and external images.
-    pub cross_modal: Vec<CrossModalUtility>,
-}
-
-/// One point of the frontier.
-#[derive(Debug, Clone, Serialize)]
-pub struct MitigatePoint {
-    /// Epsilon of the heads (null = non-private).
-    pub epsilon: Option<f64>,
-    /// `inf` or the epsilon, as given.
-    pub epsilon_label: String,
-    /// Whether the heads were trained with DP-SGD.
-    pub private: bool,
-    /// Delta (null = non-private).
-    pub delta: Option<f64>,
-    /// The privacy ledger of the heads (as `privacy.json` of `linkrisk train-heads`).
-    pub privacy: PrivacyLedger,
-    /// Re-linkage of the projected views per subset.
-    pub relink: BySubset<SubsetRelink>,
-    /// Utility of the projected views.
-    pub utility: PointUtility,
-    /// Seconds spent training.
-    pub seconds_training: f64,
-    /// Seconds for the whole point.
-    pub seconds: f64,
-}
-
-/// A reference set of embeddings evaluated like a point (no training at this point).
-#[derive(Debug, Clone, Serialize)]
-pub struct ReferencePoint {
-    /// What it is.
-    pub description: String,
-    /// Views audited.
-    pub views: [String; 2],
-    /// Re-linkage per subset.
-    pub relink: BySubset<SubsetRelink>,
-    /// Utility.
-    pub utility: PointUtility,
-    /// The warm-start heads' ledger (warm start only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub privacy: Option<PrivacyLedger>,
-    /// Seconds.
-    pub seconds: f64,
-}
-
-/// One row of the reduction table.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reduction {
-    /// Epsilon of the private point.
-    pub epsilon: f64,
-    /// `members`, `held_out` or `external`.
-    pub cohort: &'static str,
-    /// Its split.
-    pub split: String,
-    /// Pool size (null = the full database).
-    pub pool_size: Option<usize>,
-    /// `random`, `pathology_matched` or `full`.
-    pub kind: &'static str,
-    /// Recall@1 of the private heads.
-    pub recall_at_1: f64,
-    /// Recall@1 of the non-private heads.
-    pub non_private_recall_at_1: f64,
-    /// Recall@1 of a random ranking.
-    pub chance_at_1: f64,
-    /// 1 - recall_at_1 / non_private_recall_at_1.
-    pub relative_reduction: f64,
-    /// 1 - (recall_at_1 - chance) / (non_private_recall_at_1 - chance): the share of the
-    /// above-chance risk removed.
-    pub relative_reduction_above_chance: f64,
-}
-
-/// One row of the utility-change table.
-#[derive(Debug, Clone, Serialize)]
-pub struct UtilityChange {
-    /// Epsilon of the private point.
-    pub epsilon: f64,
-    /// `held_out` or `external`.
-    pub cohort: &'static str,
-    /// `linear_probe` (image side) or `cross_modal`.
-    pub measure: &'static str,
-    /// Macro AUROC of the private heads.
-    pub macro_auroc: f64,
-    /// Macro AUROC of the non-private heads.
-    pub non_private_macro_auroc: f64,
-    /// The difference (private - non-private).
-    pub change: f64,
-}
-
-/// The mitigation report; its JSON is the `linkrisk mitigate` output
-/// (`{"audit": "mitigate", "points": [{"epsilon", "relink", "utility", ...}], ...}`).
-#[derive(Debug, Clone, Serialize)]
-pub struct MitigateReport {
-    /// Always `mitigate`.
-    pub audit: &'static str,
-    /// linkrisk version.
-    pub linkrisk_version: &'static str,
-    /// Delta of the private points.
-    pub delta: f64,
-    /// The sweep's seed.
-    pub seed: u64,
-    /// Seed shared by every point's training run (derived from `seed`; under DP the
-    /// guarantee assumes it is secret, so a published report with it is a demonstration,
-    /// not a release).
-    pub training_seed: u64,
-    /// Where the heads started.
-    pub init: HeadInit,
-    /// The split the warm-start heads were fitted on (null with random initialisation);
-    /// [`PUBLIC_SPLIT`] when set aside from the members.
-    pub public_split: Option<String>,
-    /// Which split is which.
-    pub splits: MitigateSplits,
-    /// Non-private training settings.
-    pub non_private_training: TrainConfig,
-    /// Private training settings (privacy and batch as used at each point: see the ledgers).
-    pub private_training: TrainConfig,
-    /// Expected private batch as a fraction of member patients, if set.
-    pub private_sample_rate: Option<f64>,
-    /// The points, in the order of `--epsilons`.
-    pub points: Vec<MitigatePoint>,
-    /// The cohort's own views, evaluated the same way (null when absent or not asked).
-    pub baseline: Option<ReferencePoint>,
-    /// The warm-start heads before training on the members (null with random init).
-    pub warm_start: Option<ReferencePoint>,
-    /// Recall@1 reductions of every private point against the non-private heads.
-    pub reductions: Vec<Reduction>,
-    /// Utility changes of every private point against the non-private heads.
-    pub utility_changes: Vec<UtilityChange>,
-    /// Wall-clock seconds of the sweep.
-    pub seconds: f64,
-}
-
 /// What [`run`] reports while it runs.
 #[derive(Debug)]
 pub enum MitigateEvent<'a> {
@@ -468,6 +289,13 @@ pub enum MitigateEvent<'a> {
     },
     /// A training step finished.
     Training(&'a TrainProgress),
+    /// The warm-start heads are trained; the CLI exports them.
+    WarmStartTrained {
+        /// The heads.
+        heads: &'a TrainedHeads,
+        /// The cohort (with the public set-aside split relabelled).
+        cohort: &'a Cohort,
+    },
     /// Heads of a point are trained (`epsilon` infinite = non-private); the CLI writes them.
     HeadsTrained {
         /// The point's epsilon.
@@ -491,63 +319,76 @@ pub fn run(
     let started = Instant::now();
     config.validate()?;
     check_cohort(cohort, config)?;
-    let (relabelled, public_split) = match &config.init {
-        HeadInit::Random => (None, None),
-        HeadInit::PublicSplit { split } => (None, Some(split.clone())),
-        HeadInit::PublicFraction { fraction } => (
-            Some(set_aside_public(cohort, &config.splits.members, *fraction, config.seed)?),
-            Some(PUBLIC_SPLIT.into()),
-        ),
-    };
-    let cohort = relabelled.as_ref().unwrap_or(cohort);
     let training_seed = crate::rng::stream(config.seed, "mitigate/train", 0).next_u64();
-    let member_patients = cohort.metadata.patients_in_split(&config.splits.members)?;
 
-    let baseline = match &config.baseline_views {
-        Some((image, report)) if cohort.view(image).is_ok() && cohort.view(report).is_ok() => {
-            events(MitigateEvent::Stage {
-                what: format!("baseline: auditing views `{image}` / `{report}`"),
-            })?;
-            let t = Instant::now();
-            let (relink, utility) = evaluate(cohort, image, report, config)?;
-            Some(ReferencePoint {
-                description: format!("the cohort's own `{image}` / `{report}` views (no heads)"),
-                views: [image.clone(), report.clone()],
-                relink,
-                utility,
-                privacy: None,
-                seconds: t.elapsed().as_secs_f64(),
-            })
-        }
-        _ => None,
-    };
-
-    let warm = match &public_split {
+    // The warm start first: with --public-fraction it moves patients out of the members, and
+    // every evaluation (the audited model's included) must see the same members.
+    let warm = match config.warm_start() {
         None => None,
-        Some(split) => {
+        Some(warm) => {
+            let what = match &warm.source {
+                PublicSource::Split { split } => format!("`{split}`"),
+                PublicSource::Fraction { fraction } => {
+                    format!("{:.0}% of the members' patients set aside", 100.0 * fraction)
+                }
+            };
             events(MitigateEvent::Stage {
-                what: format!("warm start: training non-private heads on `{split}`"),
+                what: format!("warm start: training non-private heads on {what}"),
             })?;
             let t = Instant::now();
-            // Non-private training: a batch larger than the public split (small cohorts) is
-            // clamped to the split's patients; nothing about privacy depends on it.
-            let public_patients = cohort.metadata.patients_in_split(split)?;
-            let warm_config = TrainConfig {
-                privacy: Privacy::NonPrivate,
-                train_split: split.clone(),
-                seed: Some(crate::rng::stream(config.seed, "mitigate/warm-start", 0).next_u64()),
-                batch_size: config.public_training.batch_size.min(public_patients.max(2)),
-                ..config.public_training.clone()
-            };
-            let heads = train::train_heads_with_progress(cohort, &warm_config, &mut |p| {
+            let prepared = train::warm_start(cohort, &config.splits.members, &warm, &mut |p| {
                 let _ = events(MitigateEvent::Training(p));
             })?;
+            Some((prepared, t))
+        }
+    };
+    let relabelled = warm.as_ref().and_then(|(w, _)| w.relabelled.clone());
+    let cohort = relabelled.as_ref().unwrap_or(cohort);
+    let public_split = warm.as_ref().map(|(w, _)| w.split.clone());
+    let member_patients = cohort.metadata.patients_in_split(&config.splits.members)?;
+
+    let (mut baseline, baseline_skipped) = match &config.baseline_views {
+        None => (None, Some("not asked for (--no-baseline)".to_string())),
+        Some((image, report)) => match (cohort.view(image), cohort.view(report)) {
+            (Ok(_), Ok(_)) => {
+                events(MitigateEvent::Stage {
+                    what: format!("audited model: auditing views `{image}` / `{report}`"),
+                })?;
+                let t = Instant::now();
+                let (relink, utility) = evaluate(cohort, image, report, config)?;
+                let reference = ReferencePoint {
+                    description: format!("the audited model: the cohort's own `{image}` / `{report}` views (no heads)"),
+                    views: [image.clone(), report.clone()],
+                    relink,
+                    utility,
+                    privacy: None,
+                    seconds: t.elapsed().as_secs_f64(),
+                };
+                (Some(reference), None)
+            }
+            _ => (
+                None,
+                Some(format!(
+                    "the cohort has no `{image}` / `{report}` views (its views: {}); name the audited model's views \
+                     with --audited-views",
+                    cohort.view_names().join(", ")
+                )),
+            ),
+        },
+    };
+
+    let warm = match warm {
+        None => None,
+        Some((prepared, t)) => {
+            let heads = prepared.heads;
+            events(MitigateEvent::WarmStartTrained { heads: &heads, cohort })?;
             events(MitigateEvent::Stage { what: "warm start: auditing".into() })?;
             let projected = heads.project_cohort(cohort)?;
             let (relink, utility) = evaluate(&projected, "image", "report", config)?;
             let reference = ReferencePoint {
                 description: format!(
-                    "non-private heads fitted on split `{split}` (not members, not evaluated), the start of every point"
+                    "non-private heads fitted on split `{}` (not members, not evaluated), the start of every point",
+                    prepared.split
                 ),
                 views: ["image".into(), "report".into()],
                 relink,
@@ -590,7 +431,13 @@ pub fn run(
         });
     }
 
-    let (reductions, utility_changes) = compare(&mut points, config);
+    let mut warm_start = warm.map(|(_, r)| r);
+    if let Some(audited) = &mut baseline {
+        compare::against_audited(audited, warm_start.as_mut(), &mut points);
+    }
+    let (reductions, utility_changes) = compare::tables(&mut points, baseline.as_ref(), config);
+    let frontier = compare::frontier(baseline.as_ref(), warm_start.as_ref(), &points, config);
+    let headline = compare::headline(&frontier);
     Ok(MitigateReport {
         audit: "mitigate",
         linkrisk_version: crate::VERSION,
@@ -599,6 +446,7 @@ pub fn run(
         training_seed,
         init: config.init.clone(),
         public_split,
+        public_pca_rank: config.public_pca_rank,
         splits: config.splits.clone(),
         non_private_training: point_training(config, f64::INFINITY, member_patients, training_seed),
         private_training: TrainConfig {
@@ -608,54 +456,14 @@ pub fn run(
         private_sample_rate: config.private_sample_rate,
         points,
         baseline,
-        warm_start: warm.map(|(_, r)| r),
+        baseline_skipped,
+        warm_start,
+        frontier,
+        headline,
         reductions,
         utility_changes,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// `cohort` with a seeded `fraction` of the patients of split `members` moved to split
-/// [`PUBLIC_SPLIT`] (at least one patient, and at least two left as members).
-fn set_aside_public(cohort: &Cohort, members: &str, fraction: f64, seed: u64) -> Result<Cohort> {
-    use rand::seq::SliceRandom;
-    let meta = &cohort.metadata;
-    if meta.split_index(PUBLIC_SPLIT).is_ok() {
-        return Err(Error::input(
-            cohort.dir.join("metadata.csv"),
-            format!(
-                "the cohort already has a split `{PUBLIC_SPLIT}`; warm-start from it with --warm-start-split {PUBLIC_SPLIT} \
-                 instead of --public-fraction"
-            ),
-        ));
-    }
-    let member_split = meta.split_index(members)?;
-    let mut patients: Vec<u32> =
-        (0..meta.len()).filter(|&i| meta.split[i] == member_split).map(|i| meta.patient[i]).collect();
-    patients.sort_unstable();
-    patients.dedup();
-    let n_public = ((fraction * patients.len() as f64).round() as usize).max(1);
-    if patients.len() < n_public + 2 {
-        return Err(Error::config(format!(
-            "--public-fraction {fraction}: the {members} split has {} patients; setting {n_public} aside leaves fewer \
-             than 2 members (lower the fraction or use --public-fraction 0 for random initialisation)",
-            patients.len()
-        )));
-    }
-    patients.shuffle(&mut crate::rng::stream(seed, "mitigate/public-set-aside", 0));
-    let mut public = vec![false; meta.n_patients];
-    for &p in &patients[..n_public] {
-        public[p as usize] = true;
-    }
-    let mut relabelled = meta.clone();
-    let public_index = relabelled.split_names.len() as u16;
-    relabelled.split_names.push(PUBLIC_SPLIT.to_string());
-    for i in 0..relabelled.len() {
-        if relabelled.split[i] == member_split && public[relabelled.patient[i] as usize] {
-            relabelled.split[i] = public_index;
-        }
-    }
-    Cohort::from_parts(cohort.dir.clone(), relabelled, cohort.views().cloned().collect())
 }
 
 /// The training config of the point at `epsilon`.
@@ -720,181 +528,4 @@ fn check_cohort(cohort: &Cohort, config: &MitigateConfig) -> Result<()> {
         cohort.view(view)?;
     }
     Ok(())
-}
-
-/// Relink on every subset and utility, for views `image` / `report` of `cohort`.
-fn evaluate(
-    cohort: &Cohort,
-    image: &str,
-    report: &str,
-    config: &MitigateConfig,
-) -> Result<(BySubset<SubsetRelink>, PointUtility)> {
-    let s = &config.splits;
-    let audit = |split: &str| -> Result<SubsetRelink> {
-        let n = cohort.metadata.rows_in_split(split)?.len();
-        let mut c = RelinkConfig {
-            query_view: image.to_string(),
-            gallery_view: report.to_string(),
-            split: Some(split.to_string()),
-            ..config.relink.clone()
-        };
-        // relink refuses a run whose every pool is too large; run the full database only
-        // and list the pools as skipped, as relink does when only some are.
-        let too_large: Vec<usize> = c.pool_sizes.iter().copied().filter(|&p| p > n).collect();
-        let all_too_large = !c.pool_sizes.is_empty() && too_large.len() == c.pool_sizes.len();
-        if all_too_large {
-            c.pool_sizes.clear();
-        }
-        let mut report = relink(cohort, &c, &NoProgress)?;
-        if all_too_large {
-            for &pool_size in &too_large {
-                let kinds: &[&'static str] =
-                    if config.relink.hard_negatives { &["random", "pathology_matched"] } else { &["random"] };
-                for &kind in kinds {
-                    report.forward.skipped_pools.push(SkippedPool {
-                        pool_size,
-                        kind,
-                        reason: format!("larger than the gallery of {n} items"),
-                    });
-                }
-            }
-        }
-        let reduction_pool_size = reduction_pool(&report);
-        Ok(SubsetRelink { report, reduction_pool_size, relative_reduction: None })
-    };
-    let relink = BySubset {
-        members: audit(&s.members)?,
-        held_out: audit(&s.held_out)?,
-        external: s.external.as_deref().map(audit).transpose()?,
-    };
-    let utility_config = UtilityConfig {
-        view: image.to_string(),
-        train_split: s.members.clone(),
-        eval_split: s.held_out.clone(),
-        ..config.utility.clone()
-    };
-    let mut eval_splits = vec![s.held_out.as_str()];
-    eval_splits.extend(s.external.as_deref());
-    let mut reports = utility_on_splits(cohort, &utility_config, &eval_splits)?.into_iter();
-    let held_out = reports.next().expect("one report per split");
-    let external = reports.next();
-    let cross_modal = eval_splits
-        .iter()
-        .map(|split| cross_modal_utility(cohort, image, report, &s.members, split, config.utility.labels))
-        .collect::<Result<Vec<_>>>()?;
-    let utility = PointUtility {
-        macro_auroc: held_out.macro_auroc,
-        ci95_macro_auroc: held_out.ci95_macro_auroc,
-        external_macro_auroc: external.as_ref().and_then(|u| u.macro_auroc),
-        ci95_external_macro_auroc: external.as_ref().and_then(|u| u.ci95_macro_auroc),
-        change_vs_non_private: None,
-        external_change_vs_non_private: None,
-        cross_modal_macro_auroc: cross_modal[0].macro_auroc,
-        cross_modal_external_macro_auroc: cross_modal.get(1).and_then(|c| c.macro_auroc),
-        held_out,
-        external,
-        cross_modal,
-    };
-    Ok((relink, utility))
-}
-
-/// [`REDUCTION_POOL`] if evaluated, else the largest evaluated random pool, else None (full).
-fn reduction_pool(report: &RelinkReport) -> Option<usize> {
-    let random = report.forward.pools.iter().filter(|p| p.kind == "random").map(|p| p.pool_size);
-    if random.clone().any(|p| p == REDUCTION_POOL) {
-        Some(REDUCTION_POOL)
-    } else {
-        random.max()
-    }
-}
-
-/// Recall@1 and chance at `pool` (None = full database) of `kind`.
-fn recall_at(report: &RelinkReport, pool: Option<usize>, kind: &str) -> Option<(f64, f64)> {
-    match pool {
-        None => Some((report.forward.full.recall_at_1, report.forward.full.chance_at_1)),
-        Some(n) => report
-            .forward
-            .pools
-            .iter()
-            .find(|p| p.pool_size == n && p.kind == kind)
-            .map(|p| (p.recall_at_1, p.chance_at_1)),
-    }
-}
-
-/// Fill each private point's reductions and utility changes against the non-private
-/// point, and return the tables.
-fn compare(points: &mut [MitigatePoint], config: &MitigateConfig) -> (Vec<Reduction>, Vec<UtilityChange>) {
-    let Some(reference) = points.iter().position(|p| !p.private) else { return (Vec::new(), Vec::new()) };
-    let base_relink = points[reference].relink.clone();
-    let base_utility = points[reference].utility.clone();
-    let mut reductions = Vec::new();
-    let mut changes = Vec::new();
-    let split_of = |cohort: &str| match cohort {
-        "members" => config.splits.members.clone(),
-        "held_out" => config.splits.held_out.clone(),
-        _ => config.splits.external.clone().unwrap_or_default(),
-    };
-    for point in points.iter_mut().filter(|p| p.private) {
-        let epsilon = point.epsilon.expect("private points have an epsilon");
-        for ((cohort, subset), (_, base)) in point.relink.iter_mut().zip(base_relink.iter()) {
-            let pool = subset.reduction_pool_size;
-            let mut rows: Vec<(Option<usize>, &'static str)> = Vec::new();
-            if pool.is_some() {
-                rows.push((pool, "random"));
-                rows.push((pool, "pathology_matched"));
-            }
-            rows.push((None, "full"));
-            for (pool_size, kind) in rows {
-                let (Some((r, chance)), Some((r0, _))) =
-                    (recall_at(&subset.report, pool_size, kind), recall_at(&base.report, pool_size, kind))
-                else {
-                    continue;
-                };
-                let relative_reduction = 1.0 - r / r0;
-                if pool_size == pool && kind != "pathology_matched" {
-                    subset.relative_reduction = Some(relative_reduction);
-                }
-                reductions.push(Reduction {
-                    epsilon,
-                    cohort,
-                    split: split_of(cohort),
-                    pool_size,
-                    kind,
-                    recall_at_1: r,
-                    non_private_recall_at_1: r0,
-                    chance_at_1: chance,
-                    relative_reduction,
-                    relative_reduction_above_chance: 1.0 - (r - chance) / (r0 - chance),
-                });
-            }
-        }
-        let u = &mut point.utility;
-        let pairs = [
-            ("held_out", "linear_probe", u.macro_auroc, base_utility.macro_auroc),
-            ("external", "linear_probe", u.external_macro_auroc, base_utility.external_macro_auroc),
-            ("held_out", "cross_modal", u.cross_modal_macro_auroc, base_utility.cross_modal_macro_auroc),
-            (
-                "external",
-                "cross_modal",
-                u.cross_modal_external_macro_auroc,
-                base_utility.cross_modal_external_macro_auroc,
-            ),
-        ];
-        for (cohort, measure, value, base) in pairs {
-            if let (Some(v), Some(b)) = (value, base) {
-                changes.push(UtilityChange {
-                    epsilon,
-                    cohort,
-                    measure,
-                    macro_auroc: v,
-                    non_private_macro_auroc: b,
-                    change: v - b,
-                });
-            }
-        }
-        u.change_vs_non_private = u.macro_auroc.zip(base_utility.macro_auroc).map(|(v, b)| v - b);
-        u.external_change_vs_non_private =
-            u.external_macro_auroc.zip(base_utility.external_macro_auroc).map(|(v, b)| v - b);
-    }
-    (reductions, changes)
 }
