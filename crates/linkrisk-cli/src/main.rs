@@ -53,6 +53,9 @@ enum Command {
     /// Privacy-utility frontier: train DP projection heads at several epsilons and audit
     /// re-linkage (members, held-out, external) and utility against non-private heads.
     Mitigate(cmd::mitigate::Args),
+    /// Empirical privacy audit of DP heads: membership inference (loss, offline LiRA) and the
+    /// one-run canary audit's lower bound on epsilon, beside the accountant's.
+    PrivacyAudit(cmd::privacy_audit::Args),
     /// Train image/report projection heads on frozen features (DP-SGD or not) and write the
     /// projected cohort with its privacy ledger.
     TrainHeads(cmd::train_heads::Args),
@@ -102,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Slurm(args) => cmd::slurm::run(args),
         Command::Reid(args) => cmd::reid::run(args),
         Command::Mitigate(args) => cmd::mitigate::run(args),
+        Command::PrivacyAudit(args) => cmd::privacy_audit::run(args),
     }
 }
 

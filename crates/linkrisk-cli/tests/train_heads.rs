@@ -259,3 +259,121 @@ fn warm_start_from_public_patients_and_exported_heads_apply_bit_for_bit() {
         .code(2)
         .stderr(contains("--warm-start-split public: 1 of the 60 patients").and(contains("p1")));
 }
+
+#[test]
+fn private_runs_without_a_seed_are_releases_and_with_one_are_evaluations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    write_cohort(&input, true);
+    let base = ["--epsilon", "2", "--delta", "1e-5", "--epochs", "2", "--batch-size", "15", "--dim", "8"];
+    let train = |out: &str, extra: &[&str]| {
+        let output = linkrisk()
+            .arg("train-heads")
+            .arg(&input)
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .args(base)
+            .args(["--json", "--public-fraction", "0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        json_stdout(&output)
+    };
+    let release = train("release", &[]);
+    assert_eq!(release["private"], true, "{release}");
+    assert_eq!(release["dp_sgd"], true);
+    assert!(release["seed"].is_null() && release.get("not_private_reason").is_none(), "{release}");
+    assert_eq!(release["accountant"], "pld_poisson_subsampled_gaussian");
+    assert_eq!(release["accountant_parameters"]["discretization"].as_f64(), Some(1e-4));
+    let seeded = train("seeded", &["--seed", "3", "--accountant", "rdp", "--rdp-orders", "opacus"]);
+    assert_eq!(seeded["private"], false, "{seeded}");
+    assert!(seeded["not_private_reason"].as_str().unwrap().contains("recorded seed 3"), "{seeded}");
+    assert_eq!(seeded["accountant"], "rdp_sampled_gaussian_opacus_orders");
+    assert!(seeded["best_order"].as_f64().is_some());
+    // The seeded summary says it is not a release.
+    linkrisk()
+        .arg("train-heads")
+        .arg(&input)
+        .arg("--out")
+        .arg(tmp.path().join("seeded-text"))
+        .args(base)
+        .args(["--seed", "3", "--public-fraction", "0"])
+        .assert()
+        .success()
+        .stdout(contains("NOT A RELEASE"));
+}
+
+#[test]
+fn a_delta_of_at_least_one_over_the_patients_exits_2_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    write_cohort(&input, true);
+    let args = ["--epsilon", "1", "--delta", "0.02", "--epochs", "1", "--batch-size", "15", "--dim", "8", "--public-fraction", "0"];
+    // 60 training patients: delta must be below 1/60 = 1.667e-2.
+    linkrisk()
+        .arg("train-heads")
+        .arg(&input)
+        .arg("--out")
+        .arg(tmp.path().join("o"))
+        .args(args)
+        .assert()
+        .code(2)
+        .stderr(contains("--delta 0.02 is not below 1 / 60 privacy units").and(contains("1.667e-2")))
+        .stderr(contains("--allow-large-delta"));
+    assert!(!tmp.path().join("o").exists());
+    linkrisk()
+        .arg("train-heads")
+        .arg(&input)
+        .arg("--out")
+        .arg(tmp.path().join("o"))
+        .args(args)
+        .arg("--allow-large-delta")
+        .assert()
+        .success();
+    linkrisk()
+        .arg("mitigate")
+        .arg(&input)
+        .args(["--delta", "0.5", "--epsilons", "1,inf", "--public-fraction", "0", "--epochs", "1", "--no-external"])
+        .assert()
+        .code(2)
+        .stderr(contains("--delta 0.5 is not below 1 / 60 privacy units").and(contains("members split `train`")));
+}
+
+#[test]
+fn privacy_audit_detects_a_broken_dp_sgd_and_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    write_cohort(&input, true);
+    let run = tmp.path().join("run");
+    let output = linkrisk()
+        .arg("privacy-audit")
+        .arg(&input)
+        .args(["--epsilons", "0.3", "--delta", "1e-3", "--canaries", "100", "--shadows", "2", "--epochs", "40"])
+        .args(["--public-fraction", "0", "--reference-reports", "50", "--fault", "no-noise", "--json", "-"])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json: serde_json::Value = serde_json::from_str(&stdout[stdout.find('{').unwrap()..]).unwrap();
+    assert_eq!(json["audit"], "privacy_audit");
+    assert_eq!(json["fault"], "no_noise");
+    let p = &json["points"][0];
+    let bound = p["one_run"]["epsilon_lower_bound"].as_f64().unwrap();
+    let claimed = p["accountant_epsilon"].as_f64().unwrap();
+    assert!(bound > claimed && p["lower_bound_exceeds_claim"] == true, "bound {bound} vs claimed {claimed}: {p}");
+    assert_eq!(p["privacy"]["private"], false);
+    assert_eq!(p["membership"][1]["attack"], "lira_offline");
+    assert!(stdout.contains("LOWER BOUND ABOVE THE ACCOUNTANT'S EPSILON"), "{stdout}");
+    // The report's mitigation section carries the audit, naming the model.
+    linkrisk().arg("report").arg(&run).arg("--md").assert().success();
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("in — empirical privacy audit"), "{md}");
+    assert!(md.contains("The lower bound exceeds the accountant's epsilon"), "{md}");
+    assert!(md.contains(&format!("{bound:.3}")), "{md}");
+}

@@ -131,9 +131,15 @@ pub struct Args {
     /// non-private heads only).
     #[arg(long)]
     pub no_baseline: bool,
-    /// Seed of training and pools (recorded).
+    /// Seed of training and pools (recorded: the DP points' ledgers say `"private": false`,
+    /// an evaluation; `linkrisk train-heads` without --seed trains heads for release).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub accountant: super::accountant::AccountantArgs,
+    /// Accept a --delta of at least 1 / member patients (experiments only).
+    #[arg(long)]
+    pub allow_large_delta: bool,
 }
 
 impl Args {
@@ -175,6 +181,8 @@ impl Args {
         if let Some(o) = self.private_optimizer {
             c.private_training.optimizer = o.optimizer(self.momentum);
         }
+        c.private_training.accountant = self.accountant.accountant()?;
+        c.private_training.allow_large_delta = self.allow_large_delta;
         c.init = match &self.warm_start_split {
             Some(split) => HeadInit::PublicSplit { split: split.clone() },
             None if self.public_fraction == 0.0 => HeadInit::Random,

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod inspect;
 pub mod merge;
 pub mod mitigate;
+pub mod privacy_audit;
 pub mod reid;
 pub mod relink;
 pub mod report;

@@ -140,9 +140,16 @@ pub struct Args {
     /// Learn the temperature with the heads.
     #[arg(long)]
     pub learn_temperature: bool,
-    /// Seed of all randomness (default: fresh from the OS, not recorded).
+    /// Seed of all randomness (default: fresh from the OS, not recorded). Under DP-SGD a
+    /// seed makes the noise reproducible, so the ledger then says `"private": false`.
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub accountant: super::accountant::AccountantArgs,
+    /// Accept a --delta of at least 1 / training patients (experiments only: such a delta
+    /// allows releasing a whole patient's records).
+    #[arg(long)]
+    pub allow_large_delta: bool,
     /// View holding the frozen image features.
     #[arg(long, default_value = "image_features")]
     pub image_view: String,
@@ -198,6 +205,9 @@ impl Args {
                 Temperature::Fixed { value: self.temperature }
             },
             seed: self.seed,
+            accountant: self.accountant.accountant()?,
+            allow_large_delta: self.allow_large_delta,
+            fault: None,
         })
     }
 }
@@ -264,8 +274,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         match ledger.epsilon {
             Some(epsilon) => println!(
-                "DP-SGD: epsilon {epsilon:.4} at delta {:e} (noise multiplier {:.4}, clip {}, sample rate {:.5}, {} steps)",
+                "DP-SGD: epsilon {epsilon:.4} at delta {:e} ({} accountant; noise multiplier {:.4}, clip {}, sample rate {:.5}, {} steps)",
                 ledger.delta.unwrap_or(f64::NAN),
+                ledger.accountant_parameters.map_or("no", |a| a.name()),
                 ledger.noise_multiplier,
                 ledger.clip.unwrap_or(f64::NAN),
                 ledger.sample_rate,
@@ -293,6 +304,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         if let Some(dir) = &args.export_heads {
             println!("exported the heads to {} (heads.safetensors, privacy.json)", dir.display());
+        }
+        if let Some(reason) = &ledger.not_private_reason {
+            println!("NOT A RELEASE: privacy.json says \"private\": false: {reason}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@
 pub mod attributes;
 pub mod cross_fit;
 pub mod mitigate;
+pub mod privacy_audit;
 pub mod probing;
 pub mod reid;
 pub mod relink;

@@ -443,6 +443,8 @@ pub struct ReportModel {
     pub utility: Vec<Utility>,
     /// Mitigation sweeps.
     pub mitigate: Vec<Mitigate>,
+    /// Empirical privacy audits (`linkrisk privacy-audit`).
+    pub privacy_audits: Vec<PrivacyAudit>,
     /// Provenance of every entry (including audit kinds the report does not know).
     pub runs: Vec<RunInfo>,
 }
@@ -491,6 +493,7 @@ impl ReportModel {
                 "utility" => model.utility.push(Utility { model: of, ..utility(audit, name) }),
                 // Without a label, the sweep is named after the model it was trained for.
                 "mitigate" => model.mitigate.push(mitigate(audit, entry.label.clone().unwrap_or(of))),
+                "privacy_audit" => model.privacy_audits.push(privacy_audit(audit, entry.label.clone().unwrap_or(of))),
                 _ => {}
             }
         }
@@ -527,7 +530,8 @@ impl ReportModel {
             && self.reid.is_empty()
             && self.attributes.is_empty()
             && self.utility.is_empty()
-            && self.mitigate.is_empty())
+            && self.mitigate.is_empty()
+            && self.privacy_audits.is_empty())
     }
 }
 
@@ -593,6 +597,104 @@ fn epsilon(point: &Obj) -> Epsilon {
             n.as_f64().filter(|e| e.is_finite()).map_or(Epsilon::Infinite, Epsilon::Finite)
         }
         _ => Epsilon::Infinite,
+    }
+}
+
+/// An empirical privacy audit: per budget the accountant's epsilon, the one-run lower bound
+/// and the membership-inference figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrivacyAudit {
+    /// The model (label) it is about.
+    pub name: String,
+    /// Canaries randomised.
+    pub canaries: Option<u64>,
+    /// Shadow heads per budget.
+    pub shadows: Option<u64>,
+    /// Members and held-out patients scored.
+    pub n_members: Option<u64>,
+    /// Held-out patients scored.
+    pub n_held_out: Option<u64>,
+    /// The deliberate fault (positive control), if any.
+    pub fault: Option<String>,
+    /// One row per budget.
+    pub points: Vec<PrivacyAuditPoint>,
+}
+
+/// One budget of a privacy audit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrivacyAuditPoint {
+    /// The budget.
+    pub epsilon: Epsilon,
+    /// The accountant's epsilon (upper bound).
+    pub accountant_epsilon: Option<f64>,
+    /// The one-run 95% lower bound on epsilon.
+    pub lower_bound: Option<f64>,
+    /// Correct guesses and guesses at the bound's guess count.
+    pub guesses: Option<(u64, u64)>,
+    /// Membership AUROC of the loss attack and of offline LiRA.
+    pub auroc_loss: Option<Figure>,
+    /// Membership AUROC of offline LiRA.
+    pub auroc_lira: Option<Figure>,
+    /// TPR at FPR 0.1% and 1% of the strongest attack listed last (LiRA when run).
+    pub tpr_at_fpr: Vec<(f64, Figure)>,
+    /// Whether the lower bound exceeds the accountant's epsilon.
+    pub exceeds: bool,
+}
+
+fn privacy_audit(audit: &Obj, name: String) -> PrivacyAudit {
+    let points = audit
+        .get("points")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(Value::as_object)
+                .map(|p| {
+                    let one_run = p.get("one_run").and_then(Value::as_object);
+                    let attacks: Vec<&Obj> =
+                        p.get("membership").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object).collect();
+                    let auroc_of = |name: &str| {
+                        attacks.iter().find(|a| text(a, "attack").as_deref() == Some(name)).and_then(|a| a.get("auroc")).and_then(figure_value)
+                    };
+                    let best_k = one_run.and_then(|o| count(o, "best_k"));
+                    let guesses = one_run.and_then(|o| o.get("by_guesses")).and_then(Value::as_array).and_then(|rows| {
+                        rows.iter().filter_map(Value::as_object).find(|r| count(r, "k") == best_k).and_then(|r| Some((count(r, "correct")?, count(r, "guesses")?)))
+                    });
+                    let tpr_at_fpr = attacks
+                        .last()
+                        .and_then(|a| a.get("tpr_at_fpr"))
+                        .and_then(Value::as_array)
+                        .map(|rows| {
+                            rows.iter()
+                                .filter_map(Value::as_object)
+                                .filter_map(|r| Some((num(r, "fpr_target")?, r.get("tpr").and_then(figure_value)?)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    PrivacyAuditPoint {
+                        epsilon: match num(p, "epsilon") {
+                            Some(e) => Epsilon::Finite(e),
+                            None => Epsilon::Infinite,
+                        },
+                        accountant_epsilon: num(p, "accountant_epsilon"),
+                        lower_bound: one_run.and_then(|o| num(o, "epsilon_lower_bound")),
+                        guesses,
+                        auroc_loss: auroc_of("loss"),
+                        auroc_lira: auroc_of("lira_offline"),
+                        tpr_at_fpr,
+                        exceeds: p.get("lower_bound_exceeds_claim").and_then(Value::as_bool).unwrap_or(false),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    PrivacyAudit {
+        name,
+        canaries: count(audit, "canaries"),
+        shadows: count(audit, "shadows"),
+        n_members: count(audit, "n_members"),
+        n_held_out: count(audit, "n_held_out"),
+        fault: text(audit, "fault"),
+        points,
     }
 }
 

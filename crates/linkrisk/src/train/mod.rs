@@ -28,7 +28,7 @@ mod real;
 pub mod warm;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ pub use warm::{
 
 use crate::cohort::Cohort;
 use crate::error::{Error, Result};
-use crate::privacy;
+use crate::privacy::{self, Accountant};
 use data::TrainData;
 use model::{Layout, Model};
 use optim::OptimizerState;
@@ -150,8 +150,30 @@ pub struct TrainConfig {
     pub temperature: Temperature,
     /// Seed of every random choice (initialisation, sampling, grouping, noise). `None`
     /// draws one from the operating system and leaves it out of the ledger; under DP the
-    /// guarantee assumes the seed is not known to the adversary.
+    /// guarantee assumes the seed is not known to the adversary, so a DP run with a seed is
+    /// an evaluation and its ledger says `"private": false` (with `not_private_reason`).
     pub seed: Option<u64>,
+    /// The accountant that calibrates the noise and states epsilon (default: PLD).
+    pub accountant: Accountant,
+    /// Accept a delta of at least 1 / training patients (experiments only; such a delta
+    /// guarantees nothing meaningful).
+    pub allow_large_delta: bool,
+    /// A deliberately broken DP-SGD (a positive control for `linkrisk privacy-audit`: the
+    /// empirical audit must detect it). None in every real run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+}
+
+/// A deliberate fault in DP-SGD that keeps the claimed epsilon: the positive control of an
+/// empirical privacy audit (an audit that cannot tell these runs apart from real DP-SGD
+/// has no power).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// No Gaussian noise is added (clipping stays).
+    NoNoise,
+    /// Group gradients are not clipped (noise stays, scaled as if they were).
+    NoClipping,
 }
 
 impl TrainConfig {
@@ -173,12 +195,17 @@ impl TrainConfig {
             optimizer: Optimizer::default(),
             temperature: Temperature::Fixed { value: 0.07 },
             seed: Some(0),
+            accountant: Accountant::default(),
+            allow_large_delta: false,
+            fault: None,
         }
     }
 
-    /// Defaults for DP-SGD at (`epsilon`, `delta`).
+    /// Defaults for DP-SGD at (`epsilon`, `delta`): as the CLI's `train-heads`, every random
+    /// choice (the noise included) comes from the operating system's entropy (`seed: None`),
+    /// so the run is a release; set a seed for a reproducible evaluation.
     pub fn private(epsilon: f64, delta: f64) -> Self {
-        TrainConfig { privacy: Privacy::Dp { epsilon, delta }, ..Self::non_private() }
+        TrainConfig { privacy: Privacy::Dp { epsilon, delta }, seed: None, ..Self::non_private() }
     }
 
     /// Reject invalid values, naming the `linkrisk train-heads` flag.
@@ -232,6 +259,7 @@ impl TrainConfig {
         }
         if self.is_private() {
             positive(self.clip, "--clip")?;
+            self.accountant.validate()?;
         }
         if (self.is_private() || self.batching == Batching::DpGroups) && self.group_size == 0 {
             return Err(Error::config("--group-size must be at least 1"));
@@ -249,9 +277,20 @@ impl TrainConfig {
 /// metadata of exported heads, from which it is read back).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrivacyLedger {
-    /// Whether the heads were trained with DP-SGD.
+    /// Whether the heads carry the DP guarantee: trained with DP-SGD *and* with noise from
+    /// the operating system's entropy. A DP-SGD run from a recorded seed is `false` (anyone
+    /// holding the ledger can regenerate its noise); `not_private_reason` says why.
     pub private: bool,
-    /// Epsilon spent, from the RDP accountant (null when not private).
+    /// Whether the heads were trained with DP-SGD (clipping and noise), seeded or not.
+    #[serde(default)]
+    pub dp_sgd: bool,
+    /// Why `private` is false for a DP-SGD run (null otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_private_reason: Option<String>,
+    /// The deliberate fault of a positive-control run (`privacy-audit --fault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+    /// Epsilon spent, from `accountant` (null when not DP-SGD).
     pub epsilon: Option<f64>,
     /// The epsilon asked for (null unless calibrated to a target).
     pub target_epsilon: Option<f64>,
@@ -259,7 +298,7 @@ pub struct PrivacyLedger {
     pub delta: Option<f64>,
     /// Noise standard deviation / sensitivity (0 when not private).
     pub noise_multiplier: f64,
-    /// RDP order that gave epsilon.
+    /// RDP order that gave epsilon (RDP accountant only).
     pub best_order: Option<f64>,
     /// Poisson sampling rate of patients, expected batch / training patients.
     pub sample_rate: f64,
@@ -282,9 +321,14 @@ pub struct PrivacyLedger {
     /// How per-patient sensitivity is bounded (docs/METHODS.md, "DP-SGD for contrastive
     /// heads"); `non_private` (shuffled batches) or `non_private_dp_groups` otherwise.
     pub construction: String,
-    /// The accountant: Rényi DP of the sampled Gaussian mechanism, Opacus's orders and
-    /// conversion.
+    /// The accountant: `pld_poisson_subsampled_gaussian` (privacy loss distribution),
+    /// `rdp_sampled_gaussian_extended_orders` or `rdp_sampled_gaussian_opacus_orders`
+    /// (Rényi DP, Balle et al.'s conversion); null-equivalent `none` when not DP-SGD.
     pub accountant: String,
+    /// The accountant's parameters (`{"accountant": "pld", "discretization": 1e-4}` or
+    /// `{"accountant": "rdp", "orders": "extended"}`; null when not DP-SGD).
+    #[serde(default)]
+    pub accountant_parameters: Option<Accountant>,
     /// Training split.
     pub train_split: String,
     /// Patients in the training split.
@@ -487,13 +531,32 @@ fn train(
     };
     let dp = plan.dp;
     let projection_ref = projection.as_deref();
+    let not_private_reason = match (dp.is_some(), config.seed) {
+        (true, _) if config.fault.is_some() => Some(format!(
+            "deliberately broken DP-SGD ({}) as a positive control of the empirical audit: the claimed epsilon does \
+             not hold",
+            match config.fault {
+                Some(Fault::NoClipping) => "no clipping",
+                _ => "no noise",
+            }
+        )),
+        (true, Some(seed)) => Some(format!(
+            "the noise and the sampling were drawn from the recorded seed {seed}: anyone holding this ledger can \
+             regenerate them, so these heads are an evaluation, not a release; train without a seed (the default \
+             of `linkrisk train-heads`) for heads that carry the guarantee"
+        )),
+        _ => None,
+    };
     let ledger = PrivacyLedger {
-        private: dp.is_some(),
+        private: dp.is_some() && not_private_reason.is_none(),
+        dp_sgd: dp.is_some(),
+        not_private_reason,
+        fault: config.fault.filter(|_| dp.is_some()),
         epsilon: spent.map(|s| s.epsilon),
         target_epsilon,
         delta,
         noise_multiplier: dp.map_or(0.0, |(sigma, _)| sigma),
-        best_order: spent.map(|s| s.best_order),
+        best_order: spent.and_then(|s| s.best_order),
         sample_rate: plan.sample_rate,
         steps: plan.steps,
         epochs: config.epochs,
@@ -509,7 +572,8 @@ fn train(
             (false, false) => "non_private",
         }
         .into(),
-        accountant: "rdp_sampled_gaussian_opacus_orders".into(),
+        accountant: if dp.is_some() { accountant_id(&config.accountant) } else { "none" }.into(),
+        accountant_parameters: dp.map(|_| config.accountant),
         train_split: config.train_split.clone(),
         train_patients: data.n_patients(),
         train_records: data.n_records(),
@@ -539,7 +603,7 @@ fn train(
 }
 
 /// Sampling rate, steps, noise multiplier and seed for `config` on `data`.
-fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Option<privacy::PrivacySpent>)> {
+fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Option<privacy::Guarantee>)> {
     let patients = data.n_patients();
     if patients < 2 {
         return Err(Error::config(format!(
@@ -565,14 +629,19 @@ fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Opt
             (steps, None, None)
         }
         Privacy::Dp { epsilon, delta } => {
+            privacy::check_delta_for_units(delta, patients as u64, config.allow_large_delta)?;
             let steps = privacy::steps_for_epochs(config.epochs, sample_rate)?;
-            let cal = privacy::calibrate_noise_multiplier(epsilon, delta, sample_rate, steps)?;
-            let spent = privacy::PrivacySpent { epsilon: cal.epsilon, best_order: cal.best_order };
+            let cal = config.accountant.calibrate(epsilon, delta, sample_rate, steps)?;
+            let spent = privacy::Guarantee {
+                epsilon: cal.epsilon,
+                best_order: cal.best_order.is_finite().then_some(cal.best_order),
+            };
             (steps, Some(cal.noise_multiplier), Some(spent))
         }
         Privacy::DpNoise { noise_multiplier, delta } => {
+            privacy::check_delta_for_units(delta, patients as u64, config.allow_large_delta)?;
             let steps = privacy::steps_for_epochs(config.epochs, sample_rate)?;
-            let spent = privacy::epsilon(sample_rate, noise_multiplier, steps, delta)?;
+            let spent = config.accountant.epsilon(sample_rate, noise_multiplier, steps, delta)?;
             (steps, Some(noise_multiplier), Some(spent))
         }
     };
@@ -580,6 +649,15 @@ fn plan<T: Copy>(data: &TrainData<T>, config: &TrainConfig) -> Result<(Plan, Opt
         .then(|| config.batch_size.div_ceil(config.group_size));
     let dp = dp.map(|sigma| (sigma, config.clip / 2.0));
     Ok((Plan { seed, sample_rate, steps, groups_per_step, dp }, spent))
+}
+
+/// The ledger's name of an accountant.
+fn accountant_id(accountant: &Accountant) -> &'static str {
+    match accountant {
+        Accountant::Pld { .. } => "pld_poisson_subsampled_gaussian",
+        Accountant::Rdp { orders: privacy::RdpOrders::Extended } => "rdp_sampled_gaussian_extended_orders",
+        Accountant::Rdp { orders: privacy::RdpOrders::Opacus } => "rdp_sampled_gaussian_opacus_orders",
+    }
 }
 
 /// The parameter layout `config` gives on `data`.
@@ -627,7 +705,14 @@ fn fit<T: Real>(
                         &mut optimizer,
                         &mut grad,
                         &batch,
-                        DpStep { noise_multiplier, clip: config.clip, group_clip, seed: plan.seed, step },
+                        DpStep {
+                            noise_multiplier,
+                            clip: config.clip,
+                            group_clip,
+                            seed: plan.seed,
+                            step,
+                            fault: config.fault,
+                        },
                         config.batch_size,
                         config.lr,
                     ),
@@ -677,6 +762,7 @@ struct DpStep {
     group_clip: f64,
     seed: u64,
     step: u64,
+    fault: Option<Fault>,
 }
 
 /// One DP-SGD step: clipped group gradients summed, Gaussian noise of std
@@ -690,8 +776,11 @@ fn dp_step<T: Real>(
     expected_batch: usize,
     lr: f64,
 ) -> batch::BatchStats {
-    let stats = batch::batch_gradient(model, batch, Some(noise.group_clip), grad);
-    dpsgd::add_noise(grad, noise.noise_multiplier * noise.clip, noise.seed, noise.step);
+    let clip = (noise.fault != Some(Fault::NoClipping)).then_some(noise.group_clip);
+    let stats = batch::batch_gradient(model, batch, clip, grad);
+    if noise.fault != Some(Fault::NoNoise) {
+        dpsgd::add_noise(grad, noise.noise_multiplier * noise.clip, noise.seed, noise.step);
+    }
     let inv = T::of(1.0 / expected_batch as f64);
     grad.iter_mut().for_each(|g| *g *= inv);
     optimizer.step(&mut model.params, grad, lr);

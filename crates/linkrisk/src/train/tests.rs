@@ -250,7 +250,7 @@ fn dp_step_noise_has_std_sigma_c_over_batch() {
     let mut moves = Vec::new();
     for step in 0..4 {
         let before = model.params.clone();
-        let noise = DpStep { noise_multiplier: sigma, clip, group_clip: clip / 2.0, seed: 3, step };
+        let noise = DpStep { noise_multiplier: sigma, clip, group_clip: clip / 2.0, seed: 3, step, fault: None };
         dp_step(&mut model, &mut optimizer, &mut grad, &empty, noise, expected_batch, 1.0);
         moves.extend(model.params.iter().zip(&before).map(|(a, b)| (b - a) * expected_batch as f64));
     }
@@ -355,11 +355,18 @@ fn training_aligns_held_out_pairs_and_dp_aligns_less() {
     assert!(trained_top1 > 0.3 && trained_top1 > 5.0 * random_top1, "trained {trained_top1}");
     assert!((dp_top1 - random_top1).abs() < trained_top1 - random_top1, "DP {dp_top1}");
     // The ledger says what was done.
-    assert!(dp.ledger.private && dp.ledger.epsilon.unwrap() <= 0.5 && dp.ledger.epsilon.unwrap() > 0.49);
-    let calibrated =
-        crate::privacy::calibrate_noise_multiplier(0.5, 1e-5, dp.ledger.sample_rate, dp.ledger.steps)
-            .unwrap()
-            .noise_multiplier;
+    assert!(dp.ledger.dp_sgd && dp.ledger.epsilon.unwrap() <= 0.5 && dp.ledger.epsilon.unwrap() > 0.49);
+    // A recorded seed (small_config's Some(0)) regenerates the noise: an evaluation, not a release.
+    assert!(!dp.ledger.private, "{:?}", dp.ledger);
+    assert!(dp.ledger.not_private_reason.as_deref().unwrap().contains("recorded seed 0"), "{:?}", dp.ledger);
+    // The default accountant (PLD) calibrated the noise, and the ledger names it.
+    assert_eq!(dp.ledger.accountant, "pld_poisson_subsampled_gaussian");
+    assert_eq!(dp.ledger.accountant_parameters, Some(crate::privacy::Accountant::default()));
+    assert_eq!(dp.ledger.best_order, None);
+    let calibrated = crate::privacy::Accountant::default()
+        .calibrate(0.5, 1e-5, dp.ledger.sample_rate, dp.ledger.steps)
+        .unwrap()
+        .noise_multiplier;
     assert_eq!(dp.ledger.noise_multiplier, calibrated);
     assert!(dp.ledger.noise_multiplier > 0.5);
     assert_eq!(dp.ledger.sample_rate, 64.0 / 400.0);
@@ -671,4 +678,57 @@ fn a_warm_start_split_sharing_a_patient_with_the_members_is_refused() {
     // Disjoint splits pass.
     let disjoint = with_public_split(&cohort, 5);
     check_disjoint(&disjoint, "public", "train").unwrap();
+}
+
+#[test]
+fn private_defaults_draw_the_noise_from_the_os_and_the_ledger_records_the_accountant() {
+    let cohort = correlated_cohort(120, 40, 0.5, 3);
+    let config = TrainConfig {
+        dim: 8,
+        epochs: 1.0,
+        batch_size: 32,
+        group_size: 8,
+        ..TrainConfig::private(2.0, 1e-4)
+    };
+    assert_eq!(config.seed, None, "the library's private default follows the CLI: no recorded seed");
+    let heads = train_heads(&cohort, &config).unwrap();
+    let ledger = &heads.ledger;
+    assert!(ledger.private && ledger.dp_sgd && ledger.not_private_reason.is_none(), "{ledger:?}");
+    assert_eq!(ledger.seed, None);
+    // Two unseeded runs draw different noise (and so different heads).
+    let again = train_heads(&cohort, &config).unwrap();
+    let a = heads.project_cohort(&cohort).unwrap();
+    let b = again.project_cohort(&cohort).unwrap();
+    assert_ne!(a.view("image").unwrap().row(0), b.view("image").unwrap().row(0));
+    // The RDP accountant over the extended grid: a larger (looser) noise multiplier for the
+    // same target, its order recorded.
+    let rdp = TrainConfig {
+        accountant: crate::privacy::Accountant::Rdp { orders: crate::privacy::RdpOrders::Extended },
+        seed: Some(5),
+        ..config.clone()
+    };
+    let rdp_heads = train_heads(&cohort, &rdp).unwrap();
+    let r = &rdp_heads.ledger;
+    assert_eq!(r.accountant, "rdp_sampled_gaussian_extended_orders");
+    assert!(r.best_order.is_some_and(|o| o > 1.0), "{r:?}");
+    assert!(r.epsilon.unwrap() <= 2.0 + 1e-9);
+    assert!(r.noise_multiplier > ledger.noise_multiplier, "RDP {} vs PLD {}", r.noise_multiplier, ledger.noise_multiplier);
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["accountant_parameters"], serde_json::json!({"accountant": "rdp", "orders": "extended"}));
+    assert_eq!(json["private"], false);
+}
+
+#[test]
+fn a_delta_of_at_least_one_over_the_training_patients_is_refused_unless_allowed() {
+    let cohort = correlated_cohort(120, 40, 0.5, 3);
+    // 120 training patients: delta must be below 1/120 = 8.333e-3.
+    let config = TrainConfig { dim: 8, epochs: 1.0, batch_size: 32, group_size: 8, ..TrainConfig::private(1.0, 0.01) };
+    let err = train_heads(&cohort, &config).unwrap_err().to_string();
+    assert!(err.contains("--delta 0.01") && err.contains("1 / 120 privacy units") && err.contains("8.333e-3"), "{err}");
+    assert!(err.contains("--allow-large-delta"), "{err}");
+    let noise = TrainConfig { privacy: Privacy::DpNoise { noise_multiplier: 1.0, delta: 0.5 }, ..config.clone() };
+    assert!(train_heads(&cohort, &noise).unwrap_err().to_string().contains("1 / 120 privacy units"));
+    let allowed = TrainConfig { allow_large_delta: true, ..config };
+    let heads = train_heads(&cohort, &allowed).unwrap();
+    assert!(heads.ledger.epsilon.unwrap() >= 0.0);
 }

@@ -318,6 +318,11 @@ pub fn run(
 ) -> Result<MitigateReport> {
     let started = Instant::now();
     config.validate()?;
+    // Before any work with the members as given; again below once the public set-aside
+    // has left fewer of them (a stricter bound).
+    if let Ok(n) = cohort.metadata.patients_in_split(&config.splits.members) {
+        check_delta_for_members(config, n)?;
+    }
     check_cohort(cohort, config)?;
     let training_seed = crate::rng::stream(config.seed, "mitigate/train", 0).next_u64();
 
@@ -346,6 +351,7 @@ pub fn run(
     let cohort = relabelled.as_ref().unwrap_or(cohort);
     let public_split = warm.as_ref().map(|(w, _)| w.split.clone());
     let member_patients = cohort.metadata.patients_in_split(&config.splits.members)?;
+    check_delta_for_members(config, member_patients)?;
 
     let (mut baseline, baseline_skipped) = match &config.baseline_views {
         None => (None, Some("not asked for (--no-baseline)".to_string())),
@@ -466,8 +472,24 @@ pub fn run(
     })
 }
 
+/// Refuse a delta of at least 1 / `member_patients` when the sweep has a private point
+/// (unless `allow_large_delta`), naming the members split.
+fn check_delta_for_members(config: &MitigateConfig, member_patients: usize) -> Result<()> {
+    if config.epsilons.iter().all(|e| e.is_infinite()) {
+        return Ok(());
+    }
+    privacy::check_delta_for_units(config.delta, member_patients as u64, config.private_training.allow_large_delta)
+        .map_err(|e| match e {
+            Error::Config(message) => Error::config(format!(
+                "{message} (the {member_patients} patients of the members split `{}`)",
+                config.splits.members
+            )),
+            other => other,
+        })
+}
+
 /// The training config of the point at `epsilon`.
-fn point_training(config: &MitigateConfig, epsilon: f64, member_patients: usize, seed: u64) -> TrainConfig {
+pub(crate) fn point_training(config: &MitigateConfig, epsilon: f64, member_patients: usize, seed: u64) -> TrainConfig {
     let mut c = if epsilon.is_finite() {
         let mut c = config.private_training.clone();
         c.privacy = Privacy::Dp { epsilon, delta: config.delta };

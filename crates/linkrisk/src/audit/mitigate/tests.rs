@@ -128,14 +128,15 @@ fn private_heads_cut_relinkage_on_held_out_and_external_while_probe_utility_hold
         match e {
             MitigateEvent::Stage { what } => stages.push(what),
             MitigateEvent::HeadsTrained { epsilon, heads, .. } => {
-                heads_seen.push((epsilon, heads.ledger.private))
+                heads_seen.push((epsilon, heads.ledger.dp_sgd, heads.ledger.private))
             }
             MitigateEvent::Training(_) | MitigateEvent::WarmStartTrained { .. } => {}
         }
         Ok(())
     })
     .unwrap();
-    assert_eq!(heads_seen, vec![(0.34, true), (f64::INFINITY, false)]);
+    // DP-SGD at 0.34, but from the sweep's recorded seed: an evaluation, not a release.
+    assert_eq!(heads_seen, vec![(0.34, true, false), (f64::INFINITY, false, false)]);
     assert!(stages.iter().any(|s| s.contains("audited model")), "{stages:?}");
     let (private, non_private) = (&report.points[0], &report.points[1]);
     assert_eq!(private.epsilon, Some(0.34));
@@ -146,6 +147,7 @@ fn private_heads_cut_relinkage_on_held_out_and_external_while_probe_utility_hold
     assert!(private.privacy.noise_multiplier > 1.0);
     assert_eq!(private.privacy.train_split, "train");
     assert!(!non_private.privacy.private);
+    assert!(private.privacy.not_private_reason.as_deref().is_some_and(|r| r.contains("recorded seed")));
 
     // A quarter of the training patients were set aside as public data; the rest are the
     // members every point trains on, and both points start from the public heads.
