@@ -353,14 +353,16 @@ fn privacy_audit_detects_a_broken_dp_sgd_and_reports_it() {
         .arg("privacy-audit")
         .arg(&input)
         .args(["--epsilons", "0.3", "--delta", "1e-3", "--canaries", "100", "--shadows", "2", "--epochs", "40"])
-        .args(["--public-fraction", "0", "--reference-reports", "50", "--fault", "no-noise", "--json", "-"])
+        .args(["--public-fraction", "0", "--reference-reports", "50", "--fault", "no-noise", "--json"])
+        .arg(tmp.path().join("audit.json"))
         .arg("--out")
         .arg(&run)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let json: serde_json::Value = serde_json::from_str(&stdout[stdout.find('{').unwrap()..]).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("audit.json")).unwrap()).unwrap();
     assert_eq!(json["audit"], "privacy_audit");
     assert_eq!(json["fault"], "no_noise");
     let p = &json["points"][0];

@@ -14,7 +14,7 @@ use linkrisk::audit::privacy_audit::{self, AuditEvent, PrivacyAuditConfig, Priva
 use linkrisk::cohort::Cohort;
 use linkrisk::train::Fault;
 
-use crate::output::{self, write_json};
+use crate::output;
 use crate::progress;
 
 /// `--fault`.
@@ -139,21 +139,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     })?;
     bar.finish_and_clear();
-    print!("{}", table(&report));
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
-    }
-    if let Some(path) = output::record_in_run(
+    let json_on_stdout = output::record_and_write(
         args.out.as_deref(),
+        args.json.as_deref(),
         &model,
-        output::argv(),
         Some(args.seed),
-        started.elapsed().as_secs_f64(),
+        started,
         &report,
     )
-    .context("recording the privacy audit in the run directory")?
-    {
-        eprintln!("privacy-audit: recorded in {}", path.display());
+    .context("recording the privacy audit")?;
+    if !json_on_stdout {
+        print!("{}", table(&report));
+    }
+    if let Some(out) = &args.out {
+        eprintln!("privacy-audit: recorded in {}", out.join("run.json").display());
     }
     Ok(ExitCode::SUCCESS)
 }
