@@ -179,9 +179,19 @@ pub fn tune_beta(
     }
     let exclusions = neighbourhood_exclusions.then_some(targets);
     let hits = inverted_softmax_hits(queries, gallery, targets, exclusions, grid, sizes, progress)?;
+    Ok(choose_beta(grid, &hits, targets))
+}
+
+/// The temperature curve from every grid value's rank counts per query (`hits[b][q]`, as
+/// [`inverted_softmax_hits`] returns them) and its best point (ties: the earlier value).
+pub(crate) fn choose_beta(
+    grid: &[f64],
+    hits: &[Vec<Option<FirstPositive>>],
+    targets: &Targets,
+) -> (f64, Vec<BetaPoint>) {
     let curve: Vec<BetaPoint> = grid
         .iter()
-        .zip(&hits)
+        .zip(hits)
         .map(|(&beta, firsts)| {
             let list: Vec<RankedQuery> = firsts
                 .iter()
@@ -198,7 +208,7 @@ pub fn tune_beta(
         })
         .collect();
     let best = curve.iter().fold(curve[0], |b, p| if p.recall_at_1 > b.recall_at_1 { *p } else { b });
-    Ok((best.beta, curve))
+    (best.beta, curve)
 }
 
 /// The inverted softmax at every temperature of `grid` from two passes over the pairs: the

@@ -14,7 +14,6 @@ use super::tests::unit_rows;
 use super::*;
 use crate::audit::cross_fit::CrossFit;
 use crate::engine::{rank, FirstPositive, Gallery, NoProgress, RankOptions};
-use crate::metrics::retrieval::{summarize, RankedQuery};
 
 /// Rows with entries in {-2, ..., 2}, unit-normalised: cosines take few distinct values, so
 /// exact ties are everywhere; `copies` lists (row, source) pairs made bitwise duplicates.
@@ -151,7 +150,8 @@ fn ranks_under_every_temperature_from_two_passes_equal_a_pass_pair_per_temperatu
     assert!(ties > 0, "the data must hold ties at the best positive");
 }
 
-/// `tune_beta` as it was: Recall@1 from a pass pair per grid value.
+/// `tune_beta` as it was: the rank counts from a pass pair per grid value (the curve and
+/// choice from them as `tune_beta` makes them).
 fn tune_beta_per_value(
     queries: Rows<'_>,
     gallery: Rows<'_>,
@@ -161,26 +161,8 @@ fn tune_beta_per_value(
     sizes: &BlockSizes,
 ) -> (f64, Vec<BetaPoint>) {
     let exclusions = neighbourhood.then_some(targets);
-    let curve: Vec<BetaPoint> = per_beta_first_positives(queries, gallery, targets, exclusions, grid, sizes)
-        .iter()
-        .zip(grid)
-        .map(|(firsts, &beta)| {
-            let list: Vec<RankedQuery> = firsts
-                .iter()
-                .enumerate()
-                .filter_map(|(q, f)| {
-                    Some(RankedQuery {
-                        first: (*f)?,
-                        n_negatives: targets.n_negatives(q) as u64,
-                        n_positives: targets.n_positives(q) as u64,
-                    })
-                })
-                .collect();
-            BetaPoint { beta, recall_at_1: summarize(&list, 0.95).recall_at_1.value }
-        })
-        .collect();
-    let best = curve.iter().fold(curve[0], |b, p| if p.recall_at_1 > b.recall_at_1 { *p } else { b });
-    (best.beta, curve)
+    let hits = per_beta_first_positives(queries, gallery, targets, exclusions, grid, sizes);
+    hubness::choose_beta(grid, &hits, targets)
 }
 
 #[test]
