@@ -37,6 +37,32 @@ pub fn compare(
     config: &AttackConfig,
     progress: &dyn Progress,
 ) -> Result<AttackComparison> {
+    compare_with_cosine(task, side, config, None, progress)
+}
+
+/// Whether [`compare`]'s plain-cosine pass is a plain [`evaluate()`] of the task against
+/// the control of `decoy_targets(task.targets, config.seed)` (no hubness correction's
+/// gallery statistics, no nearest items): then a caller's own ranking pass over the same
+/// task can carry the control ([`evaluate::ControlReducer`]) and hand the evaluation to
+/// [`compare_with_cosine`], saving a GEMM over all pairs.
+pub fn plain_cosine_pass(config: &AttackConfig) -> Result<bool> {
+    let attacks = AttackName::parse_list(&config.attacks.iter().map(|a| a.as_str()).collect::<Vec<_>>())?;
+    Ok(!attacks.iter().any(|a| matches!(a, AttackName::Csls | AttackName::InvertedSoftmax | AttackName::QbNorm)))
+}
+
+/// [`compare`], with the plain-cosine evaluation already computed when `cosine` is given:
+/// it must be [`evaluate()`]'s result for the task, its gallery without offsets and the
+/// control of `decoy_targets(task.targets, config.seed)`, without nearest items. It is used
+/// when [`plain_cosine_pass`] holds (otherwise the cosine pass also gathers statistics and
+/// runs anyway); the comparison is bit for bit the one [`compare`] returns.
+pub fn compare_with_cosine(
+    task: &AttackTask<'_>,
+    side: Side<'_>,
+    config: &AttackConfig,
+    cosine: Option<Evaluation>,
+    progress: &dyn Progress,
+) -> Result<AttackComparison> {
+    let precomputed = cosine;
     config.validate()?;
     task.validate("attacked task")?;
     match side {
@@ -131,8 +157,15 @@ pub fn compare(
             None
         };
         let want_top1 = attacks.contains(&AttackName::QbNorm);
-        let e = match &stats {
-            Some(stats) => {
+        let precomputed = precomputed.filter(|_| stats.is_none() && !want_top1);
+        if let Some(e) = &precomputed {
+            if e.attack.len() != task.queries.n() || e.control.len() != task.queries.n() {
+                return Err(Error::config("the precomputed cosine evaluation does not match the attacked task"));
+            }
+        }
+        let e = match (&stats, precomputed) {
+            (None, Some(e)) => e,
+            (Some(stats), _) => {
                 progress.begin(task.queries.n() as u64, "attack: cosine (+ gallery neighbourhoods)");
                 let (e, states) = evaluate_with_columns(
                     task.queries,
@@ -147,7 +180,7 @@ pub fn compare(
                 neighbourhoods = stats.finish(states)?;
                 e
             }
-            None => {
+            (None, None) => {
                 progress.begin(task.queries.n() as u64, "attack: cosine");
                 evaluate(task.queries, &plain, task.targets, control, want_top1, sizes, progress)?
             }

@@ -23,6 +23,7 @@ use super::{align, gather_rows, AttackTask};
 use crate::audit::cross_fit::CrossFit;
 use crate::engine::{Gallery, Progress, Rows, Targets};
 use crate::error::{Error, Result};
+use crate::metrics::retrieval::first_hit_probability;
 use crate::rng;
 
 /// Per-query outcomes of a cross-fitted attack, filled fold by fold.
@@ -130,7 +131,7 @@ pub(super) fn distractors(gallery: Rows<'_>, seed: u64) -> Vec<f32> {
     gather_rows(gallery, &idx)
 }
 
-/// The inverted-softmax temperature chosen per fold, with every grid value's outcomes.
+/// The inverted-softmax temperature chosen per fold, with the outcomes of the chosen ones.
 #[derive(Debug)]
 pub(super) struct TunedBeta {
     /// Recall@1 of every attacked query per grid value.
@@ -141,13 +142,20 @@ pub(super) struct TunedBeta {
     fold_choice: Vec<usize>,
     /// Attacked queries per fold.
     fold_sizes: Vec<usize>,
-    /// Per grid value, every query's outcomes.
-    evaluations: Vec<Evaluation>,
+    /// Per grid value, every query's outcomes (attack and control) where a non-empty fold
+    /// chose that value; `None` elsewhere.
+    evaluations: Vec<Option<Evaluation>>,
 }
 
 /// Evaluate the inverted softmax at every `grid` value on all attacked queries and choose
 /// each fold's beta on the other folds' queries (ties: the earlier grid value, as
 /// [`hubness::tune_beta`]).
+///
+/// The hits at every grid value come from two passes over the pairs
+/// ([`hubness::inverted_softmax_hits`]: the normalisers of all temperatures in one, the
+/// ranks under all of them in the other); then only the temperatures some fold chose (one,
+/// when the folds agree) are evaluated in full, with their controls. The outcomes are those
+/// of a full evaluation at every grid value (tested).
 pub(super) fn tune_beta(
     task: &AttackTask<'_>,
     control: &Targets,
@@ -161,22 +169,27 @@ pub(super) fn tune_beta(
     }
     let neighbourhood = task.neighbourhood_exclusions.then_some(task.targets);
     let n = task.queries.n();
-    let mut evaluations = Vec::with_capacity(grid.len());
+    let (firsts, offsets) = hubness::inverted_softmax_grid(
+        task.queries,
+        task.gallery,
+        task.targets,
+        neighbourhood,
+        grid,
+        sizes,
+        progress,
+    )?;
     let mut hits: Vec<Vec<f64>> = Vec::with_capacity(grid.len());
-    for &beta in grid {
-        let offsets = hubness::inverted_softmax_offsets(
-            task.queries,
-            task.gallery,
-            neighbourhood,
-            beta,
-            sizes,
-            progress,
-        )?;
-        let gallery = Gallery::with_offsets(task.gallery, &offsets)?;
-        progress.begin(n as u64, &format!("attack: inverted softmax beta={beta} (cross-fitted tuning)"));
-        let e = evaluate::evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?;
-        hits.push(e.attack.iter().map(evaluate::hit_at_1).collect());
-        evaluations.push(e);
+    for list in &firsts {
+        let h = list
+            .iter()
+            .enumerate()
+            .map(|(q, first)| {
+                first.as_ref().map(|f| first_hit_probability(f, 1)).ok_or_else(|| {
+                    Error::config(format!("query {q} has no true match; every attacked query needs one"))
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        hits.push(h);
     }
     let curve = grid
         .iter()
@@ -190,11 +203,23 @@ pub(super) fn tune_beta(
         let best = (0..grid.len()).fold(0, |b, g| if recall(g) > recall(b) { g } else { b });
         fold_choice.push(best);
     }
+    let fold_sizes = folds.sizes();
+    let mut evaluations: Vec<Option<Evaluation>> = (0..grid.len()).map(|_| None).collect();
+    for (&g, &size) in fold_choice.iter().zip(&fold_sizes) {
+        if size == 0 || evaluations[g].is_some() {
+            continue;
+        }
+        let gallery = Gallery::with_offsets(task.gallery, &offsets[g])?;
+        let beta = grid[g];
+        progress.begin(n as u64, &format!("attack: inverted softmax beta={beta} (cross-fitted tuning)"));
+        evaluations[g] =
+            Some(evaluate::evaluate(task.queries, &gallery, task.targets, control, false, sizes, progress)?);
+    }
     Ok(TunedBeta {
         curve,
         fold_beta: fold_choice.iter().map(|&g| grid[g]).collect(),
         fold_choice,
-        fold_sizes: folds.sizes(),
+        fold_sizes,
         evaluations,
     })
 }
@@ -205,7 +230,12 @@ impl TunedBeta {
         let mut assembly = Assembly::new(folds.len());
         for f in 0..folds.k() {
             let members = folds.members(f);
-            let e = &self.evaluations[self.fold_choice[f]];
+            if members.is_empty() {
+                continue;
+            }
+            let e = self.evaluations[self.fold_choice[f]]
+                .as_ref()
+                .ok_or_else(|| Error::config(format!("cross-fitting fold {f}'s temperature was not evaluated")))?;
             for &q in &members {
                 assembly.attack[q] = Some(e.attack[q]);
                 assembly.control[q] = Some(e.control[q]);

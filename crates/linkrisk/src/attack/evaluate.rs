@@ -78,9 +78,7 @@ pub fn evaluate_with_columns<C: ColumnReducer>(
     if control.n_queries() != targets.n_queries() || control.n_gallery() != targets.n_gallery() {
         return Err(Error::config("control targets do not match the ranking task"));
     }
-    let weights: Option<Vec<u32>> = (gallery.n_duplicates() > 0)
-        .then(|| (0..gallery.n_unique()).map(|u| gallery.multiplicity(u)).collect());
-    let reducer = ControlReducer { control, weights };
+    let reducer = ControlReducer::new(control, gallery);
     let options = RankOptions { top_k: usize::from(want_top1), sizes: *sizes };
     let (ranked, states) =
         rank_with_columns(queries, gallery, targets, 0..queries.n(), &options, &reducer, columns, progress)?;
@@ -88,20 +86,7 @@ pub fn evaluate_with_columns<C: ColumnReducer>(
     let mut control_out = Vec::with_capacity(ranked.len());
     let mut top1 = Vec::new();
     for (ranking, control) in ranked {
-        let anchor = ranking.anchor_rank().ok_or_else(|| {
-            Error::config(format!(
-                "query {} has no true match; every attacked query needs one",
-                ranking.query
-            ))
-        })?;
-        let first = ranking.first_positive().expect("a query with an anchor has a positive");
-        attack.push(QueryOutcome {
-            first,
-            anchor_greater: anchor.greater,
-            anchor_tied: anchor.tied,
-            n_negatives: ranking.n_negatives,
-            n_positives: ranking.positives.len() as u64,
-        });
+        attack.push(attack_outcome(&ranking)?);
         control_out.push(
             control.ok_or_else(|| Error::config(format!("query {} has no control decoy", ranking.query)))?,
         );
@@ -112,10 +97,38 @@ pub fn evaluate_with_columns<C: ColumnReducer>(
     Ok((Evaluation { attack, control: control_out, top1 }, states))
 }
 
-/// Counts of the decoy targets on the row the engine already holds.
-struct ControlReducer<'a> {
+/// The outcome of one query's ranking against its true targets (an error if it has no
+/// true match).
+pub fn attack_outcome(ranking: &QueryRanking) -> Result<QueryOutcome> {
+    let anchor = ranking.anchor_rank().ok_or_else(|| {
+        Error::config(format!("query {} has no true match; every attacked query needs one", ranking.query))
+    })?;
+    let first = ranking.first_positive().expect("a query with an anchor has a positive");
+    Ok(QueryOutcome {
+        first,
+        anchor_greater: anchor.greater,
+        anchor_tied: anchor.tied,
+        n_negatives: ranking.n_negatives,
+        n_positives: ranking.positives.len() as u64,
+    })
+}
+
+/// Counts of the decoy targets on the row the engine already holds (a [`QueryReducer`]):
+/// any ranking pass over the attack's gallery can carry the control (e.g. the relink
+/// audit's own pass, so its default cosine attack costs no pass of its own).
+#[derive(Debug)]
+pub struct ControlReducer<'a> {
     control: &'a Targets,
     weights: Option<Vec<u32>>,
+}
+
+impl<'a> ControlReducer<'a> {
+    /// The control `control` (decoy targets, `super::decoy_targets`) on rows of `gallery`.
+    pub fn new(control: &'a Targets, gallery: &Gallery<'_>) -> Self {
+        let weights: Option<Vec<u32>> = (gallery.n_duplicates() > 0)
+            .then(|| (0..gallery.n_unique()).map(|u| gallery.multiplicity(u)).collect());
+        ControlReducer { control, weights }
+    }
 }
 
 impl QueryReducer for ControlReducer<'_> {

@@ -15,12 +15,17 @@
 //!   only to queries whose plain-cosine nearest item is in the bank's activation set (the
 //!   gallery items some bank query retrieves first); other queries keep plain cosine.
 
-use crate::engine::{rank, rank_with_columns, BlockSizes, Gallery, Progress, RankOptions, Rows, Targets};
+use crate::engine::count::count_offset;
+use crate::engine::{
+    rank, rank_with, rank_with_columns, BlockSizes, FirstPositive, Gallery, Progress, QueryRanking,
+    QueryReducer, RankOptions, Rows, ScoreRow, Targets,
+};
 use crate::error::{Error, Result};
 use crate::metrics::retrieval::{summarize, RankedQuery};
 
 use super::neighbourhood::{
-    exclusions_only, knn_mean_similarity, log_normalizers, transposed_exclusions, ColumnStats,
+    exclusions_only, knn_mean_similarity, log_normalizers, log_normalizers_multi, transposed_exclusions,
+    ColumnStats,
 };
 
 /// Gallery offsets of CSLS: -r_g / 2, r_g = mean similarity of gallery item g to its `k`
@@ -156,6 +161,10 @@ pub struct BetaPoint {
 /// Choose beta on a labelled tuning task disjoint from the attacked queries: the grid value
 /// with the highest inverted-softmax Recall@1 there (normalised over the tuning queries;
 /// ties: the smaller beta). Returns the choice and the whole curve.
+///
+/// Two passes over the pairs for the whole grid ([`inverted_softmax_hits`]), not a
+/// normaliser pass and a ranking pass per grid value; the curve is bit for bit the one the
+/// per-value passes give (tested).
 pub fn tune_beta(
     queries: Rows<'_>,
     gallery: Rows<'_>,
@@ -169,26 +178,174 @@ pub fn tune_beta(
         return Err(Error::config("the inverted-softmax temperature grid is empty"));
     }
     let exclusions = neighbourhood_exclusions.then_some(targets);
-    let mut curve = Vec::with_capacity(grid.len());
-    for &beta in grid {
-        let offsets = inverted_softmax_offsets(queries, gallery, exclusions, beta, sizes, progress)?;
-        let g = Gallery::with_offsets(gallery, &offsets)?;
-        let options = RankOptions { top_k: 0, sizes: *sizes };
-        let ranked = rank(queries, &g, targets, 0..queries.n(), &options, progress)?;
-        let list: Vec<RankedQuery> = ranked
-            .iter()
-            .filter_map(|r| {
-                Some(RankedQuery {
-                    first: r.first_positive()?,
-                    n_negatives: r.n_negatives,
-                    n_positives: r.positives.len() as u64,
+    let hits = inverted_softmax_hits(queries, gallery, targets, exclusions, grid, sizes, progress)?;
+    Ok(choose_beta(grid, &hits, targets))
+}
+
+/// The temperature curve from every grid value's rank counts per query (`hits[b][q]`, as
+/// [`inverted_softmax_hits`] returns them) and its best point (ties: the earlier value).
+pub(crate) fn choose_beta(
+    grid: &[f64],
+    hits: &[Vec<Option<FirstPositive>>],
+    targets: &Targets,
+) -> (f64, Vec<BetaPoint>) {
+    let curve: Vec<BetaPoint> = grid
+        .iter()
+        .zip(hits)
+        .map(|(&beta, firsts)| {
+            let list: Vec<RankedQuery> = firsts
+                .iter()
+                .enumerate()
+                .filter_map(|(q, first)| {
+                    Some(RankedQuery {
+                        first: (*first)?,
+                        n_negatives: targets.n_negatives(q) as u64,
+                        n_positives: targets.n_positives(q) as u64,
+                    })
                 })
-            })
-            .collect();
-        curve.push(BetaPoint { beta, recall_at_1: summarize(&list, 0.95).recall_at_1.value });
-    }
+                .collect();
+            BetaPoint { beta, recall_at_1: summarize(&list, 0.95).recall_at_1.value }
+        })
+        .collect();
     let best = curve.iter().fold(curve[0], |b, p| if p.recall_at_1 > b.recall_at_1 { *p } else { b });
-    Ok((best.beta, curve))
+    (best.beta, curve)
+}
+
+/// The inverted softmax at every temperature of `grid` from two passes over the pairs: the
+/// normalisers of all temperatures in one ([`log_normalizers_multi`], over the rows of
+/// `queries`, with `exclusions` if given), then one plain-cosine ranking pass whose
+/// [`OffsetHits`] reducer ranks each query's positives under every temperature's offsets.
+/// Returns, per grid value and per query, the rank counts of the best positive (`None` for
+/// a query without positives): exactly what `rank` over `Gallery::with_offsets` with that
+/// temperature's offsets gives as `first_positive()`, and the offsets themselves.
+#[allow(clippy::type_complexity)]
+pub fn inverted_softmax_hits(
+    queries: Rows<'_>,
+    gallery: Rows<'_>,
+    targets: &Targets,
+    exclusions: Option<&Targets>,
+    grid: &[f64],
+    sizes: &BlockSizes,
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<Option<FirstPositive>>>> {
+    Ok(inverted_softmax_grid(queries, gallery, targets, exclusions, grid, sizes, progress)?.0)
+}
+
+/// [`inverted_softmax_hits`], also returning every grid value's gallery offsets.
+#[allow(clippy::type_complexity)]
+pub(crate) fn inverted_softmax_grid(
+    queries: Rows<'_>,
+    gallery: Rows<'_>,
+    targets: &Targets,
+    exclusions: Option<&Targets>,
+    grid: &[f64],
+    sizes: &BlockSizes,
+    progress: &dyn Progress,
+) -> Result<(Vec<Vec<Option<FirstPositive>>>, Vec<Vec<f32>>)> {
+    let transposed = exclusions.map(transposed_exclusions).transpose()?;
+    progress.begin(gallery.n() as u64, &format!("inverted softmax: normalisers at {} temperatures", grid.len()));
+    let log_z = log_normalizers_multi(gallery, queries, transposed.as_ref(), grid, sizes, progress)?;
+    let offsets: Vec<Vec<f32>> =
+        log_z.iter().zip(grid).map(|(z, &beta)| inverted_softmax_offsets_from(z, beta)).collect();
+    for o in &offsets {
+        // What `Gallery::with_offsets` would refuse.
+        if let Some(g) = o.iter().position(|x| !x.is_finite()) {
+            return Err(Error::config(format!("score offset of gallery item {g} is {}, not finite", o[g])));
+        }
+    }
+    let plain = Gallery::new(gallery);
+    let reducer = OffsetHits::new(&plain, targets, &offsets)?;
+    let options = RankOptions { top_k: 0, sizes: *sizes };
+    progress.begin(queries.n() as u64, &format!("inverted softmax: ranks at {} temperatures", grid.len()));
+    let ranked = rank_with(queries, &plain, targets, 0..queries.n(), &options, &reducer, progress)?;
+    let mut per_beta: Vec<Vec<Option<FirstPositive>>> =
+        (0..offsets.len()).map(|_| Vec::with_capacity(queries.n())).collect();
+    for (_, firsts) in ranked {
+        for (list, first) in per_beta.iter_mut().zip(firsts) {
+            list.push(first);
+        }
+    }
+    Ok((per_beta, offsets))
+}
+
+/// A [`QueryReducer`] that ranks a query's positives under several per-gallery-item
+/// additive offset vectors at once, from the plain-cosine row of one pass: for each
+/// offset vector o, the scores are `cos(q, g) + o[g]` rounded to f32 exactly as the kernel
+/// adds a gallery's offsets, so each result equals `first_positive()` of a separate pass
+/// over `Gallery::with_offsets(rows, o)` (same greater and tied counts, same ties),
+/// for one scan of the row per offset vector instead of a GEMM over all pairs.
+#[derive(Debug)]
+pub struct OffsetHits<'a> {
+    gallery: &'a Gallery<'a>,
+    targets: &'a Targets,
+    offsets: &'a [Vec<f32>],
+}
+
+impl<'a> OffsetHits<'a> {
+    /// Offsets per vector and gallery item; `gallery` must have no offsets of its own.
+    pub fn new(gallery: &'a Gallery<'a>, targets: &'a Targets, offsets: &'a [Vec<f32>]) -> Result<Self> {
+        if gallery.unique_offsets().is_some() {
+            return Err(Error::config("offset ranks need the plain-cosine gallery"));
+        }
+        if offsets.iter().any(|o| o.len() != gallery.len()) || targets.n_gallery() != gallery.len() {
+            return Err(Error::config("offset vectors or targets do not match the gallery"));
+        }
+        Ok(OffsetHits { gallery, targets, offsets })
+    }
+}
+
+thread_local! {
+    /// Per-thread copy of one query's cosine row, one value per gallery item.
+    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl QueryReducer for OffsetHits<'_> {
+    type Output = Vec<Option<FirstPositive>>;
+
+    fn reduce(&self, q: usize, row: ScoreRow<'_>, _ranking: &QueryRanking) -> Self::Output {
+        let (items, positive) = self.targets.special(q);
+        if !positive.contains(&true) {
+            return vec![None; self.offsets.len()];
+        }
+        ROW.with(|buf| {
+            let cosine = &mut *buf.borrow_mut();
+            if self.gallery.n_duplicates() == 0 {
+                row.copy_unique_scores(cosine);
+            } else {
+                cosine.clear();
+                cosine.extend((0..self.gallery.len()).map(|g| row.score(g)));
+            }
+            let mut special = vec![0f32; items.len()];
+            self.offsets
+                .iter()
+                .map(|offsets| {
+                    for (s, &g) in special.iter_mut().zip(items) {
+                        *s = cosine[g as usize] + offsets[g as usize];
+                    }
+                    let best = special
+                        .iter()
+                        .zip(positive)
+                        .filter(|(_, &p)| p)
+                        .map(|(&s, _)| s)
+                        .reduce(f32::max)
+                        .expect("a positive");
+                    let (mut greater, mut tied) = count_offset(cosine, offsets, best);
+                    let mut tied_positives = 0;
+                    // Positives and exclusions were counted like everyone else; they are not
+                    // negatives.
+                    for (&s, &p) in special.iter().zip(positive) {
+                        if s > best {
+                            greater -= 1;
+                        } else if s == best {
+                            tied -= 1;
+                            tied_positives += u64::from(p);
+                        }
+                    }
+                    Some(FirstPositive { greater, tied_negatives: tied, tied_positives })
+                })
+                .collect()
+        })
+    }
 }
 
 /// The activation set of QB-Norm's dynamic inverted softmax: for every gallery item,

@@ -34,6 +34,8 @@ mod report;
 mod tests;
 #[cfg(test)]
 mod tests_side;
+#[cfg(test)]
+mod tests_grid;
 
 use serde::Serialize;
 
@@ -42,7 +44,7 @@ use crate::engine::{BlockSizes, Rows, Targets};
 use crate::error::{Error, Result};
 
 pub use assignment::{AssignmentSettings, Solver};
-pub use compare::compare;
+pub use compare::{compare, compare_with_cosine, plain_cosine_pass};
 pub use control::{decoy_targets, normalized_risk, Decoys};
 pub use evaluate::{evaluate, evaluate_with_columns, Evaluation, QueryOutcome};
 pub use hubness::{BetaPoint, DEFAULT_BETA, DEFAULT_BETA_GRID};

@@ -82,7 +82,23 @@ pub fn log_normalizers(
     sizes: &BlockSizes,
     progress: &dyn Progress,
 ) -> Result<Vec<f64>> {
-    if !(beta.is_finite() && beta > 0.0) {
+    let mut all = log_normalizers_multi(rows, other, exclusions, &[beta], sizes, progress)?;
+    Ok(all.pop().unwrap_or_default())
+}
+
+/// [`log_normalizers`] at every temperature of `betas` from one pass over the pairs: the
+/// same score rows, maxima and sums per beta, so each result is bitwise what
+/// [`log_normalizers`] gives at that beta alone (one GEMM pass instead of one per beta; the
+/// temperature search of `hubness::tune_beta`). Returns one vector per beta, in order.
+pub fn log_normalizers_multi(
+    rows: Rows<'_>,
+    other: Rows<'_>,
+    exclusions: Option<&Targets>,
+    betas: &[f64],
+    sizes: &BlockSizes,
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<f64>>> {
+    if let Some(&beta) = betas.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
         return Err(Error::config(format!("inverted-softmax temperature beta must be positive, got {beta}")));
     }
     if let Some(t) = exclusions {
@@ -99,48 +115,58 @@ pub fn log_normalizers(
     let gallery = Gallery::new(other);
     let weights: Option<Vec<f32>> = (gallery.n_duplicates() > 0)
         .then(|| (0..gallery.n_unique()).map(|u| gallery.multiplicity(u) as f32).collect());
-    let mut out = vec![0f64; rows.n()];
-    let beta32 = beta as f32;
+    let n_betas = betas.len();
+    // Row-major: row i's normalisers at every beta, transposed to one vector per beta below.
+    let mut out = vec![0f64; rows.n() * n_betas];
+    if n_betas == 0 {
+        return Ok(Vec::new());
+    }
     for_each_block(rows, &gallery, 0..rows.n(), sizes, progress, |block| {
         let start = block.query_start;
-        out[start..start + block.len()].par_iter_mut().enumerate().try_for_each(|(i, slot)| {
-            let row = block.row(i);
-            SCRATCH.with(|scratch| {
-                let scores = &mut *scratch.borrow_mut();
-                row.copy_unique_scores(scores);
-                // Excluded items: a representative whose every member is excluded leaves the
-                // sum entirely (-inf); partly excluded duplicates are subtracted afterwards.
-                let mut partial: Vec<(usize, f64)> = Vec::new();
-                if let Some(t) = exclusions {
-                    let mut excluded: Vec<usize> =
-                        t.exclusions(start + i).map(|g| gallery.unique_of(g as usize)).collect();
-                    excluded.sort_unstable();
-                    for run in excluded.chunk_by(|a, b| a == b) {
-                        let u = run[0];
-                        if run.len() as u32 == gallery.multiplicity(u) {
-                            scores[u] = f32::NEG_INFINITY;
-                        } else {
-                            partial.push((u, run.len() as f64));
+        out[start * n_betas..(start + block.len()) * n_betas]
+            .par_chunks_mut(n_betas)
+            .enumerate()
+            .try_for_each(|(i, slots)| {
+                let row = block.row(i);
+                SCRATCH.with(|scratch| {
+                    let scores = &mut *scratch.borrow_mut();
+                    row.copy_unique_scores(scores);
+                    // Excluded items: a representative whose every member is excluded leaves
+                    // the sum entirely (-inf); partly excluded duplicates are subtracted
+                    // afterwards.
+                    let mut partial: Vec<(usize, f64)> = Vec::new();
+                    if let Some(t) = exclusions {
+                        let mut excluded: Vec<usize> =
+                            t.exclusions(start + i).map(|g| gallery.unique_of(g as usize)).collect();
+                        excluded.sort_unstable();
+                        for run in excluded.chunk_by(|a, b| a == b) {
+                            let u = run[0];
+                            if run.len() as u32 == gallery.multiplicity(u) {
+                                scores[u] = f32::NEG_INFINITY;
+                            } else {
+                                partial.push((u, run.len() as f64));
+                            }
                         }
                     }
-                }
-                let max = max_of(scores);
-                if max == f32::NEG_INFINITY {
-                    return Err(Error::config(format!(
-                        "row {} has no neighbour left after exclusions; the normaliser is undefined",
-                        start + i
-                    )));
-                }
-                let mut sum = sum_exp(scores, weights.as_deref(), beta32, max);
-                for (u, count) in partial {
-                    sum -= count * (beta * (f64::from(scores[u]) - f64::from(max))).exp();
-                }
-                *slot = beta * f64::from(max) + sum.max(f64::MIN_POSITIVE).ln();
-                Ok(())
+                    let max = max_of(scores);
+                    if max == f32::NEG_INFINITY {
+                        return Err(Error::config(format!(
+                            "row {} has no neighbour left after exclusions; the normaliser is undefined",
+                            start + i
+                        )));
+                    }
+                    for (slot, &beta) in slots.iter_mut().zip(betas) {
+                        let mut sum = sum_exp(scores, weights.as_deref(), beta as f32, max);
+                        for &(u, count) in &partial {
+                            sum -= count * (beta * (f64::from(scores[u]) - f64::from(max))).exp();
+                        }
+                        *slot = beta * f64::from(max) + sum.max(f64::MIN_POSITIVE).ln();
+                    }
+                    Ok(())
+                })
             })
-        })
     })?;
-    Ok(out)
+    Ok((0..n_betas).map(|b| out.iter().skip(b).step_by(n_betas).copied().collect()).collect())
 }
 
 /// Gallery-side neighbourhood statistics gathered during a ranking pass of the same queries

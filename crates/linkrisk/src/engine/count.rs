@@ -75,6 +75,26 @@ multiversion! {
 }
 
 multiversion! {
+    /// Scores `cosine[i] + offsets[i]` strictly above and exactly at `t`, each sum rounded
+    /// to f32 as the kernel adds a gallery's offsets (`add_offsets`), so the counts are those
+    /// of a pass over a gallery with these offsets, without its GEMM.
+    pub(crate) fn count_offset(cosine: &[f32], offsets: &[f32], t: f32) -> (u64, u64) {
+        let (mut greater, mut tied) = (0u64, 0u64);
+        for (run, off) in cosine.chunks(RUN).zip(offsets.chunks(RUN)) {
+            let (mut g, mut e) = (0u32, 0u32);
+            for (&c, &o) in run.iter().zip(off) {
+                let x = c + o;
+                g += u32::from(x > t);
+                e += u32::from(x == t);
+            }
+            greater += u64::from(g);
+            tied += u64::from(e);
+        }
+        (greater, tied)
+    }
+}
+
+multiversion! {
     /// Weighted counts of scores strictly above and exactly at `t`.
     fn count_one_weighted(scores: &[f32], weights: &[u32], t: f32) -> (u64, u64) {
         let (mut greater, mut tied) = (0u64, 0u64);

@@ -381,11 +381,31 @@ pub struct SubgroupReport {
 /// the statistics over them ([`finish`]). A sharded run computes the same records in slices
 /// and finishes after merging them (`crate::audit::relink::partial`).
 pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -> Result<RelinkReport> {
+    relink_fused(cohort, config, true, progress)
+}
+
+/// [`relink`]; with `fuse`, the plain-cosine attack rides on the audit's own ranking pass
+/// when the attack comparison's cosine pass is a plain evaluation
+/// (`attack::plain_cosine_pass`; the default audit), else the comparison ranks again. The
+/// report is the same either way (tested).
+pub(crate) fn relink_fused(
+    cohort: &Cohort,
+    config: &RelinkConfig,
+    fuse: bool,
+    progress: &dyn Progress,
+) -> Result<RelinkReport> {
     let inputs = RelinkInputs::from_cohort(cohort, config)?;
-    let part = relink_range(&inputs, config, 0..inputs.n_queries(), progress)?;
+    let attack_config = config.attack_config();
+    let cosine_control = match &attack_config {
+        Some(a) if fuse && crate::attack::plain_cosine_pass(a)? => Some(a.seed),
+        _ => None,
+    };
+    let (part, mut cosine) =
+        records::relink_range_with_cosine(&inputs, config, 0..inputs.n_queries(), cosine_control, progress)?;
     let mut report = finish(config, &part.context, &part.records)?;
     if config.attack.is_some() {
         let side = side_plan(&cohort.metadata, &inputs.records, config)?;
+        let forward_cosine = cosine.first_mut().and_then(Option::take);
         report.forward.attack_comparison = attack_direction(
             cohort,
             &inputs,
@@ -393,9 +413,11 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
             &config.query_view,
             &config.gallery_view,
             config,
+            forward_cosine,
             progress,
         )?;
         if let Some(reverse) = report.reverse.as_mut() {
+            let reverse_cosine = cosine.get_mut(1).and_then(Option::take);
             reverse.attack_comparison = attack_direction(
                 cohort,
                 &inputs,
@@ -403,6 +425,7 @@ pub fn relink(cohort: &Cohort, config: &RelinkConfig, progress: &dyn Progress) -
                 &config.gallery_view,
                 &config.query_view,
                 config,
+                reverse_cosine,
                 progress,
             )?;
         }

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::cohort::{Label, Metadata};
 use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
+use crate::attack::decoy_targets;
+use crate::attack::evaluate::{attack_outcome, ControlReducer};
+use crate::attack::Evaluation;
 use crate::engine::{rank_with, FirstPositive, Progress, RankOptions, Rows, Targets};
 use crate::error::{Error, Result};
 
@@ -98,6 +101,21 @@ pub fn relink_range(
     range: Range<usize>,
     progress: &dyn Progress,
 ) -> Result<RelinkPart> {
+    Ok(relink_range_with_cosine(inputs, config, range, None, progress)?.0)
+}
+
+/// [`relink_range`], the pass also carrying the cosine attack's control when
+/// `cosine_control` gives its seed (`decoy_targets(targets, seed)`, as the attack
+/// comparison draws it): then it also returns, per direction, the plain-cosine attack
+/// evaluation of the range's queries (what `attack::evaluate` computes in a pass of its
+/// own), so the default audit ranks every pair once.
+pub(super) fn relink_range_with_cosine(
+    inputs: &RelinkInputs<'_>,
+    config: &RelinkConfig,
+    range: Range<usize>,
+    cosine_control: Option<u64>,
+    progress: &dyn Progress,
+) -> Result<(RelinkPart, Vec<Option<Evaluation>>)> {
     config.validate()?;
     let n = inputs.n_queries();
     if range.start > range.end || range.end > n {
@@ -109,17 +127,26 @@ pub fn relink_range(
             inputs.loaded
         )));
     }
-    let (context, records) =
-        direction_records(inputs, &inputs.query, &inputs.gallery, config, range.clone(), progress)?;
+    let (context, records, cosine) = direction_records(
+        inputs,
+        &inputs.query,
+        &inputs.gallery,
+        config,
+        range.clone(),
+        cosine_control,
+        progress,
+    )?;
     let mut part =
         RelinkPart { context: RelinkContext { directions: vec![context] }, records: vec![records] };
+    let mut evaluations = vec![cosine];
     if config.direction == Direction::Both {
-        let (context, records) =
-            direction_records(inputs, &inputs.gallery, &inputs.query, config, range, progress)?;
+        let (context, records, cosine) =
+            direction_records(inputs, &inputs.gallery, &inputs.query, config, range, cosine_control, progress)?;
         part.context.directions.push(context);
         part.records.push(records);
+        evaluations.push(cosine);
     }
-    Ok(part)
+    Ok((part, evaluations))
 }
 
 /// Positives and exclusions of every query: local index i's anchor is gallery i.
@@ -184,8 +211,9 @@ pub(super) fn direction_records(
     gallery_rows: &ViewRows<'_>,
     config: &RelinkConfig,
     range: Range<usize>,
+    cosine_control: Option<u64>,
     progress: &dyn Progress,
-) -> Result<(DirectionContext, Vec<QueryRecord>)> {
+) -> Result<(DirectionContext, Vec<QueryRecord>, Option<Evaluation>)> {
     let meta = inputs.metadata.as_ref();
     let records = &inputs.records;
     let n = records.len();
@@ -206,10 +234,27 @@ pub(super) fn direction_records(
     let (subgroups, codes_of) = subgroup_codes(meta, records, config);
     progress.begin(range.len() as u64, &format!("{}->{}", query.name, gallery_rows.name));
     let options = RankOptions { top_k: 0, sizes: config.sizes };
-    let ranked = rank_with(queries, &gallery, &targets, range, &options, &(random, matched), progress)?;
+    // A task the control cannot be drawn for is left to the attack comparison's own pass,
+    // which reports why.
+    let decoys = cosine_control.and_then(|seed| decoy_targets(&targets, seed).ok());
+    let control = decoys.as_ref().map(|d| ControlReducer::new(&d.targets, &gallery));
+    let reducers = ((random, matched), control);
+    let ranked = rank_with(queries, &gallery, &targets, range, &options, &reducers, progress)?;
+    let mut cosine = decoys.as_ref().map(|_| Evaluation {
+        attack: Vec::with_capacity(ranked.len()),
+        control: Vec::with_capacity(ranked.len()),
+        top1: Vec::new(),
+    });
+    if let Some(e) = cosine.as_mut() {
+        for (r, (_, control)) in &ranked {
+            e.attack.push(attack_outcome(r)?);
+            let control = control.flatten();
+            e.control.push(control.ok_or_else(|| Error::config(format!("query {} has no control decoy", r.query)))?);
+        }
+    }
     let records_out = ranked
         .into_iter()
-        .map(|(r, (random, matched))| {
+        .map(|(r, ((random, matched), _))| {
             let first = r.first_positive().expect("every relink query has its true match");
             let anchor = r.anchor_rank().expect("every relink query has its true match");
             QueryRecord {
@@ -238,5 +283,5 @@ pub(super) fn direction_records(
         gallery_exact_duplicates: gallery.n_duplicates(),
         subgroups,
     };
-    Ok((context, records_out))
+    Ok((context, records_out, cosine))
 }

@@ -31,6 +31,7 @@ pub(super) fn attack_direction(
     query_name: &str,
     gallery_name: &str,
     config: &RelinkConfig,
+    cosine: Option<attack::Evaluation>,
     progress: &dyn Progress,
 ) -> Result<Option<AttackComparison>> {
     let Some(attack_config) = config.attack_config() else { return Ok(None) };
@@ -53,10 +54,12 @@ pub(super) fn attack_direction(
         neighbourhood_exclusions: false,
     };
     let comparison = match side {
-        SidePlan::None(reason) => attack::compare(&task, Side::None(reason), &attack_config, progress)?,
+        SidePlan::None(reason) => {
+            attack::compare_with_cosine(&task, Side::None(reason), &attack_config, cosine, progress)?
+        }
         SidePlan::CrossFit(folds, reason) => {
             let side = Side::CrossFit { folds, reason: reason.as_deref() };
-            attack::compare(&task, side, &attack_config, progress)?
+            attack::compare_with_cosine(&task, side, &attack_config, cosine, progress)?
         }
         SidePlan::Split(name, rows) => {
             let q = gather(query_view, rows);
@@ -73,7 +76,7 @@ pub(super) fn attack_direction(
                 },
                 source: &source,
             };
-            attack::compare(&task, Side::Separate(&side), &attack_config, progress)?
+            attack::compare_with_cosine(&task, Side::Separate(&side), &attack_config, cosine, progress)?
         }
     };
     Ok(Some(comparison))

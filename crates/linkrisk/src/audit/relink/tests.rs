@@ -159,3 +159,32 @@ fn bad_configurations_are_rejected_with_the_flag_named() {
     let e = err(RelinkConfig { gallery_view: "text".into(), ..RelinkConfig::default() });
     assert!(e.contains("text") && e.contains("report"), "{e}");
 }
+
+/// The default audit ranks every pair once: the cosine attack and its control ride on the
+/// audit's own pass. The report must be byte for byte the one from a separate attack pass
+/// (both directions, study- and patient-level targets, an attack list that adds assignment
+/// and one whose cosine pass gathers statistics and so always runs its own).
+#[test]
+fn cosine_attack_on_the_audit_pass_gives_the_same_report_as_its_own_pass() {
+    use crate::attack::{AttackConfig, AttackName};
+    let c = cohort(5, 90, 12, 0.7);
+    let attacks = [vec![AttackName::Cosine], vec![AttackName::Cosine, AttackName::Assignment], vec![
+        AttackName::Cosine,
+        AttackName::Csls,
+    ]];
+    for (i, list) in attacks.into_iter().enumerate() {
+        let cfg = RelinkConfig {
+            direction: Direction::Both,
+            match_level: if i == 1 { MatchLevel::Patient } else { MatchLevel::Study },
+            attack: Some(AttackConfig { attacks: list, ..AttackConfig::default() }),
+            seed: 11 + i as u64,
+            ..config(vec![10, 50])
+        };
+        let fused = relink_fused(&c, &cfg, true, &NoProgress).unwrap();
+        let separate = relink_fused(&c, &cfg, false, &NoProgress).unwrap();
+        let json = |r: &RelinkReport| serde_json::to_string(r).unwrap();
+        assert_eq!(json(&fused), json(&separate), "attack list {i}");
+        let comparison = fused.forward.attack_comparison.as_ref().unwrap();
+        assert!(comparison.attacks.iter().any(|r| r.name == "cosine" && r.recall_at_1 > 0.0));
+    }
+}
