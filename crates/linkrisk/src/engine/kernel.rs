@@ -83,6 +83,20 @@ pub trait Progress: Sync {
     fn begin(&self, _total: u64, _what: &str) {}
     /// `queries` more queries are done.
     fn advance(&self, queries: u64);
+    /// Whether the caller asked to stop (e.g. Ctrl-C in the Python bindings). Ranking passes
+    /// ask after each block and then return [`Error::Cancelled`]; the default never cancels.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// [`Error::Cancelled`] when `progress` asks to stop: the one check every ranking pass makes
+/// after each block.
+pub(crate) fn check_cancelled(progress: &dyn Progress) -> Result<()> {
+    if progress.cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
 }
 
 /// A [`Progress`] that ignores everything.
@@ -386,6 +400,7 @@ pub fn for_each_block(
         compute_chunks(block, &layout, queries.slice(b0, b1), gallery, &chunks);
         visit(&ScoreBlock { query_start: b0, scores: block, layout, gallery })?;
         progress.advance(rows as u64);
+        check_cancelled(progress)?;
         b0 = b1;
     }
     Ok(())
