@@ -16,7 +16,7 @@ use linkrisk::cohort::columns::{RowNumbering, RowParser};
 use linkrisk::cohort::npy::Dtype;
 use linkrisk::cohort::summary::CohortSummary;
 use linkrisk::cohort::{Cohort, Metadata, MetadataOptions, View, ViewSource};
-use numpy::PyReadonlyArray2;
+use numpy::{PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::error::to_py;

@@ -40,7 +40,7 @@ impl PyProgress {
     }
 
     fn poll(&self, what: &str, done: u64, total: u64) {
-        if self.cancelled() {
+        if linkrisk::engine::Progress::cancelled(self) {
             return;
         }
         let result = Python::attach(|py| -> PyResult<()> {

@@ -89,7 +89,7 @@ def test_array_shape_and_dtype(parts):
 
 def test_unknown_view_and_split(cohort_dir):
     cohort = linkrisk.Cohort.load(cohort_dir)
-    with pytest.raises(linkrisk.InputError, match="no view named `text`; this cohort has: image, report"):
+    with pytest.raises(linkrisk.InputError, match="no view named `text`; this cohort has: image, image_features, report, report_features"):
         linkrisk.relink(cohort, gallery="text", bootstrap=0)
     with pytest.raises(linkrisk.LinkriskError, match="validation"):
         linkrisk.relink(cohort, split="validation", bootstrap=0)

@@ -98,8 +98,7 @@ def _headline(kind: str, d: Dict[str, Any]) -> List[str]:
     """One or two numbers that summarise a report, for ``repr``."""
     out = []
     if kind == "relink":
-        for key in ("forward", "reverse"):
-            x = d.get(key)
+        for x in (d, d.get("reverse")):
             if x:
                 out.append(f"{x['query_view']}->{x['gallery_view']} Recall@1 {_pct(x['full']['recall_at_1'])}")
     elif kind == "reid":
@@ -127,17 +126,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _relink_direction(x: Dict[str, Any]) -> str:
     f = x["full"]
     rows = [["full database", _pct(f["recall_at_1"]), _ci(f["ci95_recall_at_1"]), _pct(f["recall_at_10"]),
-             f"{f['lift_at_1']:.2f}", "-"]]
+             f"{f['lift_at_1']:.2f}"]]
     for p in x.get("pools", []):
         label = ("pathology N=" if p["kind"] == "pathology_matched" else "random N=") + str(p["pool_size"])
         rows.append([label, _pct(p["recall_at_1"]), _ci(p["ci95_recall_at_1"]), _pct(p["recall_at_10"]),
-                     f"{p['lift_at_1']:.2f}", _pct(p["expected_recall_at_1"])])
+                     f"{p['lift_at_1']:.2f}"])
     title = (f"<p><b>{html.escape(x['query_view'])} &rarr; {html.escape(x['gallery_view'])}</b>: "
              f"{x['n_queries']} queries x {x['n_gallery']} gallery items, {x['n_patients']} patients</p>")
-    table = _table(["candidates", "Recall@1", "95% CI", "Recall@10", "lift@1", "expected"], rows)
+    table = _table(["candidates", "Recall@1", "95% CI", "Recall@10", "lift@1"], rows)
     attacks = ""
-    c = x.get("attack_comparison")
-    if c:
+    c = x
+    if c.get("attacks"):
         arows = [[a["name"], a.get("pool_size") or "full", a.get("leaked_pairs") or "-", _pct(a["recall_at_1"]),
                   _pct(a["control_recall_at_1"]), f"{a['normalized_risk']:.4f}"] for a in c.get("attacks", [])]
         attacks = f"<p>strongest attack: <b>{html.escape(str(c.get('strongest_attack')))}</b></p>" + _table(
@@ -149,9 +148,9 @@ def render_html(kind: str, d: Dict[str, Any]) -> str:
     """A compact HTML summary of a report (Jupyter's rich display)."""
     parts = [f"<div class='linkrisk-report'><h4>linkrisk {html.escape(kind)}</h4>"]
     if kind == "relink":
-        for key in ("forward", "reverse"):
-            if d.get(key):
-                parts.append(_relink_direction(d[key]))
+        parts.append(_relink_direction(d))
+        if d.get("reverse"):
+            parts.append(_relink_direction(d["reverse"]))
     elif kind == "utility":
         rows = [[f["finding"], f"{f['result']['auroc']:.4f}"] for f in d.get("findings", [])]
         parts.append(_table(["finding", "AUROC"], rows))
