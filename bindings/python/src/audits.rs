@@ -47,7 +47,9 @@ fn parse_pools(items: &[String]) -> PyResult<Vec<usize>> {
             continue;
         }
         let size: usize = item.parse().map_err(|_| {
-            config_err(format!("pools: `{item}` is neither a pool size nor \"full\" (e.g. pools=[10, 100, \"full\"])"))
+            config_err(format!(
+                "pools: `{item}` is neither a pool size nor \"full\" (e.g. pools=[10, 100, \"full\"])"
+            ))
         })?;
         if size < 2 {
             return Err(config_err(format!(
@@ -62,7 +64,11 @@ fn parse_pools(items: &[String]) -> PyResult<Vec<usize>> {
 }
 
 /// `attack` items as the CLI's `--attack` (names, `all` or `none`).
-fn parse_attacks(attack: &[String], csls_k: usize, leaked_pairs: Vec<usize>) -> PyResult<Option<AttackConfig>> {
+fn parse_attacks(
+    attack: &[String],
+    csls_k: usize,
+    leaked_pairs: Vec<usize>,
+) -> PyResult<Option<AttackConfig>> {
     let items: Vec<&str> = attack.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
     if items.iter().any(|s| s.eq_ignore_ascii_case("none")) {
         if items.len() > 1 {
@@ -88,7 +94,9 @@ fn side_source(side: &str, split_named: bool) -> PyResult<SideSource> {
         "auto" => SideSource::Auto,
         "audited" => SideSource::Audited,
         "split" => SideSource::Split,
-        other => return Err(config_err(format!("attack_side: `{other}` is not one of auto, audited, split"))),
+        other => {
+            return Err(config_err(format!("attack_side: `{other}` is not one of auto, audited, split")))
+        }
     })
 }
 
@@ -97,7 +105,9 @@ fn attackers(name: &str) -> PyResult<Attackers> {
         "auto" => Attackers::Auto,
         "linear-metric" | "linear_metric" => Attackers::Both,
         "none" => Attackers::NearestNeighbour,
-        other => return Err(config_err(format!("attacker: `{other}` is not one of auto, linear-metric, none"))),
+        other => {
+            return Err(config_err(format!("attacker: `{other}` is not one of auto, linear-metric, none")))
+        }
     })
 }
 
@@ -140,7 +150,9 @@ pub fn relink(
         direction: match direction {
             "query-to-gallery" | "query_to_gallery" => Direction::QueryToGallery,
             "both" => Direction::Both,
-            other => return Err(config_err(format!("direction: `{other}` is not one of query-to-gallery, both"))),
+            other => {
+                return Err(config_err(format!("direction: `{other}` is not one of query-to-gallery, both")))
+            }
         },
         seed,
         bootstrap_replicates: bootstrap,
@@ -268,7 +280,8 @@ pub fn attributes(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Output> {
     let p = probe(train_split, attack_side, side_folds, eval_split, folds, seed, tol, auroc_ci)?;
-    let targets = targets.iter().map(|t| t.parse::<Attribute>()).collect::<Result<Vec<_>, _>>().map_err(to_py)?;
+    let targets =
+        targets.iter().map(|t| t.parse::<Attribute>()).collect::<Result<Vec<_>, _>>().map_err(to_py)?;
     let config = AttributesConfig {
         view,
         train_split: p.train_split,
@@ -333,7 +346,11 @@ pub fn utility(
                 "exclude" => UncertainPolicy::Exclude,
                 "negative" => UncertainPolicy::Negative,
                 "positive" => UncertainPolicy::Positive,
-                other => return Err(config_err(format!("uncertain: `{other}` is not one of exclude, negative, positive"))),
+                other => {
+                    return Err(config_err(format!(
+                        "uncertain: `{other}` is not one of exclude, negative, positive"
+                    )))
+                }
             },
             blank: match blank {
                 "negative" => BlankPolicy::Negative,
@@ -362,7 +379,9 @@ fn accountant(name: &str, rdp_orders: &str, pld_discretization: f64) -> PyResult
             orders: match rdp_orders {
                 "extended" => RdpOrders::Extended,
                 "opacus" => RdpOrders::Opacus,
-                other => return Err(config_err(format!("rdp_orders: `{other}` is not one of extended, opacus"))),
+                other => {
+                    return Err(config_err(format!("rdp_orders: `{other}` is not one of extended, opacus")))
+                }
             },
         },
         other => return Err(config_err(format!("accountant: `{other}` is not one of pld, rdp"))),
@@ -381,7 +400,12 @@ fn steps(steps: Option<u64>, epochs: Option<f64>, sample_rate: f64) -> PyResult<
     }
 }
 
-fn check_common(sample_rate: f64, delta: f64, privacy_units: Option<u64>, allow_large_delta: bool) -> PyResult<()> {
+fn check_common(
+    sample_rate: f64,
+    delta: f64,
+    privacy_units: Option<u64>,
+    allow_large_delta: bool,
+) -> PyResult<()> {
     privacy::check_sample_rate(sample_rate).map_err(to_py)?;
     if let Some(units) = privacy_units {
         privacy::check_delta_for_units(delta, units, allow_large_delta).map_err(to_py)?;
@@ -505,7 +529,8 @@ pub fn record(
     let mut dir = linkrisk::report::RunDir::open_or_create(&run_dir).map_err(to_py)?;
     dir.check_label(&label, &fingerprint).map_err(to_py)?;
     for entry in entries {
-        let audit: serde_json::Value = serde_json::from_str(&entry).map_err(|e| config_err(format!("report: {e}")))?;
+        let audit: serde_json::Value =
+            serde_json::from_str(&entry).map_err(|e| config_err(format!("report: {e}")))?;
         dir.record_entry(linkrisk::report::RunEntry {
             key: String::new(),
             label: Some(label.clone()),
@@ -526,6 +551,8 @@ pub fn record(
 #[pyfunction]
 pub fn render_report(py: Python<'_>, run_dir: PathBuf) -> PyResult<Vec<String>> {
     use linkrisk::report::Format;
-    let written = py.detach(|| linkrisk::report::write_report(&run_dir, &[Format::Html, Format::Markdown])).map_err(to_py)?;
+    let written = py
+        .detach(|| linkrisk::report::write_report(&run_dir, &[Format::Html, Format::Markdown]))
+        .map_err(to_py)?;
     Ok(written.iter().map(|p| p.display().to_string()).collect())
 }

@@ -148,7 +148,9 @@ pub fn cohort_from_arrays(
 ) -> PyResult<PyCohort> {
     let metadata = match (metadata_path, names, cells) {
         (Some(path), _, _) => py.detach(|| read_metadata_file(&path)).map_err(to_py)?,
-        (None, Some(names), Some(cells)) => py.detach(|| metadata_from_columns(&names, &cells)).map_err(to_py)?,
+        (None, Some(names), Some(cells)) => {
+            py.detach(|| metadata_from_columns(&names, &cells)).map_err(to_py)?
+        }
         _ => return Err(crate::error::config("metadata: pass a DataFrame, a dict of columns or a path")),
     };
     let mut built = Vec::with_capacity(views.len());
@@ -166,7 +168,8 @@ pub fn cohort_from_arrays(
             member: None,
         };
         // Validating and normalising the copy runs without the GIL (parallel, as at load).
-        let view = py.detach(|| View::from_raw(name.clone(), source, n, dim, rows.to_vec())).map_err(to_py)?;
+        let view =
+            py.detach(|| View::from_raw(name.clone(), source, n, dim, rows.to_vec())).map_err(to_py)?;
         built.push(view);
     }
     let cohort = Cohort::from_parts(PathBuf::new(), metadata, built).map_err(to_py)?;

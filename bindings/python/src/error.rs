@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 /// The Python exception for a library error.
 pub fn to_py(err: linkrisk::Error) -> PyErr {
     Python::attach(|py| match &err {
-        linkrisk::Error::Input { path, message } => raise(py, "InputError", err.to_string(), message, Some(path)),
+        linkrisk::Error::Input { path, message } => {
+            raise(py, "InputError", err.to_string(), message, Some(path))
+        }
         linkrisk::Error::Io { path, source } => {
             raise(py, "InputError", err.to_string(), &source.to_string(), Some(path))
         }
