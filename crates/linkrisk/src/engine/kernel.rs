@@ -436,6 +436,39 @@ pub(crate) fn check_shapes(
 mod tests {
     use super::*;
 
+    /// Asks to stop once `after` queries are done.
+    struct StopAfter {
+        after: u64,
+        done: std::sync::atomic::AtomicU64,
+    }
+
+    impl Progress for StopAfter {
+        fn advance(&self, queries: u64) {
+            self.done.fetch_add(queries, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn cancelled(&self) -> bool {
+            self.done.load(std::sync::atomic::Ordering::Relaxed) >= self.after
+        }
+    }
+
+    #[test]
+    fn a_cancelled_pass_stops_after_the_block() {
+        let data: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+        let rows = Rows::new(&data, 40, 4).unwrap();
+        let gallery = Gallery::new(rows);
+        let sizes = BlockSizes { block_rows: 8, chunk_cols: 16, memory_budget_bytes: 0 };
+        let stop = StopAfter { after: 10, done: Default::default() };
+        let mut visited = Vec::new();
+        let result = for_each_block(rows, &gallery, 0..40, &sizes, &stop, |b| {
+            visited.push(b.query_start);
+            Ok(())
+        });
+        assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+        assert_eq!(visited, vec![0, 8], "stops after the block in which it was asked to");
+        let all = for_each_block(rows, &gallery, 0..40, &sizes, &NoProgress, |_| Ok(()));
+        assert!(all.is_ok());
+    }
+
     #[test]
     fn chunk_grid_covers_without_one_column_tail() {
         for n in 1..40 {
