@@ -39,6 +39,9 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The caller stopped the work through [`crate::engine::Progress::cancelled`].
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

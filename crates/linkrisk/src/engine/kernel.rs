@@ -83,6 +83,20 @@ pub trait Progress: Sync {
     fn begin(&self, _total: u64, _what: &str) {}
     /// `queries` more queries are done.
     fn advance(&self, queries: u64);
+    /// Whether the caller asked to stop (e.g. Ctrl-C in the Python bindings). Ranking passes
+    /// ask after each block and then return [`Error::Cancelled`]; the default never cancels.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// [`Error::Cancelled`] when `progress` asks to stop: the one check every ranking pass makes
+/// after each block.
+pub(crate) fn check_cancelled(progress: &dyn Progress) -> Result<()> {
+    if progress.cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
 }
 
 /// A [`Progress`] that ignores everything.
@@ -386,6 +400,7 @@ pub fn for_each_block(
         compute_chunks(block, &layout, queries.slice(b0, b1), gallery, &chunks);
         visit(&ScoreBlock { query_start: b0, scores: block, layout, gallery })?;
         progress.advance(rows as u64);
+        check_cancelled(progress)?;
         b0 = b1;
     }
     Ok(())
@@ -420,6 +435,39 @@ pub(crate) fn check_shapes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Asks to stop once `after` queries are done.
+    struct StopAfter {
+        after: u64,
+        done: std::sync::atomic::AtomicU64,
+    }
+
+    impl Progress for StopAfter {
+        fn advance(&self, queries: u64) {
+            self.done.fetch_add(queries, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn cancelled(&self) -> bool {
+            self.done.load(std::sync::atomic::Ordering::Relaxed) >= self.after
+        }
+    }
+
+    #[test]
+    fn a_cancelled_pass_stops_after_the_block() {
+        let data: Vec<f32> = (0..40 * 4).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+        let rows = Rows::new(&data, 40, 4).unwrap();
+        let gallery = Gallery::new(rows);
+        let sizes = BlockSizes { block_rows: 8, chunk_cols: 16, memory_budget_bytes: 0 };
+        let stop = StopAfter { after: 10, done: Default::default() };
+        let mut visited = Vec::new();
+        let result = for_each_block(rows, &gallery, 0..40, &sizes, &stop, |b| {
+            visited.push(b.query_start);
+            Ok(())
+        });
+        assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+        assert_eq!(visited, vec![0, 8], "stops after the block in which it was asked to");
+        let all = for_each_block(rows, &gallery, 0..40, &sizes, &NoProgress, |_| Ok(()));
+        assert!(all.is_ok());
+    }
 
     #[test]
     fn chunk_grid_covers_without_one_column_tail() {

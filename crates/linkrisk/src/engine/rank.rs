@@ -214,6 +214,7 @@ pub fn rank_with_columns<R: QueryReducer, C: ColumnReducer>(
         let b1 = (b0 + block_rows).min(range.end);
         out.extend(pass.block(b0, b1, &mut buffer[..(b1 - b0) * n_unique], reducer, columns, &mut states));
         progress.advance((b1 - b0) as u64);
+        super::kernel::check_cancelled(progress)?;
         b0 = b1;
     }
     let states = pass.chunks.iter().zip(states).map(|(&(c0, c1), s)| (c0, c1, s)).collect();

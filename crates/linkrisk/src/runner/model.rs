@@ -73,8 +73,9 @@ pub(super) fn audit_model(
                         events(Event::Done { label: &plan.label, audit, seconds });
                     }
                 }
-                // The run directory itself failing stops the run: nothing more can be kept.
-                Err(e @ Error::Write { .. }) => return Err(e),
+                // The run directory itself failing stops the run: nothing more can be kept;
+                // a cancelled run (Ctrl-C from Python) stops too.
+                Err(e @ (Error::Write { .. } | Error::Cancelled)) => return Err(e),
                 Err(e) => m.fail(audit.as_str(), &e, events),
             }
         }
