@@ -328,14 +328,14 @@ impl SynthModel {
     /// distinctive they are, instance detail weak enough for paper 1's lifts, per-model
     /// frozen features.
     pub const CALIBRATED: SynthModel = SynthModel {
-        anatomy_persistence: 0.87,
-        distinctiveness_sd: 0.25,
-        image_anatomy: Ramp { at_0: 1.7, at_1: 2.2 },
+        anatomy_persistence: 0.81,
+        distinctiveness_sd: 0.3,
+        image_anatomy: Ramp { at_0: 1.7, at_1: 2.55 },
         image_findings: Ramp { at_0: 0.8, at_1: 1.0 },
-        instance: Ramp { at_0: 0.35, at_1: 0.7 },
-        report_findings: Ramp { at_0: 5.0, at_1: 7.5 },
+        instance: Ramp { at_0: 0.3, at_1: 0.62 },
+        report_findings: Ramp { at_0: 3.0, at_1: 4.0 },
         nuisance: Ramp::flat(2.6),
-        image_sex: 0.7,
+        image_sex: 0.65,
         model_features: true,
         feature_instance: Ramp { at_0: 0.6, at_1: 1.4 },
     };
