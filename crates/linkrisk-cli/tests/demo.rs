@@ -169,7 +169,7 @@ fn demo_report_numbers_equal_the_run_json() {
         }
     }
     // The synthetic ground truth: more specialization, more re-linkage. The specialist's
-    // test split is larger than the others' (its population is 2.6 times theirs), so
+    // test split is larger than the others' (its population is 6.5 times theirs), so
     // full-database Recall@1 is not comparable across models; pools of one size are.
     assert!(
         pool_recalls.windows(2).all(|w| w[0] < w[1]),

@@ -442,12 +442,17 @@ fn a_larger_cohort_extends_a_smaller_one() {
     assert_eq!(small.metadata().select(&a).unwrap().findings, large.metadata().select(&b).unwrap().findings);
 }
 
-/// Cosine of rows i and j of an n x dim matrix.
+/// Cosine of row i of `a` and row j of `b` (both n x dim).
+fn cosine_between(a: &[f32], b: &[f32], dim: usize, i: usize, j: usize) -> f64 {
+    let (x, y) = (&a[i * dim..(i + 1) * dim], &b[j * dim..(j + 1) * dim]);
+    let dot: f64 = x.iter().zip(y).map(|(p, q)| f64::from(*p) * f64::from(*q)).sum();
+    let norm = |r: &[f32]| r.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(x) * norm(y))
+}
+
+/// Cosine of rows i and j of one n x dim matrix.
 fn cosine(data: &[f32], dim: usize, i: usize, j: usize) -> f64 {
-    let (a, b) = (&data[i * dim..(i + 1) * dim], &data[j * dim..(j + 1) * dim]);
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let norm = |r: &[f32]| r.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
+    cosine_between(data, data, dim, i, j)
 }
 
 #[test]
@@ -485,16 +490,10 @@ fn records_of_one_study_share_its_report_and_not_their_images() {
     assert!(err.contains("--records-per-study"), "{err}");
 }
 
-/// Mean cosine of each test image with its own report.
+/// Mean cosine of each image with its own report.
 fn paired_cosine(cohort: &SyntheticCohort) -> f64 {
-    let d = cohort.config.dim;
     let n = cohort.len();
-    let dot = |i: usize| {
-        let (a, b) = (&cohort.image[i * d..(i + 1) * d], &cohort.report[i * d..(i + 1) * d]);
-        let norm = |r: &[f32]| r.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>() / (norm(a) * norm(b))
-    };
-    (0..n).map(dot).sum::<f64>() / n as f64
+    (0..n).map(|i| cosine_between(&cohort.image, &cohort.report, cohort.config.dim, i, i)).sum::<f64>() / n as f64
 }
 
 #[test]
