@@ -507,7 +507,7 @@ fn report_transforms_break_the_shared_space_and_rotate_is_orthogonal() {
     assert_eq!(shared.image, other.image);
     let (s, r, o) = (paired_cosine(&shared), paired_cosine(&rotated), paired_cosine(&other));
     eprintln!("paired cosine: shared {s:.3}, rotated {r:.3}, other model {o:.3}");
-    assert!(s > 0.3 && r.abs() < 0.15 && o.abs() < 0.15, "shared {s}, rotated {r}, other {o}");
+    assert!(s > 0.1 && r.abs() < 0.06 && o.abs() < 0.06, "shared {s}, rotated {r}, other {o}");
     // A rotation keeps the geometry among reports: their pairwise cosines are unchanged (up
     // to the noise, which is isotropic and drawn from the same streams).
     let d = config.dim;
