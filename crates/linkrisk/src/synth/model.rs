@@ -337,7 +337,7 @@ impl SynthModel {
         nuisance: Ramp::flat(2.6),
         image_sex: 0.65,
         model_features: true,
-        feature_instance: Ramp { at_0: 0.6, at_1: 1.4 },
+        feature_instance: Ramp { at_0: 1.4, at_1: 2.0 },
     };
 
     /// Reject values the generator cannot honour.
