@@ -441,3 +441,112 @@ fn a_larger_cohort_extends_a_smaller_one() {
     let (a, b) = (external(&small), external(&large));
     assert_eq!(small.metadata().select(&a).unwrap().findings, large.metadata().select(&b).unwrap().findings);
 }
+
+/// Cosine of row i of `a` and row j of `b` (both n x dim).
+fn cosine_between(a: &[f32], b: &[f32], dim: usize, i: usize, j: usize) -> f64 {
+    let (x, y) = (&a[i * dim..(i + 1) * dim], &b[j * dim..(j + 1) * dim]);
+    let dot: f64 = x.iter().zip(y).map(|(p, q)| f64::from(*p) * f64::from(*q)).sum();
+    let norm = |r: &[f32]| r.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(x) * norm(y))
+}
+
+/// Cosine of rows i and j of one n x dim matrix.
+fn cosine(data: &[f32], dim: usize, i: usize, j: usize) -> f64 {
+    cosine_between(data, data, dim, i, j)
+}
+
+#[test]
+fn records_of_one_study_share_its_report_and_not_their_images() {
+    let config = SynthConfig {
+        patients: 60,
+        external_patients: 10,
+        records_per_study: 3,
+        dim: 32,
+        feature_dim: 24,
+        ..Default::default()
+    };
+    let cohort = generate(&config).unwrap();
+    let single = generate(&SynthConfig { records_per_study: 1, ..config.clone() }).unwrap();
+    let meta = &cohort.metadata;
+    assert_eq!(meta.len(), 3 * single.len(), "three records per study");
+    assert_eq!(meta.n_studies, single.metadata.n_studies);
+    assert_eq!(meta.ids[0], "rp0000000_01_1");
+    assert_eq!(meta.ids[1], "rp0000000_01_2");
+    let d = config.dim;
+    for i in (0..meta.len()).step_by(3) {
+        assert_eq!(meta.study[i], meta.study[i + 2], "records {i}..{} form one study", i + 2);
+        assert_eq!(meta.findings.as_ref().unwrap()[i], meta.findings.as_ref().unwrap()[i + 1]);
+        assert_eq!(cohort.report[i * d..(i + 1) * d], cohort.report[(i + 1) * d..(i + 2) * d], "one report");
+        assert_ne!(cohort.image[i * d..(i + 1) * d], cohort.image[(i + 1) * d..(i + 2) * d], "two images");
+    }
+    // The first record of each study is the single-record cohort's record, bit for bit.
+    let i = 3 * 5;
+    assert_eq!(cohort.image[i * d..(i + 1) * d], single.image[5 * d..6 * d]);
+    // Two images of one study are more alike than images of two studies of one patient.
+    let same_study = cosine(&cohort.image, d, 0, 1);
+    let other_patient = cosine(&cohort.image, d, 0, 3 * (single.len() / 2));
+    assert!(same_study > other_patient, "{same_study} vs {other_patient}");
+    let err = generate(&SynthConfig { records_per_study: 0, ..config }).unwrap_err().to_string();
+    assert!(err.contains("--records-per-study"), "{err}");
+}
+
+/// Mean cosine of each image with its own report.
+fn paired_cosine(cohort: &SyntheticCohort) -> f64 {
+    let n = cohort.len();
+    (0..n).map(|i| cosine_between(&cohort.image, &cohort.report, cohort.config.dim, i, i)).sum::<f64>() / n as f64
+}
+
+#[test]
+fn report_transforms_break_the_shared_space_and_rotate_is_orthogonal() {
+    let config = SynthConfig { patients: 150, external_patients: 0, dim: 48, feature_dim: 24, ..Default::default() };
+    let shared = generate(&config).unwrap();
+    let rotated = generate(&SynthConfig { report_transform: ReportTransform::Rotate, ..config.clone() }).unwrap();
+    let other =
+        generate(&SynthConfig { report_transform: ReportTransform::OtherModel, ..config.clone() }).unwrap();
+    assert_eq!(shared.image, rotated.image);
+    assert_eq!(shared.image, other.image);
+    let (s, r, o) = (paired_cosine(&shared), paired_cosine(&rotated), paired_cosine(&other));
+    eprintln!("paired cosine: shared {s:.3}, rotated {r:.3}, other model {o:.3}");
+    assert!(s > 0.1 && r.abs() < 0.06 && o.abs() < 0.06, "shared {s}, rotated {r}, other {o}");
+    // A rotation keeps the geometry among reports: their pairwise cosines are unchanged (up
+    // to the noise, which is isotropic and drawn from the same streams).
+    let d = config.dim;
+    for (i, j) in [(0, 1), (2, 7), (10, 40)] {
+        let (a, b) = (cosine(&shared.report, d, i, j), cosine(&rotated.report, d, i, j));
+        assert!((a - b).abs() < 0.25, "reports {i},{j}: {a} vs {b}");
+    }
+    assert!(ReportTransform::parse("mirror").unwrap_err().to_string().contains("--report-transform"));
+}
+
+#[test]
+fn classic_model_is_the_default_and_calibrated_models_have_features_of_their_own() {
+    let config = SynthConfig { patients: 80, external_patients: 10, dim: 24, feature_dim: 32, ..Default::default() };
+    assert_eq!(config.model, SynthModel::CLASSIC);
+    let classic = Population::sample(&config).unwrap();
+    // The classic model: one set of frozen features whatever the specialization.
+    assert_eq!(
+        classic.render(SynthView::ImageFeatures, 0.0).unwrap(),
+        classic.render(SynthView::ImageFeatures, 1.0).unwrap()
+    );
+    let calibrated = Population::sample(&SynthConfig { model: SynthModel::CALIBRATED, ..config.clone() }).unwrap();
+    assert_eq!(calibrated.metadata(), classic.metadata(), "the model changes latents, not the metadata");
+    for view in [SynthView::ImageFeatures, SynthView::ReportFeatures] {
+        assert_ne!(calibrated.render(view, 0.0).unwrap(), calibrated.render(view, 1.0).unwrap(), "{view:?}");
+    }
+    let bad = SynthModel { anatomy_persistence: 1.5, ..SynthModel::CALIBRATED };
+    let err = Population::sample(&SynthConfig { model: bad, ..config }).unwrap_err().to_string();
+    assert!(err.contains("anatomy_persistence"), "{err}");
+}
+
+#[test]
+fn presets_parse_and_paper1_has_a_test_split_for_pools_of_ten_thousand() {
+    assert_eq!(Preset::parse("paper1").unwrap(), Preset::Paper1);
+    assert_eq!(Preset::parse("paper2").unwrap().name(), "paper2");
+    assert!(Preset::parse("paper3").unwrap_err().to_string().contains("--preset"));
+    let p1 = Preset::Paper1.config();
+    p1.validate().unwrap();
+    // Expected test records: patients x test fraction x mean studies (2.078 at K = 5).
+    let expected = p1.patients as f64 * p1.test_fraction * 2.078;
+    assert!(expected > 10_400.0, "paper1 test split {expected}");
+    assert_eq!(Preset::Paper2.config().records_per_study, 2);
+}
