@@ -11,6 +11,7 @@ mod audit;
 mod cohort_input;
 mod demo;
 mod gate;
+mod hardening;
 mod inspect;
 mod mitigate;
 mod probes;

@@ -12,17 +12,17 @@ pub struct Args {
     /// image_features.npy, report_features.npy.
     #[arg(long)]
     pub out: PathBuf,
-    /// Train/test patients (each in `test` with probability 0.2, else `train`).
-    #[arg(long, default_value_t = SynthConfig::default().patients)]
+    /// Train/test patients (each in `test` with probability 0.2, else `train`). [range: 1..=1000000]
+    #[arg(long, default_value_t = SynthConfig::default().patients, value_parser = crate::range::count(1, linkrisk::synth::MAX_PATIENTS))]
     pub patients: usize,
-    /// Most studies per patient; counts are truncated geometric, P(j) ~ 0.6^(j-1).
-    #[arg(long, default_value_t = SynthConfig::default().studies_per_patient)]
+    /// Most studies per patient; counts are truncated geometric, P(j) ~ 0.6^(j-1). [range: 1..=1000]
+    #[arg(long, default_value_t = SynthConfig::default().studies_per_patient, value_parser = crate::range::count(1, linkrisk::synth::MAX_STUDIES_PER_PATIENT))]
     pub studies_per_patient: usize,
-    /// Dimension of the shared embedding space (image.npy, report.npy).
-    #[arg(long, default_value_t = SynthConfig::default().dim)]
+    /// Dimension of the shared embedding space (image.npy, report.npy). [range: 2..=65536]
+    #[arg(long, default_value_t = SynthConfig::default().dim, value_parser = crate::range::count(2, linkrisk::synth::MAX_DIM))]
     pub dim: usize,
-    /// Dimension of the frozen-encoder features (image_features.npy, report_features.npy).
-    #[arg(long, default_value_t = SynthConfig::default().feature_dim)]
+    /// Dimension of the frozen-encoder features (image_features.npy, report_features.npy). [range: 2..=65536]
+    #[arg(long, default_value_t = SynthConfig::default().feature_dim, value_parser = crate::range::count(2, linkrisk::synth::MAX_DIM))]
     pub feature_dim: usize,
     /// How clinically specialised the embedding model is, 0..1: higher keeps more
     /// study-specific detail in the shared space, so re-linkage risk is higher.
@@ -31,8 +31,8 @@ pub struct Args {
     /// Seed of every random choice; the same seed gives byte-identical files.
     #[arg(long, default_value_t = SynthConfig::default().seed)]
     pub seed: u64,
-    /// Patients of the domain-shifted `external` split (0 for none).
-    #[arg(long, default_value_t = SynthConfig::default().external_patients)]
+    /// Patients of the domain-shifted `external` split (0 for none). [range: 0..=1000000]
+    #[arg(long, default_value_t = SynthConfig::default().external_patients, value_parser = crate::range::count(0, linkrisk::synth::MAX_PATIENTS))]
     pub external_patients: usize,
 }
 

@@ -405,6 +405,14 @@ fn load_dir(
         Some(views) => plan_from_manifest(views)?,
         None => plan_discovered(&entries, &meta_path),
     };
+    // Outputs of this process may not replace what it reads (cohort::write::atomic).
+    crate::cleanup::register_input(&meta_path);
+    if let Some(m) = &manifest {
+        crate::cleanup::register_input(&m.path);
+    }
+    for plan in &plans {
+        crate::cleanup::register_input(&plan.path);
+    }
     let used: Vec<&Path> = plans.iter().map(|p| p.path.as_path()).collect();
     ignored.extend(
         entries
