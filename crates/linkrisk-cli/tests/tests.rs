@@ -9,6 +9,7 @@ mod accountant;
 mod attacks;
 mod audit;
 mod cohort_input;
+mod corpus;
 mod demo;
 mod gate;
 mod hardening;

@@ -57,11 +57,19 @@ pub fn remove_all() -> usize {
         TEMPORARY.lock().unwrap_or_else(|e| e.into_inner()).drain(..).map(|(_, p)| p).collect();
     let mut removed = 0;
     for path in paths.iter().rev() {
-        let gone = match std::fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).is_ok(),
-            Ok(_) => std::fs::remove_file(path).is_ok(),
-            Err(_) => false,
-        };
+        // The process's other threads may still be writing into a temporary directory:
+        // retry until it is gone (a file created meanwhile makes one attempt fail).
+        let mut gone = false;
+        for _ in 0..20 {
+            gone = match std::fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).is_ok(),
+                Ok(_) => std::fs::remove_file(path).is_ok(),
+                Err(_) => break,
+            };
+            if gone {
+                break;
+            }
+        }
         removed += usize::from(gone);
     }
     removed
