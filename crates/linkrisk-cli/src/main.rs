@@ -1,9 +1,28 @@
 //! The `linkrisk` binary: parses arguments, calls the library, prints. Exit codes: 0 ok,
 //! 1 risk over a threshold (`linkrisk gate`), 2 error (bad input, bad flag, I/O).
 
+// `print!` and `println!` of every module below write through `stdout::write`, which never
+// panics on a closed pipe or a full device (see stdout.rs). Defined before the modules, so
+// they shadow std's macros there.
+macro_rules! println {
+    () => {
+        $crate::stdout::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::stdout::write(format_args!($($arg)*))
+    };
+}
+
 mod cmd;
 mod output;
 mod progress;
+mod range;
+mod stdout;
 
 use std::process::ExitCode;
 
@@ -75,15 +94,73 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    // SIGTERM and SIGINT: remove the temporary files and run-directory locks in flight
+    // (linkrisk::cleanup), then exit 130; what was already renamed into place stays.
+    let _ = ctrlc::set_handler(|| {
+        linkrisk::cleanup::remove_all();
+        eprintln!("linkrisk: stopped by a signal; temporary files removed");
+        std::process::exit(130);
+    });
+    let result = run(cli);
+    if let Some(err) = stdout::take_error() {
+        eprintln!("linkrisk: error: cannot write to standard output: {err}{}", hint(&err));
+        return ExitCode::from(2);
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("linkrisk: error: {err:#}");
+            eprintln!("linkrisk: error: {}", render_error(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error chain on one line, each cause once: the library's errors already include
+/// their source (`path: No such file or directory`), so a cause whose text is already in
+/// the message is not repeated. An OS error ends with what to do about it.
+fn render_error(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut os_error = None;
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            os_error = Some(io.kind());
+        } else if let Some(linkrisk::Error::Io { source, .. } | linkrisk::Error::Write { source, .. }) =
+            cause.downcast_ref::<linkrisk::Error>()
+        {
+            os_error = Some(source.kind());
+        }
+    }
+    if let Some(kind) = os_error {
+        message.push_str(hint_for(kind));
+    }
+    message
+}
+
+fn hint(err: &std::io::Error) -> &'static str {
+    hint_for(err.kind())
+}
+
+/// What to do about an OS error of this kind ("" when there is nothing general to say).
+fn hint_for(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::NotFound => " (check the path)",
+        K::PermissionDenied => " (check the permissions of the file and its directory)",
+        K::StorageFull => " (free space on that device or write elsewhere)",
+        K::ReadOnlyFilesystem => " (the file system is read-only: write elsewhere)",
+        K::IsADirectory => " (a directory is named where a file is expected)",
+        K::NotADirectory => " (a file is named where a directory is expected)",
+        _ => "",
     }
 }
 

@@ -1,7 +1,6 @@
 //! Writing results: JSON to a file (atomically) or to stdout, aligned text tables, and
 //! recording an audit in a run directory (`--out RUN`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -12,9 +11,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("serialising the report")?;
     text.push('\n');
     if path.as_os_str() == "-" {
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()?;
+        crate::stdout::write_str(&text);
     } else {
         linkrisk::cohort::write::atomic_bytes(path, text.as_bytes())?;
     }

@@ -9,9 +9,11 @@
 
 pub mod attack;
 pub mod audit;
+pub mod cleanup;
 pub mod cohort;
 pub mod engine;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod privacy;
 pub mod probe;

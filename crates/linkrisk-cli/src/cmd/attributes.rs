@@ -29,8 +29,8 @@ pub struct Args {
     /// Age threshold in years (positive = age >= threshold), or `median` (train median).
     #[arg(long, default_value = "65")]
     pub age_threshold: String,
-    /// Smallest number of records a sex/race group needs in each split to be probed.
-    #[arg(long, default_value_t = 20)]
+    /// Smallest number of records a sex/race group needs in each split to be probed. [range: 1..=1000000000]
+    #[arg(long, default_value_t = 20, value_parser = crate::range::count(1, 1_000_000_000))]
     pub min_group: usize,
     /// Per-record re-identification flags (CSV `id,reidentified`, as written by
     /// `linkrisk reid --per-record`): report AUROCs on re-identified vs not re-identified

@@ -20,17 +20,17 @@ pub struct Args {
     /// many external ones); the specialist's population is 6.5 times larger and contains
     /// them (10,400 patients at the default: a test split of over 10,000 records, for pools
     /// of N = 10,000; its audits skip the attack comparisons). Half the patients form the
-    /// audited test split.
-    #[arg(long, default_value_t = 1600)]
+    /// audited test split. [range: 1..=1000000]
+    #[arg(long, default_value_t = 1600, value_parser = crate::range::count(1, linkrisk::synth::MAX_PATIENTS))]
     pub patients: usize,
     /// Seed of the synthetic population and of every audit.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Random candidate pools per query and pool size in the re-linkage audit.
-    #[arg(long, default_value_t = 10)]
+    /// Random candidate pools per query and pool size in the re-linkage audit. [range: 1..=10000]
+    #[arg(long, default_value_t = 10, value_parser = crate::range::count(1, linkrisk::limits::MAX_TRIALS))]
     pub trials: usize,
-    /// Patient-bootstrap replicates for the re-linkage and re-identification intervals.
-    #[arg(long, default_value_t = 200)]
+    /// Patient-bootstrap replicates for the re-linkage and re-identification intervals. [range: 0..=100000]
+    #[arg(long, default_value_t = 200, value_parser = crate::range::count(0, linkrisk::limits::MAX_BOOTSTRAP))]
     pub bootstrap: usize,
     /// Privacy budget of the private projection heads in the two-point mitigation
     /// (non-private vs this epsilon; delta as in `linkrisk mitigate`).

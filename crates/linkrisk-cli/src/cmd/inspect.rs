@@ -1,7 +1,6 @@
 //! `linkrisk inspect DIR`: load and validate a cohort, print its summary as a table or JSON.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -41,9 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(render(&summary).as_bytes())?;
-    out.flush()?;
+    crate::stdout::write_str(&render(&summary));
     Ok(ExitCode::SUCCESS)
 }
 

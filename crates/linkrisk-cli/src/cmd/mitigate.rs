@@ -59,8 +59,8 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<f64>,
     /// Batch size in patients for every point (default: 256 non-private; private points use
-    /// --private-sample-rate of the member patients).
-    #[arg(long)]
+    /// --private-sample-rate of the member patients). [range: 1..=100000000]
+    #[arg(long, value_parser = crate::range::count(1, 100_000_000))]
     pub batch_size: Option<usize>,
     /// Expected private batch as a fraction of member patients (ignored with --batch-size).
     #[arg(long, allow_negative_numbers = true)]
@@ -74,11 +74,11 @@ pub struct Args {
     /// DP-SGD sensitivity C.
     #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
-    /// Dimension of the shared output space.
-    #[arg(long)]
+    /// Dimension of the shared output space. [range: 1..=65536]
+    #[arg(long, value_parser = crate::range::count(1, 65_536))]
     pub dim: Option<usize>,
-    /// Expected patients per InfoNCE group of the private points.
-    #[arg(long)]
+    /// Expected patients per InfoNCE group of the private points. [range: 1..=100000000]
+    #[arg(long, value_parser = crate::range::count(1, 100_000_000))]
     pub group_size: Option<usize>,
     /// Optimiser of the private points.
     #[arg(long, value_enum)]
@@ -100,8 +100,8 @@ pub struct Args {
     pub public_epochs: Option<f64>,
     /// Directions of the public input projection: the features are centred and projected
     /// onto this many principal directions of the warm-start patients before the heads
-    /// (folded into the exported heads); 0 = none.
-    #[arg(long, default_value_t = MitigateConfig::default().public_pca_rank)]
+    /// (folded into the exported heads); 0 = none. [range: 0..=65536]
+    #[arg(long, default_value_t = MitigateConfig::default().public_pca_rank, value_parser = crate::range::count(0, 65_536))]
     pub public_pca_rank: usize,
     /// Members split (the heads are trained on it).
     #[arg(long, default_value = "train")]
@@ -115,14 +115,14 @@ pub struct Args {
     /// The cohort has no external split.
     #[arg(long)]
     pub no_external: bool,
-    /// Candidate-pool sizes of the relink audits (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = MitigateConfig::default().relink.pool_sizes)]
+    /// Candidate-pool sizes of the relink audits (comma-separated). [range: 2..=1000000000]
+    #[arg(long, value_delimiter = ',', default_values_t = MitigateConfig::default().relink.pool_sizes, value_parser = crate::range::count(2, 1_000_000_000))]
     pub pools: Vec<usize>,
-    /// Random (and pathology-matched) pools per query and size.
-    #[arg(long, default_value_t = MitigateConfig::default().relink.trials)]
+    /// Random (and pathology-matched) pools per query and size. [range: 1..=10000]
+    #[arg(long, default_value_t = MitigateConfig::default().relink.trials, value_parser = crate::range::count(1, linkrisk::limits::MAX_TRIALS))]
     pub trials: usize,
-    /// Patient-bootstrap replicates of the relink intervals (0 = none).
-    #[arg(long, default_value_t = MitigateConfig::default().relink.bootstrap_replicates)]
+    /// Patient-bootstrap replicates of the relink intervals (0 = none). [range: 0..=100000]
+    #[arg(long, default_value_t = MitigateConfig::default().relink.bootstrap_replicates, value_parser = crate::range::count(0, linkrisk::limits::MAX_BOOTSTRAP))]
     pub bootstrap: usize,
     /// The audited model's views, IMAGE,REPORT: every result is set against them.
     #[arg(long, value_delimiter = ',', value_name = "IMAGE,REPORT", default_values = ["image", "report"])]

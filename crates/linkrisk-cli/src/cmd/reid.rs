@@ -45,8 +45,8 @@ pub struct Args {
     /// (the train split only).
     #[arg(long, value_enum, default_value = "auto")]
     pub attack_side: super::utility::SideArg,
-    /// Folds of the patient-grouped cross-fitting within the audited split.
-    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS)]
+    /// Folds of the patient-grouped cross-fitting within the audited split. [range: 2..=255]
+    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS, value_parser = crate::range::count(2, linkrisk::probe::folds::MAX_FOLDS))]
     pub side_folds: usize,
     /// Count other records of the query's own study as positives (default: excluded, they
     /// are the same acquisition rather than a re-identification).
@@ -55,11 +55,11 @@ pub struct Args {
     /// Seed for the verification negatives, the bootstrap and the attacker's model selection.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Patient-bootstrap replicates for the Rank-1 and mAP intervals (0: none).
-    #[arg(long, default_value_t = 1000)]
+    /// Patient-bootstrap replicates for the Rank-1 and mAP intervals (0: none). [range: 0..=100000]
+    #[arg(long, default_value_t = 1000, value_parser = crate::range::count(0, linkrisk::limits::MAX_BOOTSTRAP))]
     pub bootstrap: usize,
-    /// Different-patient pairs sampled per query for the verification AUROC.
-    #[arg(long, default_value_t = 50)]
+    /// Different-patient pairs sampled per query for the verification AUROC. [range: 1..=10000]
+    #[arg(long, default_value_t = 50, value_parser = crate::range::count(1, linkrisk::limits::MAX_NEGATIVES_PER_QUERY))]
     pub negatives_per_query: usize,
     /// Write the JSON report here (`-` for stdout, replacing the table).
     #[arg(long)]
@@ -83,8 +83,8 @@ pub struct Args {
     /// procrustes, ridge) do not apply to one view and are listed as skipped.
     #[arg(long, default_value = "none", value_delimiter = ',')]
     pub attack: Vec<String>,
-    /// Neighbours k of CSLS's local scaling.
-    #[arg(long, default_value_t = 10)]
+    /// Neighbours k of CSLS's local scaling. [range: 1..=10000]
+    #[arg(long, default_value_t = 10, value_parser = crate::range::count(1, linkrisk::limits::MAX_CSLS_K))]
     pub csls_k: usize,
     /// Compute only shard I of N (contiguous query slices, against the whole split, under
     /// every attacker; the linear metric is trained identically in every shard) and write a

@@ -36,8 +36,8 @@ pub struct Args {
     /// Candidate-pool sizes, comma-separated; `full` is the whole gallery (always reported).
     #[arg(long, default_value = "10,100,1000,10000,full", value_delimiter = ',')]
     pub pools: Vec<String>,
-    /// Random pools per query and pool size.
-    #[arg(long, default_value_t = 20)]
+    /// Random pools per query and pool size. [range: 1..=10000]
+    #[arg(long, default_value_t = 20, value_parser = crate::range::count(1, linkrisk::limits::MAX_TRIALS))]
     pub trials: usize,
     /// Also evaluate pathology-matched pools (negatives with the true match's 14 findings).
     #[arg(long)]
@@ -52,8 +52,8 @@ pub struct Args {
     /// Seed for pools and bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Patient-bootstrap replicates for intervals (0: Wilson intervals only).
-    #[arg(long, default_value_t = 1000)]
+    /// Patient-bootstrap replicates for intervals (0: Wilson intervals only). [range: 0..=100000]
+    #[arg(long, default_value_t = 1000, value_parser = crate::range::count(0, linkrisk::limits::MAX_BOOTSTRAP))]
     pub bootstrap: usize,
     /// Write the JSON report here (`-` for stdout, replacing the table).
     #[arg(long)]
@@ -77,14 +77,14 @@ pub struct Args {
     /// `none`.
     #[arg(long, default_value = "auto")]
     pub attack_side: String,
-    /// Folds of the patient-grouped cross-fitting within the audited split.
-    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS)]
+    /// Folds of the patient-grouped cross-fitting within the audited split. [range: 2..=255]
+    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS, value_parser = crate::range::count(2, linkrisk::probe::folds::MAX_FOLDS))]
     pub side_folds: usize,
-    /// Neighbours k of CSLS's local scaling.
-    #[arg(long, default_value_t = 10)]
+    /// Neighbours k of CSLS's local scaling. [range: 1..=10000]
+    #[arg(long, default_value_t = 10, value_parser = crate::range::count(1, linkrisk::limits::MAX_CSLS_K))]
     pub csls_k: usize,
-    /// Numbers of leaked pairs m for the alignment attacks (procrustes, ridge).
-    #[arg(long, default_value = "10,100,1000", value_delimiter = ',')]
+    /// Numbers of leaked pairs m for the alignment attacks (procrustes, ridge). [range: 1..=100000000]
+    #[arg(long, default_value = "10,100,1000", value_delimiter = ',', value_parser = crate::range::count(1, 100_000_000))]
     pub leaked_pairs: Vec<usize>,
     /// Compute only shard I of N (contiguous query slices, against the whole gallery) and
     /// write a partial result, by default to RUN/shards/ (needs --out RUN or --partial).

@@ -21,8 +21,8 @@ pub struct Args {
     pub audit: AuditArg,
     /// Cohort directory (must be readable from the compute nodes at this path).
     pub dir: PathBuf,
-    /// Number of shards (job-array tasks).
-    #[arg(long)]
+    /// Number of shards (job-array tasks). [range: 1..=100000]
+    #[arg(long, value_parser = crate::range::count(1, 100_000))]
     pub shards: usize,
     /// Run directory for partials (RUN/shards/), logs (RUN/logs/), job scripts (RUN/slurm/),
     /// the merged JSON (RUN/<audit>.json) and RUN/run.json. Must be on a shared filesystem.
@@ -34,8 +34,8 @@ pub struct Args {
     /// Time limit per task (`#SBATCH --time`, e.g. 2:00:00).
     #[arg(long)]
     pub time: Option<String>,
-    /// CPUs per task (`#SBATCH --cpus-per-task`; the audit uses that many threads).
-    #[arg(long)]
+    /// CPUs per task (`#SBATCH --cpus-per-task`; the audit uses that many threads). [range: 1..=4096]
+    #[arg(long, value_parser = crate::range::count(1, 4096))]
     pub cpus_per_task: Option<usize>,
     /// Memory per task (`#SBATCH --mem`, e.g. 8G).
     #[arg(long)]

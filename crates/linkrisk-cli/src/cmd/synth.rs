@@ -20,11 +20,11 @@ pub struct Args {
     pub preset: Option<String>,
     /// Train/test patients (each in `test` with probability --test-fraction, else
     /// `train`) [default: 4000].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::range::count(1, linkrisk::synth::MAX_PATIENTS))]
     pub patients: Option<usize>,
     /// Most studies per patient; counts are truncated geometric, P(j) ~ 0.6^(j-1)
     /// [default: 5].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::range::count(1, linkrisk::synth::MAX_STUDIES_PER_PATIENT))]
     pub studies_per_patient: Option<usize>,
     /// Records (images) per study; the images of a study share its findings and its
     /// report [default: 1].
@@ -34,11 +34,11 @@ pub struct Args {
     #[arg(long)]
     pub test_fraction: Option<f64>,
     /// Dimension of the shared embedding space (image.npy, report.npy) [default: 512].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::range::count(2, linkrisk::synth::MAX_DIM))]
     pub dim: Option<usize>,
     /// Dimension of the frozen-encoder features (image_features.npy, report_features.npy)
     /// [default: 768].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::range::count(2, linkrisk::synth::MAX_DIM))]
     pub feature_dim: Option<usize>,
     /// How clinically specialised the embedding model is, 0..1: higher keeps more
     /// study-specific detail in the shared space, so re-linkage risk is higher
@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Patients of the domain-shifted `external` split (0 for none) [default: 800].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::range::count(0, linkrisk::synth::MAX_PATIENTS))]
     pub external_patients: Option<usize>,
 }
 

@@ -86,8 +86,8 @@ pub struct Args {
     #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
     pub public_epochs: f64,
     /// Directions of the public input projection fitted on the warm-start patients
-    /// (folded into the heads); 0 = none.
-    #[arg(long, default_value_t = 128)]
+    /// (folded into the heads); 0 = none. [range: 0..=65536]
+    #[arg(long, default_value_t = 128, value_parser = crate::range::count(0, 65_536))]
     pub public_pca_rank: usize,
     /// Target epsilon of DP-SGD (the noise multiplier is calibrated to it).
     #[arg(long, allow_negative_numbers = true, conflicts_with_all = ["non_private", "noise_multiplier"], required_unless_present_any = ["non_private", "noise_multiplier"])]
@@ -104,14 +104,14 @@ pub struct Args {
     /// Passes over the training patients.
     #[arg(long, default_value_t = TrainConfig::non_private().epochs, allow_negative_numbers = true)]
     pub epochs: f64,
-    /// Expected batch size in patients (sample rate = batch size / training patients).
-    #[arg(long, default_value_t = TrainConfig::non_private().batch_size)]
+    /// Expected batch size in patients (sample rate = batch size / training patients). [range: 1..=100000000]
+    #[arg(long, default_value_t = TrainConfig::non_private().batch_size, value_parser = crate::range::count(1, 100_000_000))]
     pub batch_size: usize,
     /// DP-SGD sensitivity C: group gradients are clipped to C/2, noise std is sigma x C.
     #[arg(long, default_value_t = TrainConfig::non_private().clip, allow_negative_numbers = true)]
     pub clip: f64,
-    /// Expected patients per InfoNCE group under DP-SGD.
-    #[arg(long, default_value_t = TrainConfig::non_private().group_size)]
+    /// Expected patients per InfoNCE group under DP-SGD. [range: 1..=100000000]
+    #[arg(long, default_value_t = TrainConfig::non_private().group_size, value_parser = crate::range::count(1, 100_000_000))]
     pub group_size: usize,
     /// Learning rate.
     #[arg(long, default_value_t = TrainConfig::non_private().lr, allow_negative_numbers = true)]
@@ -128,11 +128,11 @@ pub struct Args {
     /// Head architecture.
     #[arg(long, value_enum, default_value_t = HeadArg::Linear)]
     pub head: HeadArg,
-    /// Hidden units of the mlp head.
-    #[arg(long, default_value_t = 512)]
+    /// Hidden units of the mlp head. [range: 1..=65536]
+    #[arg(long, default_value_t = 512, value_parser = crate::range::count(1, 65_536))]
     pub hidden: usize,
-    /// Dimension of the shared output space.
-    #[arg(long, default_value_t = TrainConfig::non_private().dim)]
+    /// Dimension of the shared output space. [range: 1..=65536]
+    #[arg(long, default_value_t = TrainConfig::non_private().dim, value_parser = crate::range::count(1, 65_536))]
     pub dim: usize,
     /// InfoNCE temperature (the starting value with --learn-temperature).
     #[arg(long, default_value_t = 0.07, allow_negative_numbers = true)]

@@ -25,14 +25,14 @@ pub struct ProbeArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub attack_side: SideArg,
     /// Cross-fitting folds (grouped by patient) when the probes are cross-fitted. `--folds`
-    /// is the inner cross-validation that chooses each probe's regularisation.
-    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS)]
+    /// is the inner cross-validation that chooses each probe's regularisation. [range: 2..=255]
+    #[arg(long, default_value_t = linkrisk::audit::cross_fit::DEFAULT_SIDE_FOLDS, value_parser = crate::range::count(2, linkrisk::probe::folds::MAX_FOLDS))]
     pub side_folds: usize,
     /// Split the probes are evaluated on (e.g. test or external).
     #[arg(long, default_value = "test")]
     pub eval_split: String,
-    /// Cross-validation folds for choosing the regularisation (grouped by patient).
-    #[arg(long, default_value_t = 5)]
+    /// Cross-validation folds for choosing the regularisation (grouped by patient). [range: 2..=255]
+    #[arg(long, default_value_t = 5, value_parser = crate::range::count(2, linkrisk::probe::folds::MAX_FOLDS))]
     pub folds: usize,
     /// Seed of the fold assignment.
     #[arg(long, default_value_t = 0)]

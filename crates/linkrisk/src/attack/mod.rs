@@ -209,6 +209,7 @@ impl AttackConfig {
         if self.csls_k == 0 {
             return Err(Error::config("--csls-k must be at least 1"));
         }
+        crate::limits::check("--csls-k", self.csls_k, 1, crate::limits::MAX_CSLS_K)?;
         if let Some(b) = self.beta_grid.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
             return Err(Error::config(format!("inverted-softmax beta {b} must be positive")));
         }

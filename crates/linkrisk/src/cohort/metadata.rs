@@ -338,6 +338,13 @@ impl Metadata {
             .map_err(|e| Error::input(path, format!("cannot read the header line: {e}")))?
             .clone();
         let names: Vec<&str> = headers.iter().map(str::trim).collect();
+        if names.iter().all(|n| n.is_empty()) {
+            return Err(Error::input(
+                path,
+                "is empty: the first line must name the columns (id, patient_id, ...), then one row per record",
+            ));
+        }
+        check_unique_columns(path, &names)?;
         let mut parser = RowParser::new(path, &names, options, RowNumbering::CsvLine)?;
         let mut record = csv::StringRecord::new();
         let mut line = 1usize; // the header is line 1
@@ -428,4 +435,21 @@ impl Metadata {
         };
         b.build(Path::new("<selection>"), 0)
     }
+}
+
+/// A metadata table names each column once (otherwise which one holds the values is a guess).
+pub(crate) fn check_unique_columns(path: &Path, names: &[&str]) -> Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|n| n == name) {
+            return Err(Error::input(
+                path,
+                format!(
+                    "column `{name}` appears twice (columns {} and {}); rename or remove one",
+                    j + 1,
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

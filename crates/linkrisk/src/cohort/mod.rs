@@ -26,6 +26,9 @@ pub mod summary;
 pub mod view;
 pub mod write;
 
+#[cfg(test)]
+mod damage_tests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -387,6 +390,12 @@ fn load_dir(
     let options = manifest.as_ref().map(|m| m.options.clone()).unwrap_or_default();
     let meta_path = match manifest.as_ref().and_then(|m| m.metadata.clone()) {
         Some(path) => {
+            if let Some(problem) = not_a_regular_file(&path) {
+                return Err(Error::input(
+                    &path,
+                    format!("cohort.toml names it as the metadata table, but it {problem}"),
+                ));
+            }
             if !path.is_file() {
                 return Err(Error::input(
                     &path,
@@ -405,6 +414,14 @@ fn load_dir(
         Some(views) => plan_from_manifest(views)?,
         None => plan_discovered(&entries, &meta_path),
     };
+    // Outputs of this process may not replace what it reads (cohort::write::atomic).
+    crate::cleanup::register_input(&meta_path);
+    if let Some(m) = &manifest {
+        crate::cleanup::register_input(&m.path);
+    }
+    for plan in &plans {
+        crate::cleanup::register_input(&plan.path);
+    }
     let used: Vec<&Path> = plans.iter().map(|p| p.path.as_path()).collect();
     ignored.extend(
         entries
@@ -544,6 +561,11 @@ fn push_views(
 
 /// `metadata.csv` or `metadata.parquet`, exactly one of them.
 fn default_metadata(dir: &Path) -> Result<PathBuf> {
+    for name in METADATA_FILES {
+        if let Some(problem) = not_a_regular_file(&dir.join(name)) {
+            return Err(Error::input(dir.join(name), problem));
+        }
+    }
     let found: Vec<PathBuf> = METADATA_FILES.iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),
@@ -559,16 +581,64 @@ fn default_metadata(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Regular, non-hidden files of `dir`, sorted (what a cohort directory holds).
+/// Regular, non-hidden files of `dir`, sorted (what a cohort directory holds). An entry
+/// named like a view or metadata file (`.npy`, `.npz`, `.safetensors`, `.parquet`,
+/// `metadata.csv`) that is not a regular file — a directory, a dangling symbolic link, a
+/// link loop, a FIFO or a device — is an error naming it, never silently left out.
 pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
-        .collect();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_file() {
+            files.push(path);
+            continue;
+        }
+        let read_as_input = METADATA_FILES.contains(&name)
+            || matches!(
+                Format::of(&path),
+                Some(Format::Npy | Format::Npz | Format::Safetensors | Format::Parquet)
+            );
+        if read_as_input {
+            if let Some(problem) = not_a_regular_file(&path) {
+                return Err(Error::input(&path, problem));
+            }
+        }
+    }
     files.sort();
     Ok(files)
+}
+
+/// Why `path` cannot be read as an input file, or `None` when it is a regular file (or a
+/// link to one) or does not exist at all.
+pub(crate) fn not_a_regular_file(path: &Path) -> Option<String> {
+    let entry = std::fs::symlink_metadata(path).ok()?;
+    let problem = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => return None,
+        Ok(m) if m.is_dir() => {
+            "is a directory, not a file; a view or metadata table must be a regular file".into()
+        }
+        Ok(_) => "is not a regular file (a FIFO, socket or device such as /dev/zero); \
+                  copy the data into a regular file"
+            .into(),
+        Err(_) if entry.file_type().is_symlink() => {
+            let target = std::fs::read_link(path).unwrap_or_default();
+            let target = path.parent().unwrap_or(Path::new(".")).join(&target);
+            if std::fs::symlink_metadata(&target).is_ok() {
+                "is a symbolic link that loops (it resolves to itself); point it at the file".into()
+            } else {
+                format!(
+                    "is a symbolic link to {}, which does not exist; point it at the file or remove it",
+                    target.display()
+                )
+            }
+        }
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    Some(problem)
 }
 
 fn stem(path: &Path) -> String {
@@ -601,6 +671,12 @@ fn plan_from_manifest(views: &[ViewRef]) -> Result<(Vec<FilePlan>, Vec<PathBuf>)
     let mut plans: Vec<FilePlan> = Vec::new();
     for view in views {
         let format = Format::of(&view.file).expect("checked when the manifest was parsed");
+        if let Some(problem) = not_a_regular_file(&view.file) {
+            return Err(Error::input(
+                &view.file,
+                format!("cohort.toml [views] names it for view `{}`, but it {problem}", view.name),
+            ));
+        }
         if !view.file.is_file() {
             return Err(Error::input(
                 &view.file,

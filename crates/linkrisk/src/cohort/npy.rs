@@ -480,6 +480,20 @@ pub fn read_header(reader: &mut impl Read, path: &Path) -> Result<Header> {
     let mut text = vec![0u8; header_text_len];
     reader.read_exact(&mut text).map_err(|e| truncated(path, e))?;
     let text = String::from_utf8_lossy(&text);
+    let dict = text.trim_end_matches([' ', '\n', '\0']).trim_start();
+    if !(dict.starts_with('{') && dict.ends_with('}')) {
+        return Err(Error::input(
+            path,
+            "corrupt .npy header: the header is not one complete Python dict ({...}); the file is \
+             damaged or was not written by numpy.save: re-export it",
+        ));
+    }
+    if dict_value(&text, "shape").is_some_and(|s| !s.contains(')')) {
+        return Err(Error::input(
+            path,
+            "corrupt .npy header: the 'shape' tuple is not closed; re-export the file",
+        ));
+    }
     let descr_text = dict_value(&text, "descr")
         .ok_or_else(|| Error::input(path, "corrupt .npy header: no 'descr' key"))?
         .trim();

@@ -23,6 +23,19 @@ pub fn read(path: &Path, select: &Select) -> Result<Contents> {
             ),
         )
     })?;
+    // The zip reader keeps one entry per name (the last); numpy's reader would see another.
+    if let Some(listed) = central_directory_entries(path) {
+        if listed != archive.len() {
+            return Err(Error::input(
+                path,
+                format!(
+                    "lists {listed} members but only {} distinct names: a member name appears twice \
+                     (which copy is read is a guess); re-export the archive with one member per name",
+                    archive.len()
+                ),
+            ));
+        }
+    }
     // (index in the archive, member name without `.npy`)
     let mut arrays: Vec<(usize, String)> = Vec::new();
     let mut id_member: Option<(usize, String)> = None;
@@ -39,6 +52,12 @@ pub fn read(path: &Path, select: &Select) -> Result<Contents> {
                 ),
             ));
         };
+        if arrays.iter().any(|(_, s)| s == stem) || id_member.as_ref().is_some_and(|(_, s)| s == stem) {
+            return Err(Error::input(
+                path,
+                format!("holds member `{name}` twice (numpy would read only one); re-export the archive with one member per name"),
+            ));
+        }
         if is_id_member(stem) {
             if let Some((_, first)) = &id_member {
                 return Err(Error::input(
@@ -60,6 +79,7 @@ pub fn read(path: &Path, select: &Select) -> Result<Contents> {
         let mut member = archive.by_index(index).map_err(|e| corrupt(&where_, e))?;
         let size = member.size();
         let array = npy::read_from(&mut member, &where_, Some(size))?;
+        verify_crc(&mut member, &where_)?;
         contents.arrays.push(Member { name, array });
     }
     if let Some((index, name)) = id_member {
@@ -67,9 +87,38 @@ pub fn read(path: &Path, select: &Select) -> Result<Contents> {
         let mut member = archive.by_index(index).map_err(|e| corrupt(&where_, e))?;
         let size = member.size();
         let ids = npy::read_ids_from(&mut member, &where_, Some(size))?;
+        verify_crc(&mut member, &where_)?;
         contents.ids = Some(RecordIds { member: name, ids });
     }
     Ok(contents)
+}
+
+/// The number of entries the archive's end-of-central-directory record lists, when it can
+/// be read (`None` for ZIP64 archives, whose count is elsewhere, or no record found).
+/// Hand-read: the zip crate exposes only its deduplicated entries.
+fn central_directory_entries(path: &Path) -> Option<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let tail_len = len.min(22 + 65_535);
+    file.seek(SeekFrom::Start(len - tail_len)).ok()?;
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact(&mut tail).ok()?;
+    let at =
+        (0..tail.len().saturating_sub(21)).rev().find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])?;
+    let total = u16::from_le_bytes([tail[at + 10], tail[at + 11]]);
+    (total != u16::MAX).then_some(total as usize)
+}
+
+/// Read a member to its end: the zip reader checks the member's CRC-32 only there, so a
+/// stored member with damaged bytes (and a matching size) is refused as numpy refuses it.
+fn verify_crc(member: &mut impl std::io::Read, path: &Path) -> Result<()> {
+    std::io::copy(member, &mut std::io::sink()).map(|_| ()).map_err(|e| {
+        Error::input(
+            path,
+            format!("this member fails its CRC-32 check ({e}); the archive is damaged: re-export it"),
+        )
+    })
 }
 
 fn corrupt(path: &Path, e: zip::result::ZipError) -> Error {

@@ -60,6 +60,8 @@ pub fn read(
     let schema = builder.schema().clone();
     let total_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
+    let all_names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+    super::metadata::check_unique_columns(path, &all_names)?;
     let is_list = |f: &Field| list_element(f.data_type()).is_some();
     let list_names: Vec<String> = fields.iter().filter(|f| is_list(f)).map(|f| f.name().clone()).collect();
     let scalar_names: Vec<&str> = fields.iter().filter(|f| !is_list(f)).map(|f| f.name().as_str()).collect();

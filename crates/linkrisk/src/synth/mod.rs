@@ -28,7 +28,7 @@ pub use model::{Ramp, SynthModel};
 pub use population::Population;
 pub use render::SynthView;
 
-use crate::cohort::write::{atomic, write_cohort};
+use crate::cohort::write::{atomic, atomic_dir, write_cohort};
 use crate::cohort::{npy, Cohort, Metadata, View, N_FINDINGS};
 use crate::error::{Error, Result};
 
@@ -280,9 +280,10 @@ impl SyntheticCohort {
         ]
     }
 
-    /// Write `dir/metadata.csv` and the four `.npy` views.
+    /// Write `dir/metadata.csv` and the four `.npy` views (built beside `dir`, then renamed
+    /// into place: see [`crate::cohort::write::atomic_dir`]).
     pub fn write(&self, dir: &Path) -> Result<SynthSummary> {
-        write_cohort(dir, &self.metadata, &self.views())?;
+        atomic_dir(dir, |tmp| write_cohort(tmp, &self.metadata, &self.views()))?;
         Ok(SynthSummary::new(dir, &self.config, self.config.specialization, &self.metadata))
     }
 
@@ -300,15 +301,19 @@ impl SyntheticCohort {
 
 impl Population {
     /// Render and write every view at `specialization` into `dir` (with `metadata.csv`),
-    /// one view at a time so that memory holds the latents and a single view.
+    /// one view at a time so that memory holds the latents and a single view. The directory
+    /// is built beside `dir` and renamed into place ([`crate::cohort::write::atomic_dir`]).
     pub fn write(&self, dir: &Path, specialization: f64) -> Result<SynthSummary> {
         check_specialization(specialization)?;
-        write_cohort(dir, &self.metadata, &[])?;
-        for view in SynthView::ALL {
-            let rows = self.render(view, specialization)?;
-            let dim = rows.len() / self.len();
-            atomic(&dir.join(format!("{}.npy", view.name())), |tmp| npy::write(tmp, self.len(), dim, &rows))?;
-        }
+        atomic_dir(dir, |tmp| {
+            write_cohort(tmp, &self.metadata, &[])?;
+            for view in SynthView::ALL {
+                let rows = self.render(view, specialization)?;
+                let dim = rows.len() / self.len();
+                atomic(&tmp.join(format!("{}.npy", view.name())), |t| npy::write(t, self.len(), dim, &rows))?;
+            }
+            Ok(())
+        })?;
         Ok(SynthSummary::new(dir, &self.config, specialization, &self.metadata))
     }
 }

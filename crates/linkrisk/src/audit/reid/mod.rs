@@ -206,9 +206,16 @@ impl ReidConfig {
         if self.negatives_per_query == 0 {
             return Err(Error::config("--negatives-per-query must be at least 1"));
         }
+        crate::limits::check(
+            "--negatives-per-query",
+            self.negatives_per_query,
+            1,
+            crate::limits::MAX_NEGATIVES_PER_QUERY,
+        )?;
         if self.bootstrap_replicates == 1 {
             return Err(Error::config("--bootstrap must be 0 (off) or at least 2"));
         }
+        crate::limits::check("--bootstrap", self.bootstrap_replicates, 0, crate::limits::MAX_BOOTSTRAP)?;
         if !(self.level > 0.0 && self.level < 1.0) {
             return Err(Error::config(format!("interval level must be in (0, 1), got {}", self.level)));
         }

@@ -162,9 +162,11 @@ impl RelinkConfig {
         if self.trials == 0 {
             return Err(Error::config("--trials must be at least 1"));
         }
+        crate::limits::check("--trials", self.trials, 1, crate::limits::MAX_TRIALS)?;
         if self.bootstrap_replicates == 1 {
             return Err(Error::config("bootstrap replicates must be 0 (off) or at least 2"));
         }
+        crate::limits::check("--bootstrap", self.bootstrap_replicates, 0, crate::limits::MAX_BOOTSTRAP)?;
         if !(self.level > 0.0 && self.level < 1.0) {
             return Err(Error::config(format!("interval level must be in (0, 1), got {}", self.level)));
         }

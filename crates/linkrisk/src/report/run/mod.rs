@@ -41,8 +41,9 @@ use crate::error::{Error, Result};
 /// File name of the run record inside a run directory.
 pub const RUN_FILE: &str = "run.json";
 
-/// How long [`RunDir`] waits for another process's lock before giving up.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long [`RunDir`] waits for another process's lock before giving up: longer than
+/// [`LOCK_STALE`], so a lock left by a killed process of another host is taken over too.
+const LOCK_WAIT: Duration = Duration::from_secs(75);
 
 /// A lock older than this is left over from a killed process (the critical section takes
 /// milliseconds) and is taken over.
@@ -441,7 +442,10 @@ fn write_run_file(path: &Path, file: &RunFile) -> Result<()> {
     let mut text = serde_json::to_string_pretty(file)
         .map_err(|e| Error::config(format!("cannot serialise run.json: {e}")))?;
     text.push('\n');
-    crate::cohort::write::atomic_bytes(path, text.as_bytes())
+    // run.json is read and then updated: no input check (cohort::write::atomic's).
+    crate::cohort::write::atomic_replace(path, |tmp| {
+        std::fs::write(tmp, text.as_bytes()).map_err(|e| Error::write(tmp, e))
+    })
 }
 
 /// Read and parse `dir/run.json`.
@@ -530,9 +534,62 @@ pub fn unix_now() -> u64 {
 }
 
 /// An exclusive lock on a run directory: the file `run.json.lock`, created with
-/// `create_new` and removed on drop.
+/// `create_new`, holding its owner (`{"pid": .., "host": "..", "created_unix": ..}`), removed
+/// on drop and by the CLI's SIGTERM/SIGINT handler ([`crate::cleanup`]).
+///
+/// A lock whose owner is a process of this host that no longer runs (SIGKILL, a crash) is
+/// taken over at once; one of another host (a shared file system) or without a readable
+/// owner is taken over once it is older than [`LOCK_STALE`]. (Kernel file locks would need
+/// no owner record, but are unreliable on the network file systems clusters use.)
 struct Lock {
     path: PathBuf,
+    _registered: crate::cleanup::Registered,
+}
+
+/// Who holds a lock, as written in the lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOwner {
+    /// Process id of the owner.
+    pub pid: u32,
+    /// Host name of the owner ("" when unknown).
+    pub host: String,
+    /// Unix time the lock was taken.
+    pub created_unix: u64,
+}
+
+impl LockOwner {
+    fn me() -> LockOwner {
+        LockOwner { pid: std::process::id(), host: host_name(), created_unix: unix_now() }
+    }
+
+    /// Whether the owner is known not to run any more: same host, and no such process.
+    fn is_dead(&self) -> bool {
+        !self.host.is_empty() && self.host == host_name() && process_alive(self.pid) == Some(false)
+    }
+}
+
+/// This machine's host name, "" when it cannot be told.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` runs on this machine; `None` where it cannot be told (no /proc).
+fn process_alive(pid: u32) -> Option<bool> {
+    let proc_dir = Path::new("/proc");
+    if !proc_dir.join("self").exists() {
+        return None;
+    }
+    Some(proc_dir.join(pid.to_string()).exists())
+}
+
+/// Read the owner recorded in a lock file (`None`: unreadable, empty or an older format).
+fn read_owner(path: &Path) -> Option<LockOwner> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 impl Lock {
@@ -541,21 +598,35 @@ impl Lock {
         let started = std::time::Instant::now();
         loop {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(_) => return Ok(Lock { path }),
+                Ok(mut file) => {
+                    let registered = crate::cleanup::remove_on_signal(&path);
+                    let owner = serde_json::to_vec(&LockOwner::me()).unwrap_or_default();
+                    std::io::Write::write_all(&mut file, &owner).map_err(|e| Error::write(&path, e))?;
+                    return Ok(Lock { path, _registered: registered });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = read_owner(&path);
                     let age = std::fs::metadata(&path)
                         .and_then(|m| m.modified())
                         .ok()
                         .and_then(|t| SystemTime::now().duration_since(t).ok());
-                    if age.is_some_and(|a| a > LOCK_STALE) {
-                        let _ = std::fs::remove_file(&path);
+                    let stale =
+                        owner.as_ref().is_some_and(LockOwner::is_dead) || age.is_some_and(|a| a > LOCK_STALE);
+                    if stale {
+                        take_over(&path, owner.as_ref());
                         continue;
                     }
                     if started.elapsed() > LOCK_WAIT {
+                        let holder = match &owner {
+                            Some(o) => format!(" (process {} on host `{}`)", o.pid, o.host),
+                            None => String::new(),
+                        };
                         return Err(Error::input(
                             &path,
-                            "another linkrisk process holds this run directory's lock; if none is \
-                             running, delete the lock file",
+                            format!(
+                                "another linkrisk process{holder} has held this run directory's lock for                                  {} s; wait for it to finish and run again (a lock of a process that                                  no longer runs is taken over by itself)",
+                                age.map_or(0, |a| a.as_secs())
+                            ),
                         ));
                     }
                     std::thread::sleep(Duration::from_millis(20));
@@ -563,6 +634,21 @@ impl Lock {
                 Err(e) => return Err(Error::write(&path, e)),
             }
         }
+    }
+}
+
+/// Remove the stale lock at `path` whose owner was read as `seen`: moved to a private name
+/// first (atomic), and moved back if what was moved is not that lock (another waiter took
+/// it over and a live process holds it now).
+fn take_over(path: &Path, seen: Option<&LockOwner>) {
+    let private = path.with_extension(format!("lock.takeover-{}", std::process::id()));
+    if std::fs::rename(path, &private).is_err() {
+        return; // gone already: someone else took it over
+    }
+    if read_owner(&private).as_ref() == seen {
+        let _ = std::fs::remove_file(&private);
+    } else {
+        let _ = std::fs::rename(&private, path);
     }
 }
 

@@ -297,3 +297,42 @@ fn a_failing_write_leaves_the_old_file_and_no_temporary() {
     names.sort();
     assert_eq!(names, ["blocked", RUN_FILE], "left behind: {names:?}");
 }
+
+#[test]
+fn a_lock_records_its_owner_and_a_dead_owner_s_lock_is_taken_over_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lock = tmp.path().join("run.json.lock");
+    {
+        let held = Lock::acquire(tmp.path()).unwrap();
+        let owner = read_owner(&held.path).expect("the lock names its owner");
+        assert_eq!(owner.pid, std::process::id());
+        assert_eq!(owner.host, host_name());
+    }
+    assert!(!lock.exists(), "released");
+    // What SIGKILL leaves: a fresh lock of a process of this host that has ended.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let dead = LockOwner { pid: dead_pid, host: host_name(), created_unix: unix_now() };
+    std::fs::write(&lock, serde_json::to_vec(&dead).unwrap()).unwrap();
+    std::fs::write(tmp.path().join(".run.json.tmp-99999"), b"{\"half").unwrap();
+    let started = std::time::Instant::now();
+    RunDir::open_or_create(tmp.path()).unwrap().record(vec![], None, 0.0, json!({"audit": "x"})).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "taken over at once: {:?}", started.elapsed());
+    assert_eq!(read_run_file(tmp.path()).unwrap().runs.len(), 1);
+    assert!(!lock.exists());
+    // A fresh lock of a live process (this one) is waited for, then released.
+    let live = LockOwner { pid: std::process::id(), host: host_name(), created_unix: unix_now() };
+    std::fs::write(&lock, serde_json::to_vec(&live).unwrap()).unwrap();
+    let release = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::remove_file(lock).unwrap();
+        })
+    };
+    let started = std::time::Instant::now();
+    RunDir::open_or_create(tmp.path()).unwrap().record(vec![], None, 0.0, json!({"audit": "y"})).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150), "a live owner's lock is waited for");
+    release.join().unwrap();
+}
