@@ -103,27 +103,3 @@ fn bad_flags_exit_2_naming_the_flag() {
     }
     assert!(!tmp.path().join("x").exists(), "nothing is written when the flags are invalid");
 }
-
-#[test]
-fn a_preset_takes_overrides_and_writes_several_records_per_study() {
-    let tmp = temp_dir();
-    let out = tmp.path().join("cohort");
-    linkrisk()
-        .args(["synth", "--preset", "paper2", "--patients", "60", "--records-per-study", "3"])
-        .args(["--report-transform", "rotate", "--dim", "16", "--feature-dim", "20", "--out"])
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("3 per study").and(predicate::str::contains("specialization 1,")));
-    let cohort = linkrisk::cohort::Cohort::load(&out).unwrap();
-    let meta = &cohort.metadata;
-    assert_eq!(meta.n_patients, 60, "--patients overrides the preset's 6,000 (paper2 has no external split)");
-    assert_eq!(meta.len(), 3 * meta.n_studies, "three records per study");
-    assert!(meta.ids.iter().any(|id| id.ends_with("_3")));
-    linkrisk()
-        .args(["synth", "--preset", "paper3", "--out"])
-        .arg(tmp.path().join("x"))
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("paper1"));
-}

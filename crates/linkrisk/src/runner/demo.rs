@@ -1,15 +1,7 @@
-//! `linkrisk demo`: the one-command tour. Synthesizes one population (the calibrated
-//! generative model, docs/METHODS.md "Calibration to the papers") as four embedding models
-//! of increasing clinical specialization see it (standing for paper 1's four VLMs), audits
-//! them with the same runner as `linkrisk audit` (one code path), runs a two-point
+//! `linkrisk demo`: the one-command tour. Synthesizes one population as four embedding
+//! models of increasing clinical specialization see it (standing for paper 1's four VLMs),
+//! audits them with the same runner as `linkrisk audit` (one code path), runs a two-point
 //! mitigation (non-private vs private projection heads), and renders the report.
-//!
-//! The specialist sees the whole population, 6.5 times `--patients` (10,400 at the default
-//! 1,600, the `paper1` preset's train/test patients: a test split of 10,948 records, so that
-//! pools of N = 10,000 exist); the three other models see its first `--patients` patients
-//! (about 1,660 test records each). To keep the demo light the specialist's audits run
-//! without the attack comparisons (`relink.attack`, `reid.attack`: no hubness, assignment or
-//! alignment attacks; its trained re-ID attacker still runs); the other models run them all.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,14 +14,11 @@ use crate::engine::Progress;
 use crate::error::{Error, Result};
 use crate::report::run::{unix_now, RunEntry};
 use crate::report::{write_report, Format, RunDir};
-use crate::synth::{Population, Preset, SynthConfig, SynthSummary};
+use crate::synth::{Population, SynthConfig, SynthSummary};
 
 /// The demo's stand-ins for four VLMs of increasing clinical specialization.
 pub const DEMO_MODELS: [(&str, f64); 4] =
     [("general", 0.0), ("biomedical", 0.33), ("radiology", 0.67), ("cxr-specialist", 1.0)];
-
-/// The specialist's population is this many times `--patients` (the other models' patients).
-pub const SPECIALIST_SCALE: f64 = 6.5;
 
 /// The label of the demo's mitigation entry.
 pub const MITIGATION_LABEL: &str = "mitigation";
@@ -51,7 +40,7 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { patients: 1600, seed: 0, trials: 10, bootstrap: 200, epsilon: 1.0 }
+        DemoConfig { patients: 4000, seed: 0, trials: 10, bootstrap: 200, epsilon: 1.0 }
     }
 }
 
@@ -80,27 +69,16 @@ pub struct DemoOutcome {
     pub mitigation_lines: Vec<String>,
 }
 
-/// The demo's population: the `paper1` preset's generative model with `patients` train/test
-/// patients and a fifth as many external ones.
-pub fn demo_population_config(patients: usize, seed: u64) -> SynthConfig {
-    SynthConfig { patients, seed, external_patients: patients.div_ceil(5), ..Preset::Paper1.config() }
-}
-
-/// Sample the population and write it as each of [`DEMO_MODELS`] embeds it, into
-/// `out/cohorts/<model>/`: the specialist (the last model) sees all of it,
-/// [`SPECIALIST_SCALE`] times `patients`; the other models see its first `patients`
-/// patients (and their external patients), whose studies, findings and demographics are
-/// the same in every cohort (a larger population extends a smaller one). Each model has
-/// frozen-encoder features of its own.
+/// Sample one population and write it as each of [`DEMO_MODELS`] embeds it, into
+/// `out/cohorts/<model>/`. The patients, studies, findings and frozen-encoder features are
+/// the same in every cohort; only `image.npy` and `report.npy` differ.
 pub fn synthesize_cohorts(out: &Path, patients: usize, seed: u64) -> Result<Vec<DemoCohort>> {
-    let small = Population::sample(&demo_population_config(patients, seed))?;
-    let large_patients = (patients as f64 * SPECIALIST_SCALE).ceil() as usize;
-    let large = Population::sample(&demo_population_config(large_patients, seed))?;
+    let config =
+        SynthConfig { patients, seed, external_patients: patients.div_ceil(5), ..SynthConfig::default() };
+    let population = Population::sample(&config)?;
     DEMO_MODELS
         .iter()
-        .enumerate()
-        .map(|(i, &(model, specialization))| {
-            let population = if i + 1 == DEMO_MODELS.len() { &large } else { &small };
+        .map(|&(model, specialization)| {
             let summary = population.write(&out.join("cohorts").join(model), specialization)?;
             Ok(DemoCohort { model, summary })
         })
@@ -126,27 +104,13 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<DemoOutcome> {
     std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
-    let what = format!(
-        "synthesizing {} patients as seen by {} models ({} for the specialist)",
-        config.patients,
-        DEMO_MODELS.len(),
-        (config.patients as f64 * SPECIALIST_SCALE).ceil()
-    );
+    let what = format!("synthesizing {} patients as seen by {} models", config.patients, DEMO_MODELS.len());
     events(Event::Step { what: &what });
     let cohorts = synthesize_cohorts(out, config.patients, config.seed)?;
     let settings = demo_settings(config);
     let plans = cohorts
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut settings = settings.clone();
-            if i + 1 == cohorts.len() {
-                // The specialist's 10,948 x 10,948 test split: no attack comparisons.
-                settings.relink.attack = None;
-                settings.reid.attack = None;
-            }
-            ModelPlan::new(c.model, c.summary.dir.clone(), settings)
-        })
+        .map(|c| ModelPlan::new(c.model, c.summary.dir.clone(), settings.clone()))
         .collect::<Result<Vec<_>>>()?;
     // The demo owns its directory: a rerun with other settings replaces its models.
     let options = RunOptions { command: command.clone(), synthetic: true, render: false, replace: true };

@@ -16,15 +16,12 @@ mod population;
 mod render;
 
 #[cfg(test)]
-mod calibration_tests;
-#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use model::{Ramp, SynthModel};
 pub use population::Population;
 pub use render::SynthView;
 
@@ -56,99 +53,7 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Patients of the domain-shifted `external` split (`--external-patients`).
     pub external_patients: usize,
-    /// Records (images) per study (`--records-per-study`): the images of one study share
-    /// its findings, instance detail and report (`report.npy` rows are identical), and each
-    /// has its own acquisition nuisance and noise.
-    pub records_per_study: usize,
-    /// Probability that a (non-external) patient is in `test` (`--test-fraction`).
-    pub test_fraction: f64,
-    /// How `report.npy` relates to `image.npy`'s space (`--report-transform`).
-    pub report_transform: ReportTransform,
-    /// The generative model's calibrated knobs (`--preset` picks them).
-    pub model: SynthModel,
 }
-
-/// How `report.npy` is placed relative to the image's space: the alignment attacks
-/// (Procrustes, ridge from a few leaked pairs) only matter when the views do not share one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReportTransform {
-    /// The report lives in the image's space (a VLM's shared embedding space).
-    #[default]
-    None,
-    /// The report is rotated by a seeded random orthogonal matrix: cosine similarity
-    /// across the views is lost, an orthogonal Procrustes map from leaked pairs recovers it.
-    Rotate,
-    /// The report is embedded as another model would: every latent block has directions
-    /// of its own (a linear, not orthogonal, relation to the image's space).
-    OtherModel,
-}
-
-impl ReportTransform {
-    /// Parse a `--report-transform` value.
-    pub fn parse(text: &str) -> Result<ReportTransform> {
-        match text {
-            "none" => Ok(ReportTransform::None),
-            "rotate" => Ok(ReportTransform::Rotate),
-            "other-model" => Ok(ReportTransform::OtherModel),
-            _ => Err(Error::config(format!(
-                "--report-transform must be none, rotate or other-model, got `{text}`"
-            ))),
-        }
-    }
-}
-
-/// Calibrated cohorts (`linkrisk synth --preset`), see docs/METHODS.md ("Calibration to the
-/// papers").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preset {
-    /// Paper 1 (cross-modal re-linkage): the calibrated model at specialization 1, a test
-    /// split of more than 10,000 records so that pools of N = 10,000 exist.
-    Paper1,
-    /// Paper 2 (patient re-identification): the calibrated model at specialization 1 with
-    /// two images per study.
-    Paper2,
-}
-
-impl Preset {
-    /// Parse a `--preset` value.
-    pub fn parse(text: &str) -> Result<Preset> {
-        match text {
-            "paper1" => Ok(Preset::Paper1),
-            "paper2" => Ok(Preset::Paper2),
-            _ => Err(Error::config(format!("--preset must be paper1 or paper2, got `{text}`"))),
-        }
-    }
-
-    /// The preset's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Paper1 => "paper1",
-            Preset::Paper2 => "paper2",
-        }
-    }
-
-    /// The preset's configuration (seed 0; callers may change the seed).
-    pub fn config(self) -> SynthConfig {
-        let base = SynthConfig { specialization: 1.0, model: SynthModel::CALIBRATED, ..SynthConfig::default() };
-        match self {
-            Preset::Paper1 => SynthConfig {
-                patients: PAPER1_PATIENTS,
-                test_fraction: PAPER1_TEST_FRACTION,
-                external_patients: 1000,
-                ..base
-            },
-            Preset::Paper2 => SynthConfig { patients: 6000, records_per_study: 2, external_patients: 0, ..base },
-        }
-    }
-}
-
-/// Patients of the `paper1` preset (and of the demo's specialist).
-pub const PAPER1_PATIENTS: usize = 10_400;
-/// Test fraction of the `paper1` preset: about 10,800 test records.
-pub const PAPER1_TEST_FRACTION: f64 = 0.5;
-/// Most records one study may have.
-pub const MAX_RECORDS_PER_STUDY: usize = 16;
 
 impl Default for SynthConfig {
     fn default() -> Self {
@@ -160,10 +65,6 @@ impl Default for SynthConfig {
             specialization: 0.5,
             seed: 0,
             external_patients: 800,
-            records_per_study: 1,
-            test_fraction: model::TEST_FRACTION,
-            report_transform: ReportTransform::None,
-            model: SynthModel::CLASSIC,
         }
     }
 }
@@ -189,19 +90,6 @@ impl SynthConfig {
             }
         }
         check_specialization(self.specialization)?;
-        if self.records_per_study == 0 || self.records_per_study > MAX_RECORDS_PER_STUDY {
-            return Err(Error::config(format!(
-                "--records-per-study must be between 1 and {MAX_RECORDS_PER_STUDY}, got {}",
-                self.records_per_study
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.test_fraction) {
-            return Err(Error::config(format!(
-                "--test-fraction must be between 0 and 1, got {}",
-                self.test_fraction
-            )));
-        }
-        self.model.validate()?;
         if self.external_patients > MAX_PATIENTS {
             return Err(Error::config(format!(
                 "--external-patients must be at most {MAX_PATIENTS}, got {}",
@@ -328,7 +216,7 @@ pub fn generate_to_dir(config: &SynthConfig, dir: &Path) -> Result<SynthSummary>
 pub struct SynthSummary {
     /// The cohort directory.
     pub dir: PathBuf,
-    /// Records (image-report pairs; `records_per_study` per study).
+    /// Records (= studies = image-report pairs).
     pub records: usize,
     /// Distinct patients (train, test and external).
     pub patients: usize,
@@ -340,8 +228,6 @@ pub struct SynthSummary {
     pub specialization: f64,
     /// Seed of the generator.
     pub seed: u64,
-    /// Records (images) per study.
-    pub records_per_study: usize,
 }
 
 /// Records and patients in one split.
@@ -402,7 +288,6 @@ impl SynthSummary {
             views,
             specialization,
             seed: config.seed,
-            records_per_study: config.records_per_study,
         }
     }
 }

@@ -161,50 +161,37 @@ pub struct ViewWeights {
     pub noise_sd: f64,
 }
 
-/// Weights of `image.npy` at specialization `s` (the shared space of a pre-trained VLM)
-/// under `model`. Instance detail and finding signal grow with `s` (and, in the calibrated
-/// model, the anatomy); everything else is fixed.
-pub fn image_weights(model: &SynthModel, s: f64) -> ViewWeights {
+/// Weights of `image.npy` at specialization `s` (the shared space of a pre-trained VLM).
+/// Instance detail and finding signal grow with `s`; everything else is fixed.
+pub fn image_weights(s: f64) -> ViewWeights {
     ViewWeights {
-        anatomy: model.image_anatomy.at(s),
-        findings: model.image_findings.at(s),
-        instance: model.instance.at(s),
-        sex: model.image_sex,
+        anatomy: 2.0,
+        findings: 0.8 * (1.0 + 0.5 * s),
+        instance: 0.8 + 0.9 * s,
+        sex: 0.6,
         age: 0.5,
         race: 0.15,
-        nuisance: model.nuisance.at(s),
+        nuisance: 2.6,
         offset: 10.0,
         site: 6.0,
         noise_sd: 1.0,
     }
 }
 
-/// Weights of `report.npy` at specialization `s` under `model`. Reports state their
-/// findings plainly, so the finding weight is larger than the image's (whose probe AUROC
-/// stays near 0.8).
-pub fn report_weights(model: &SynthModel, s: f64) -> ViewWeights {
+/// Weights of `report.npy` at specialization `s`. Reports state their findings plainly, so
+/// the finding weight is larger than the image's (whose probe AUROC stays near 0.8).
+pub fn report_weights(s: f64) -> ViewWeights {
     ViewWeights {
         anatomy: 1.0,
-        findings: model.report_findings.at(s),
-        instance: model.instance.at(s),
+        findings: 5.0 * (1.0 + 0.5 * s),
+        instance: 0.8 + 0.9 * s,
         sex: 0.0,
         age: 0.0,
         race: 0.0,
-        nuisance: model.nuisance.at(s),
+        nuisance: 2.6,
         offset: 10.0,
         site: 4.0,
         noise_sd: 1.0,
-    }
-}
-
-/// Weights of the frozen features of `base` ([`IMAGE_FEATURE_WEIGHTS`] or
-/// [`REPORT_FEATURE_WEIGHTS`]) for a model at specialization `s`: unchanged unless
-/// `model.model_features`, when the instance weight follows `model.feature_instance`.
-pub fn feature_weights(base: ViewWeights, model: &SynthModel, s: f64) -> ViewWeights {
-    if model.model_features {
-        ViewWeights { instance: model.feature_instance.at(s), ..base }
-    } else {
-        base
     }
 }
 
@@ -244,136 +231,3 @@ pub const REPORT_CODE_UNCERTAIN: f32 = 0.5;
 pub const REPORT_CODE_NEGATIVE: f32 = -0.25;
 /// Largest magnitude of the image's "normality" latent for `No Finding`.
 pub const NORMALITY_CLAMP: f64 = 2.0;
-
-/// A weight that moves linearly with the specialization `s`: `at_0 + (at_1 - at_0) * s`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Ramp {
-    /// Weight of a general-domain model (`s = 0`).
-    pub at_0: f64,
-    /// Weight of a fully specialised model (`s = 1`).
-    pub at_1: f64,
-}
-
-impl Ramp {
-    /// The weight at specialization `s`.
-    pub fn at(self, s: f64) -> f64 {
-        if self.at_0 == self.at_1 {
-            self.at_0
-        } else {
-            self.at_0 + (self.at_1 - self.at_0) * s
-        }
-    }
-
-    const fn flat(w: f64) -> Ramp {
-        Ramp { at_0: w, at_1: w }
-    }
-}
-
-/// The knobs of the generative model that the presets (`--preset paper1|paper2`) and the
-/// demo calibrate; [`SynthModel::CLASSIC`] is the model `linkrisk synth` has always used
-/// (its output is unchanged). Documented, with the calibration, in docs/METHODS.md
-/// ("Synthetic cohorts", "Calibration to the papers").
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SynthModel {
-    /// Correlation of a patient's anatomy vector between two of its studies: each study
-    /// shows `r * a_patient + sqrt(1 - r^2) * e_study` (1: the anatomy never changes).
-    /// Within-patient change in the identity subspace itself is what no linear metric can
-    /// remove, so it caps the trained re-ID attacker.
-    pub anatomy_persistence: f64,
-    /// Standard deviation of a patient's log-distinctiveness: the patient's anatomy and
-    /// demographic signals (sex, age, race) in the image are all scaled by
-    /// `k = exp(sd * z - sd^2 / 2)`, `z ~ N(0, 1)`, so the patients who are easy to
-    /// re-identify are the ones whose demographics show (paper 2's stratified effect).
-    /// 0: every patient shows them equally.
-    pub distinctiveness_sd: f64,
-    /// Anatomy weight of `image.npy`.
-    pub image_anatomy: Ramp,
-    /// Finding weight of `image.npy`.
-    pub image_findings: Ramp,
-    /// Instance-detail weight of `image.npy` and `report.npy` (the pair's shared detail).
-    pub instance: Ramp,
-    /// Finding weight of `report.npy`.
-    pub report_findings: Ramp,
-    /// Nuisance weight (acquisition, writing style) of `image.npy` and `report.npy`.
-    pub nuisance: Ramp,
-    /// Sex weight of `image.npy` (before the patient's distinctiveness).
-    pub image_sex: f64,
-    /// Whether each model has frozen-encoder features of its own: feature directions and
-    /// noise are keyed by the specialization, and the features' instance weight follows
-    /// [`SynthModel::feature_instance`]. `false`: one set of features for every model.
-    pub model_features: bool,
-    /// Instance-detail weight of the frozen features when `model_features` is set.
-    pub feature_instance: Ramp,
-}
-
-impl SynthModel {
-    /// The model `linkrisk synth` has used since issue 1: anatomy constant over studies,
-    /// every patient equally distinctive, the shared-space weights of [`image_weights`] and
-    /// [`report_weights`], one set of frozen features for every model.
-    pub const CLASSIC: SynthModel = SynthModel {
-        anatomy_persistence: 1.0,
-        distinctiveness_sd: 0.0,
-        image_anatomy: Ramp::flat(2.0),
-        image_findings: Ramp { at_0: 0.8, at_1: 1.2 },
-        instance: Ramp { at_0: 0.8, at_1: 1.7 },
-        report_findings: Ramp { at_0: 5.0, at_1: 7.5 },
-        nuisance: Ramp::flat(2.6),
-        image_sex: 0.6,
-        model_features: false,
-        feature_instance: Ramp::flat(1.4),
-    };
-
-    /// The calibrated model of the presets and the demo (see docs/METHODS.md, "Calibration
-    /// to the papers"): anatomy that drifts between studies, patients that differ in how
-    /// distinctive they are, instance detail weak enough for paper 1's lifts, per-model
-    /// frozen features.
-    pub const CALIBRATED: SynthModel = SynthModel {
-        anatomy_persistence: 0.81,
-        distinctiveness_sd: 0.3,
-        image_anatomy: Ramp { at_0: 1.7, at_1: 2.55 },
-        image_findings: Ramp { at_0: 0.8, at_1: 1.0 },
-        instance: Ramp { at_0: 0.3, at_1: 0.62 },
-        report_findings: Ramp { at_0: 3.0, at_1: 4.0 },
-        nuisance: Ramp::flat(2.6),
-        image_sex: 0.65,
-        model_features: true,
-        feature_instance: Ramp { at_0: 1.4, at_1: 2.0 },
-    };
-
-    /// Reject values the generator cannot honour.
-    pub fn validate(&self) -> crate::error::Result<()> {
-        let bad = |what: &str, v: f64| {
-            Err(crate::error::Error::config(format!("synthetic model: {what} out of range, got {v}")))
-        };
-        if !(0.0..=1.0).contains(&self.anatomy_persistence) {
-            return bad("anatomy_persistence (0..=1)", self.anatomy_persistence);
-        }
-        if !(0.0..=3.0).contains(&self.distinctiveness_sd) {
-            return bad("distinctiveness_sd (0..=3)", self.distinctiveness_sd);
-        }
-        for (what, ramp) in [
-            ("image_anatomy", self.image_anatomy),
-            ("image_findings", self.image_findings),
-            ("instance", self.instance),
-            ("report_findings", self.report_findings),
-            ("nuisance", self.nuisance),
-            ("feature_instance", self.feature_instance),
-        ] {
-            for v in [ramp.at_0, ramp.at_1] {
-                if !(v.is_finite() && v >= 0.0) {
-                    return bad(what, v);
-                }
-            }
-        }
-        if !(self.image_sex.is_finite() && self.image_sex >= 0.0) {
-            return bad("image_sex", self.image_sex);
-        }
-        Ok(())
-    }
-}
-
-impl Default for SynthModel {
-    fn default() -> Self {
-        SynthModel::CLASSIC
-    }
-}

@@ -11,7 +11,7 @@ use super::model::{
     Demographics, ANATOMY_DIM, CARDIAC_PERSISTENCE, EXTERNAL_DEMOGRAPHICS, EXTERNAL_NUISANCE_SCALE,
     HISTORY_DIM, INSTANCE_DIM, INTERNAL_DEMOGRAPHICS, MEAN_YEARS_BETWEEN_STUDIES, NORMALITY_CLAMP,
     NUISANCE_DIM, N_PATHOLOGIES, PATHOLOGIES, RACES, REPORT_CODE_NEGATIVE, REPORT_CODE_POSITIVE,
-    REPORT_CODE_UNCERTAIN, SEVERITY_PERSISTENCE, STUDY_COUNT_RATIO,
+    REPORT_CODE_UNCERTAIN, SEVERITY_PERSISTENCE, STUDY_COUNT_RATIO, TEST_FRACTION,
 };
 use super::SynthConfig;
 use crate::cohort::metadata::MetadataBuilder;
@@ -66,8 +66,6 @@ pub struct Population {
     pub(crate) report_latent: Vec<f32>,
     /// Study key per record: the index of its noise streams.
     pub(crate) study_keys: Vec<u64>,
-    /// Number of each record within its study (0 for the first; `--records-per-study`).
-    pub(crate) record_numbers: Vec<u16>,
     /// Whether each record's study is truly positive for each pathology (ground truth
     /// before the labeler's uncertainty), in metadata column order (`No Finding` first).
     pub(crate) truly_positive: Vec<[bool; N_FINDINGS]>,
@@ -117,7 +115,6 @@ struct RecordDraw {
     patient_index: u64,
     origin: Origin,
     study_number: usize,
-    record_number: usize,
     test: bool,
     labels: [Label; N_FINDINGS],
     truly_positive: [bool; N_FINDINGS],
@@ -172,7 +169,7 @@ fn sample_patient(
     };
     let mut rng = stream(config.seed, "synth/patient", patient_key);
     let n_studies = study_count(&mut rng, config.studies_per_patient);
-    let test = rng.random::<f64>() < config.test_fraction;
+    let test = rng.random::<f64>() < TEST_FRACTION;
     let female = rng.random::<f64>() < demographics.female;
     let first_age = (demographics.age_mean + demographics.age_sd * normal(&mut rng)).clamp(18.0, 95.0);
     let race_index = categorical(&mut rng, &demographics.race);
@@ -183,19 +180,6 @@ fn sample_patient(
     }
     let severity_propensity = normal(&mut rng);
     let cardiac_propensity = normal(&mut rng);
-    // Draws the classic model does not make come from streams of their own, so that its
-    // cohorts stay byte-identical.
-    let model = &config.model;
-    let distinctiveness = if model.distinctiveness_sd > 0.0 {
-        let sd = model.distinctiveness_sd;
-        let z = normal(&mut stream(config.seed, "synth/patient/distinctiveness", patient_key));
-        (sd * z - sd * sd / 2.0).exp()
-    } else {
-        1.0
-    };
-    if distinctiveness != 1.0 {
-        anatomy.iter_mut().for_each(|a| *a *= distinctiveness as f32);
-    }
 
     let mut records = Vec::with_capacity(n_studies);
     let mut age = first_age;
@@ -267,55 +251,32 @@ fn sample_patient(
         for j in 0..NUISANCE_DIM {
             report_latent[report_cols::NUISANCE + j] = normal(&mut rng) as f32;
         }
-        let mut study_anatomy = anatomy;
-        if model.anatomy_persistence < 1.0 {
-            let r = model.anatomy_persistence;
-            let change = (1.0 - r * r).sqrt();
-            let mut rng = stream(config.seed, "synth/study/anatomy", study_key);
-            for a in study_anatomy.iter_mut() {
-                *a = (r * f64::from(*a) + change * distinctiveness * normal(&mut rng)) as f32;
-            }
-        }
-        image_latent[image_cols::ANATOMY..image_cols::ANATOMY + ANATOMY_DIM].copy_from_slice(&study_anatomy);
+        image_latent[image_cols::ANATOMY..image_cols::ANATOMY + ANATOMY_DIM].copy_from_slice(&anatomy);
         report_latent[report_cols::HISTORY..report_cols::HISTORY + HISTORY_DIM]
-            .copy_from_slice(&study_anatomy[..HISTORY_DIM]);
-        let k = distinctiveness as f32;
-        image_latent[image_cols::SEX] = k * if female { 1.0 } else { -1.0 };
-        image_latent[image_cols::AGE] =
-            k * ((age - super::model::AGE_CENTER) / super::model::AGE_SCALE) as f32;
-        image_latent[image_cols::RACE + race_index] = k;
+            .copy_from_slice(&anatomy[..HISTORY_DIM]);
+        image_latent[image_cols::SEX] = if female { 1.0 } else { -1.0 };
+        image_latent[image_cols::AGE] = ((age - super::model::AGE_CENTER) / super::model::AGE_SCALE) as f32;
+        image_latent[image_cols::RACE + race_index] = 1.0;
         let site = if origin == Origin::External { 1.0 } else { 0.0 };
         image_latent[image_cols::OFFSET] = 1.0;
         image_latent[image_cols::SITE] = site;
         report_latent[report_cols::OFFSET] = 1.0;
         report_latent[report_cols::SITE] = site;
 
-        for record_number in 0..config.records_per_study {
-            let mut image_latent = image_latent;
-            if record_number > 0 {
-                // Another image of the same study (another view): its own acquisition
-                // nuisance; the study, its findings and its report are shared.
-                let mut rng = stream(config.seed, &format!("synth/record/{record_number}"), study_key);
-                for j in 0..NUISANCE_DIM {
-                    image_latent[image_cols::NUISANCE + j] = (nuisance_scale * normal(&mut rng)) as f32;
-                }
-            }
-            records.push(RecordDraw {
-                patient_index,
-                origin,
-                study_number,
-                record_number,
-                test,
-                labels,
-                truly_positive,
-                female,
-                age_years: age.min(100.0).floor(),
-                race: (!race_blank).then_some(RACES[race_index]),
-                study_key,
-                image_latent,
-                report_latent,
-            });
-        }
+        records.push(RecordDraw {
+            patient_index,
+            origin,
+            study_number,
+            test,
+            labels,
+            truly_positive,
+            female,
+            age_years: age.min(100.0).floor(),
+            race: (!race_blank).then_some(RACES[race_index]),
+            study_key,
+            image_latent,
+            report_latent,
+        });
     }
     records
 }
@@ -350,7 +311,6 @@ impl Population {
         let mut image_latent = Vec::with_capacity(n * image_cols::LEN);
         let mut report_latent = Vec::with_capacity(n * report_cols::LEN);
         let mut study_keys = Vec::with_capacity(n);
-        let mut record_numbers = Vec::with_capacity(n);
         let mut truly_positive = Vec::with_capacity(n);
         for record in draws.into_iter().flatten() {
             let (prefix, split) = match (record.origin, record.test) {
@@ -360,11 +320,7 @@ impl Population {
             };
             let number = format!("{prefix}{:07}", record.patient_index);
             let study = record.study_number + 1;
-            builder.ids.push(if config.records_per_study == 1 {
-                format!("r{number}_{study:02}")
-            } else {
-                format!("r{number}_{study:02}_{}", record.record_number + 1)
-            });
+            builder.ids.push(format!("r{number}_{study:02}"));
             builder.patient_ids.push(number.clone());
             push(&mut builder.study_ids, format!("s{number}_{study:02}"));
             push(&mut builder.splits, split.to_string());
@@ -375,7 +331,6 @@ impl Population {
             image_latent.extend_from_slice(&record.image_latent);
             report_latent.extend_from_slice(&record.report_latent);
             study_keys.push(record.study_key);
-            record_numbers.push(record.record_number as u16);
             truly_positive.push(record.truly_positive);
         }
         let metadata = builder.build(std::path::Path::new("<synthetic>"), 0)?;
@@ -385,7 +340,6 @@ impl Population {
             image_latent,
             report_latent,
             study_keys,
-            record_numbers,
             truly_positive,
         })
     }

@@ -9,9 +9,9 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use super::{check_specialization, ReportTransform, SynthConfig};
+use super::check_specialization;
 use super::model::{
-    feature_weights, image_weights, report_weights, SynthModel, ViewWeights, ANATOMY_DIM, HISTORY_DIM, IMAGE_FEATURE_WEIGHTS,
+    image_weights, report_weights, ViewWeights, ANATOMY_DIM, HISTORY_DIM, IMAGE_FEATURE_WEIGHTS,
     INSTANCE_DIM, NUISANCE_DIM, RACES, REPORT_FEATURE_WEIGHTS,
 };
 use super::population::{image_cols, report_cols, Population};
@@ -63,23 +63,12 @@ impl SynthView {
         }
     }
 
-    fn weights(self, model: &SynthModel, specialization: f64) -> ViewWeights {
+    fn weights(self, specialization: f64) -> ViewWeights {
         match self {
-            SynthView::Image => image_weights(model, specialization),
-            SynthView::Report => report_weights(model, specialization),
-            SynthView::ImageFeatures => feature_weights(IMAGE_FEATURE_WEIGHTS, model, specialization),
-            SynthView::ReportFeatures => feature_weights(REPORT_FEATURE_WEIGHTS, model, specialization),
-        }
-    }
-
-    /// The space's name in stream purposes: the frozen features of a model with features
-    /// of its own are keyed by its specialization.
-    fn space_key(self, model: &SynthModel, specialization: f64) -> String {
-        match self {
-            SynthView::ImageFeatures | SynthView::ReportFeatures if model.model_features => {
-                format!("{}@{specialization}", self.space())
-            }
-            _ => self.space().to_string(),
+            SynthView::Image => image_weights(specialization),
+            SynthView::Report => report_weights(specialization),
+            SynthView::ImageFeatures => IMAGE_FEATURE_WEIGHTS,
+            SynthView::ReportFeatures => REPORT_FEATURE_WEIGHTS,
         }
     }
 }
@@ -99,13 +88,12 @@ struct Block {
 /// the image's and the report's findings and instance detail use the same directions (that
 /// is what makes the space shared), and the report's history reuses the image's first
 /// anatomy directions; everything else has directions of its own.
-fn blocks(view: SynthView, config: &SynthConfig, specialization: f64) -> Vec<Block> {
-    let w = view.weights(&config.model, specialization);
-    let space = view.space_key(&config.model, specialization);
+fn blocks(view: SynthView, specialization: f64) -> Vec<Block> {
+    let w = view.weights(specialization);
+    let space = view.space();
     let modality = if view.is_image() { "image" } else { "report" };
-    let other_model = view == SynthView::Report && config.report_transform == ReportTransform::OtherModel;
     let shared = |component: &str| {
-        if space == "shared" && !other_model {
+        if space == "shared" {
             format!("shared/{component}")
         } else {
             format!("{space}/{modality}/{component}")
@@ -145,10 +133,9 @@ fn blocks(view: SynthView, config: &SynthConfig, specialization: f64) -> Vec<Blo
 
 /// The weighted map of `view`: latent columns x `dim`, row-major; row l is the unit
 /// direction of latent column l times its weight.
-fn weighted_map(config: &SynthConfig, view: SynthView, specialization: f64, latent_len: usize, dim: usize) -> Vec<f32> {
-    let seed = config.seed;
+fn weighted_map(seed: u64, view: SynthView, specialization: f64, latent_len: usize, dim: usize) -> Vec<f32> {
     let mut map = vec![0f32; latent_len * dim];
-    for block in blocks(view, config, specialization) {
+    for block in blocks(view, specialization) {
         let purpose = format!("synth/direction/{}", block.key);
         for j in 0..block.len {
             let row = &mut map[(block.first + j) * dim..(block.first + j + 1) * dim];
@@ -163,28 +150,7 @@ fn weighted_map(config: &SynthConfig, view: SynthView, specialization: f64, late
             }
         }
     }
-    if view == SynthView::Report && config.report_transform == ReportTransform::Rotate {
-        map = rotate(&map, latent_len, dim, seed);
-    }
     map
-}
-
-/// `map` (rows x dim) times a random orthogonal dim x dim matrix (the Q factor of a seeded
-/// Gaussian matrix, faer's QR). The noise is isotropic, so rotating the map is the same in
-/// distribution as rotating the rendered view.
-fn rotate(map: &[f32], rows: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = stream(seed, "synth/report-rotation", 0);
-    let gaussian = faer::Mat::<f64>::from_fn(dim, dim, |_, _| rng.sample(StandardNormal));
-    let q = gaussian.qr().compute_Q();
-    let m = faer::Mat::<f64>::from_fn(rows, dim, |i, j| f64::from(map[i * dim + j]));
-    let rotated = &m * &q;
-    let mut out = vec![0f32; rows * dim];
-    for i in 0..rows {
-        for j in 0..dim {
-            out[i * dim + j] = rotated[(i, j)] as f32;
-        }
-    }
-    out
 }
 
 impl Population {
@@ -203,31 +169,19 @@ impl Population {
             SynthView::ImageFeatures | SynthView::ReportFeatures => self.config.feature_dim,
         };
         let seed = self.config.seed;
-        let model = &self.config.model;
-        let noise_sd = view.weights(model, specialization).noise_sd as f32;
-        let map = weighted_map(&self.config, view, specialization, latent_len, dim);
+        let noise_sd = view.weights(specialization).noise_sd as f32;
+        let map = weighted_map(seed, view, specialization, latent_len, dim);
         let n = self.len();
         let mut out = vec![0f32; n * dim];
-        let noise_purpose = match view {
-            SynthView::ImageFeatures | SynthView::ReportFeatures if model.model_features => {
-                format!("synth/noise/{}@{specialization}", view.name())
-            }
-            _ => format!("synth/noise/{}", view.name()),
-        };
-        // The records of one study share its report (identical rows); each image has its own
-        // noise.
-        let record_purposes: Vec<String> = (0..self.config.records_per_study)
-            .map(|r| if r == 0 || !view.is_image() { noise_purpose.clone() } else { format!("{noise_purpose}/{r}") })
-            .collect();
+        let noise_purpose = format!("synth/noise/{}", view.name());
         out.par_chunks_mut(BLOCK_ROWS * dim)
             .zip(latent.par_chunks(BLOCK_ROWS * latent_len))
             .enumerate()
             .for_each(|(block, (out_block, latent_block))| {
                 let rows = out_block.len() / dim;
                 for (r, row) in out_block.chunks_mut(dim).enumerate() {
-                    let record = block * BLOCK_ROWS + r;
-                    let purpose = &record_purposes[usize::from(self.record_numbers[record])];
-                    let mut rng = stream(seed, purpose, self.study_keys[record]);
+                    let key = self.study_keys[block * BLOCK_ROWS + r];
+                    let mut rng = stream(seed, &noise_purpose, key);
                     for x in row.iter_mut() {
                         *x = noise_sd * rng.sample::<f32, _>(StandardNormal);
                     }
