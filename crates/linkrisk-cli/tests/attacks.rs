@@ -388,7 +388,7 @@ fn a_named_attack_that_cannot_run_exits_2_with_the_reason_and_the_fix() {
         ["relink", dir, "--attack", "ridge", "--side-folds", "100"],
         &["--attack ridge", "--side-folds 100"],
     );
-    run_err(["relink", dir, "--side-folds", "1"], &["--side-folds 1"]);
+    run_err(["relink", dir, "--side-folds", "1"], &["--side-folds", "1 is not in 2..=255"]);
     // Under `all` the same attacks are listed instead, and the audit succeeds.
     let json = relink_json(tmp.path(), &["--attack", "all", "--attack-side", "none", "--pools", "10"]);
     let skipped: Vec<&str> =

@@ -315,5 +315,5 @@ fn test_only_cohort_cross_fits_the_trained_attacker() {
     let out = run_ok(["reid", c, "--attack-side", "split", "--bootstrap", "0", "--json", "-"]);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["skipped_attacks"][0]["name"], "linear-metric");
-    run_err(["reid", c, "--side-folds", "1"], &["--side-folds 1"]);
+    run_err(["reid", c, "--side-folds", "1"], &["--side-folds", "1 is not in 2..=255"]);
 }

@@ -401,7 +401,7 @@ fn slurm_rejects_bad_audit_flags_before_writing_anything() {
     run_err(base(&["--time", "1 h"]), &["--time"]);
     let mut zero = base(&[]);
     zero[4] = "0".into();
-    run_err(zero, &["--shards must be at least 1"]);
+    run_err(zero, &["--shards", "0 is not in 1..=100000"]);
     assert!(!run_dir.join("slurm").exists(), "nothing written for bad flags");
     // Submitting without Slurm says so.
     let out = linkrisk()
