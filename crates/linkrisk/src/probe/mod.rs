@@ -4,7 +4,7 @@
 //! training split with folds grouped by patient, maximising the mean held-out AUROC.
 //!
 //! All targets and all folds are fitted together by one batched L-BFGS solver
-//! (see `probe/solver.rs`) so that 40,000 x 512 features with 14 targets and
+//! (see `probe/solver/`) so that 40,000 x 512 features with 14 targets and
 //! 5 folds cost a few GEMMs per iteration; regularisation values are visited from strong
 //! to weak, each warm-started from the previous solution.
 //!
