@@ -17,7 +17,15 @@ fn gate_passes_under_every_threshold() {
     linkrisk()
         .arg("gate")
         .arg(run.path())
-        .args(["--max-lift", "10000=71", "--max-lift", "100=20", "--max-reid-rank1", "0.7", "--allow-skipped"])
+        .args([
+            "--max-lift",
+            "10000=71",
+            "--max-lift",
+            "100=20",
+            "--max-reid-rank1",
+            "0.7",
+            "--allow-skipped",
+        ])
         .assert()
         .code(0)
         .stdout("")
@@ -43,7 +51,10 @@ fn gate_fails_on_the_fixture_s_skipped_attacks_without_allow_skipped() {
     let out = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines.iter().all(|l| l.starts_with("attack not run: relink:image->report@test: attack ")), "{out}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("attack not run: relink:image->report@test: attack ")),
+        "{out}"
+    );
     assert!(out.contains("attack qb_norm (image -> report) did not run: the query bank would hold fewer than 1,000 queries"), "{out}");
     assert!(out.contains("attack ridge (image -> report, 100,000 leaked pairs) did not run"), "{out}");
 }
@@ -54,7 +65,15 @@ fn gate_fails_with_one_line_per_violation() {
     let out = linkrisk()
         .arg("gate")
         .arg(run.path())
-        .args(["--max-lift", "10000=50", "--max-reid-rank1", "0.5", "--max-recall-at-1", "full=0.01", "--allow-skipped"])
+        .args([
+            "--max-lift",
+            "10000=50",
+            "--max-reid-rank1",
+            "0.5",
+            "--max-recall-at-1",
+            "full=0.01",
+            "--allow-skipped",
+        ])
         .assert()
         .code(1)
         .get_output()
@@ -89,11 +108,15 @@ fn gate_fails_with_one_line_per_violation() {
 #[test]
 fn gate_verbose_lists_passing_checks_too() {
     let run = fixture_run();
-    linkrisk().arg("gate").arg(run.path()).args(["--max-lift", "full=100", "-v", "--allow-skipped"]).assert().code(0).stdout(
-        predicate::str::contains(
+    linkrisk()
+        .arg("gate")
+        .arg(run.path())
+        .args(["--max-lift", "full=100", "-v", "--allow-skipped"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
             "ok: relink:image->report@test: lift_at_1 (image -> report, full database) = 57.3688 <= 100",
-        ),
-    );
+        ));
 }
 
 #[test]

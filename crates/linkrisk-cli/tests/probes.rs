@@ -64,7 +64,11 @@ fn utility_errors_name_the_problem() {
         .assert()
         .code(2)
         .stderr(contains("both `train`"));
-    linkrisk().args(["utility", path, "--folds", "1"]).assert().code(2).stderr(contains("--folds").and(contains("1 is not in 2..=255")));
+    linkrisk()
+        .args(["utility", path, "--folds", "1"])
+        .assert()
+        .code(2)
+        .stderr(contains("--folds").and(contains("1 is not in 2..=255")));
     // no finding columns
     let metadata = std::fs::read_to_string(cohort.join("metadata.csv")).unwrap();
     let stripped: String = metadata

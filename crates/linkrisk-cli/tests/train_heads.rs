@@ -311,7 +311,20 @@ fn a_delta_of_at_least_one_over_the_patients_exits_2_unless_allowed() {
     let input = tmp.path().join("in");
     std::fs::create_dir(&input).unwrap();
     write_cohort(&input, true);
-    let args = ["--epsilon", "1", "--delta", "0.02", "--epochs", "1", "--batch-size", "15", "--dim", "8", "--public-fraction", "0"];
+    let args = [
+        "--epsilon",
+        "1",
+        "--delta",
+        "0.02",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "15",
+        "--dim",
+        "8",
+        "--public-fraction",
+        "0",
+    ];
     // 60 training patients: delta must be below 1/60 = 1.667e-2.
     linkrisk()
         .arg("train-heads")
@@ -336,10 +349,22 @@ fn a_delta_of_at_least_one_over_the_patients_exits_2_unless_allowed() {
     linkrisk()
         .arg("mitigate")
         .arg(&input)
-        .args(["--delta", "0.5", "--epsilons", "1,inf", "--public-fraction", "0", "--epochs", "1", "--no-external"])
+        .args([
+            "--delta",
+            "0.5",
+            "--epsilons",
+            "1,inf",
+            "--public-fraction",
+            "0",
+            "--epochs",
+            "1",
+            "--no-external",
+        ])
         .assert()
         .code(2)
-        .stderr(contains("--delta 0.5 is not below 1 / 60 privacy units").and(contains("members split `train`")));
+        .stderr(
+            contains("--delta 0.5 is not below 1 / 60 privacy units").and(contains("members split `train`")),
+        );
 }
 
 #[test]
@@ -352,7 +377,18 @@ fn privacy_audit_detects_a_broken_dp_sgd_and_reports_it() {
     let output = linkrisk()
         .arg("privacy-audit")
         .arg(&input)
-        .args(["--epsilons", "0.3", "--delta", "1e-3", "--canaries", "100", "--shadows", "2", "--epochs", "40"])
+        .args([
+            "--epsilons",
+            "0.3",
+            "--delta",
+            "1e-3",
+            "--canaries",
+            "100",
+            "--shadows",
+            "2",
+            "--epochs",
+            "40",
+        ])
         .args(["--public-fraction", "0", "--reference-reports", "50", "--fault", "no-noise", "--json"])
         .arg(tmp.path().join("audit.json"))
         .arg("--out")
@@ -368,7 +404,10 @@ fn privacy_audit_detects_a_broken_dp_sgd_and_reports_it() {
     let p = &json["points"][0];
     let bound = p["one_run"]["epsilon_lower_bound"].as_f64().unwrap();
     let claimed = p["accountant_epsilon"].as_f64().unwrap();
-    assert!(bound > claimed && p["lower_bound_exceeds_claim"] == true, "bound {bound} vs claimed {claimed}: {p}");
+    assert!(
+        bound > claimed && p["lower_bound_exceeds_claim"] == true,
+        "bound {bound} vs claimed {claimed}: {p}"
+    );
     assert_eq!(p["privacy"]["private"], false);
     assert_eq!(p["membership"][1]["attack"], "lira_offline");
     assert!(stdout.contains("LOWER BOUND ABOVE THE ACCOUNTANT'S EPSILON"), "{stdout}");

@@ -174,12 +174,16 @@ fn table(report: &PrivacyAuditReport) -> String {
     ));
     for p in &report.points {
         let auroc = |name: &str| {
-            p.membership.iter().find(|a| a.attack == name).map_or_else(|| "-".into(), |a| {
-                format!("{:.3} [{:.3},{:.3}]", a.auroc.value, a.auroc.ci_low, a.auroc.ci_high)
-            })
+            p.membership.iter().find(|a| a.attack == name).map_or_else(
+                || "-".into(),
+                |a| format!("{:.3} [{:.3},{:.3}]", a.auroc.value, a.auroc.ci_low, a.auroc.ci_high),
+            )
         };
         let best = p.membership.last();
-        let tpr = |i: usize| best.and_then(|a| a.tpr_at_fpr.get(i)).map_or_else(|| "-".into(), |t| format!("{:.2}%", 100.0 * t.tpr.value));
+        let tpr = |i: usize| {
+            best.and_then(|a| a.tpr_at_fpr.get(i))
+                .map_or_else(|| "-".into(), |t| format!("{:.2}%", 100.0 * t.tpr.value))
+        };
         out.push_str(&format!(
             "{:<8} {:>12} {:>12.3} {:>16} {:>16} {:>12} {:>12}{}\n",
             p.epsilon_label,

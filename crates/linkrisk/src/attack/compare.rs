@@ -47,7 +47,9 @@ pub fn compare(
 /// [`compare_with_cosine`], saving a GEMM over all pairs.
 pub fn plain_cosine_pass(config: &AttackConfig) -> Result<bool> {
     let attacks = AttackName::parse_list(&config.attacks.iter().map(|a| a.as_str()).collect::<Vec<_>>())?;
-    Ok(!attacks.iter().any(|a| matches!(a, AttackName::Csls | AttackName::InvertedSoftmax | AttackName::QbNorm)))
+    Ok(!attacks
+        .iter()
+        .any(|a| matches!(a, AttackName::Csls | AttackName::InvertedSoftmax | AttackName::QbNorm)))
 }
 
 /// [`compare`], with the plain-cosine evaluation already computed when `cosine` is given:
@@ -160,7 +162,9 @@ pub fn compare_with_cosine(
         let precomputed = precomputed.filter(|_| stats.is_none() && !want_top1);
         if let Some(e) = &precomputed {
             if e.attack.len() != task.queries.n() || e.control.len() != task.queries.n() {
-                return Err(Error::config("the precomputed cosine evaluation does not match the attacked task"));
+                return Err(Error::config(
+                    "the precomputed cosine evaluation does not match the attacked task",
+                ));
             }
         }
         let e = match (&stats, precomputed) {

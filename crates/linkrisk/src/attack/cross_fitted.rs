@@ -233,9 +233,9 @@ impl TunedBeta {
             if members.is_empty() {
                 continue;
             }
-            let e = self.evaluations[self.fold_choice[f]]
-                .as_ref()
-                .ok_or_else(|| Error::config(format!("cross-fitting fold {f}'s temperature was not evaluated")))?;
+            let e = self.evaluations[self.fold_choice[f]].as_ref().ok_or_else(|| {
+                Error::config(format!("cross-fitting fold {f}'s temperature was not evaluated"))
+            })?;
             for &q in &members {
                 assembly.attack[q] = Some(e.attack[q]);
                 assembly.control[q] = Some(e.control[q]);

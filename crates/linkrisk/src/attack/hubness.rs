@@ -243,7 +243,8 @@ pub(crate) fn inverted_softmax_grid(
     progress: &dyn Progress,
 ) -> Result<(Vec<Vec<Option<FirstPositive>>>, Vec<Vec<f32>>)> {
     let transposed = exclusions.map(transposed_exclusions).transpose()?;
-    progress.begin(gallery.n() as u64, &format!("inverted softmax: normalisers at {} temperatures", grid.len()));
+    progress
+        .begin(gallery.n() as u64, &format!("inverted softmax: normalisers at {} temperatures", grid.len()));
     let log_z = log_normalizers_multi(gallery, queries, transposed.as_ref(), grid, sizes, progress)?;
     let offsets: Vec<Vec<f32>> =
         log_z.iter().zip(grid).map(|(z, &beta)| inverted_softmax_offsets_from(z, beta)).collect();

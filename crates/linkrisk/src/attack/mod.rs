@@ -33,9 +33,9 @@ mod report;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_side;
-#[cfg(test)]
 mod tests_grid;
+#[cfg(test)]
+mod tests_side;
 
 use serde::Serialize;
 

@@ -69,7 +69,8 @@ fn per_beta_first_positives(
     grid.iter()
         .map(|&beta| {
             let offsets =
-                hubness::inverted_softmax_offsets(queries, gallery, exclusions, beta, sizes, &NoProgress).unwrap();
+                hubness::inverted_softmax_offsets(queries, gallery, exclusions, beta, sizes, &NoProgress)
+                    .unwrap();
             let g = Gallery::with_offsets(gallery, &offsets).unwrap();
             let options = RankOptions { top_k: 0, sizes: *sizes };
             rank(queries, &g, targets, 0..queries.n(), &options, &NoProgress)
@@ -106,7 +107,8 @@ fn normalisers_of_every_temperature_from_one_pass_are_bitwise_the_single_passes(
         b.push(&[], &ex).unwrap();
     }
     let t = b.build();
-    for sizes in [BlockSizes { block_rows: 4, chunk_cols: 7, memory_budget_bytes: 0 }, BlockSizes::default()] {
+    for sizes in [BlockSizes { block_rows: 4, chunk_cols: 7, memory_budget_bytes: 0 }, BlockSizes::default()]
+    {
         for exclusions in [None, Some(&t)] {
             let all = log_normalizers_multi(r, o, exclusions, &GRID, &sizes, &NoProgress).unwrap();
             assert_eq!(all.len(), GRID.len());
@@ -144,7 +146,8 @@ fn ranks_under_every_temperature_from_two_passes_equal_a_pass_pair_per_temperatu
                 .unwrap();
             let want = per_beta_first_positives(q, g, &targets, exclusions, &GRID, &sizes);
             assert_eq!(got, want, "sizes {sizes:?}, exclusions {}", exclusions.is_some());
-            ties += want.iter().flatten().flatten().filter(|f| f.tied_negatives + f.tied_positives > 1).count();
+            ties +=
+                want.iter().flatten().flatten().filter(|f| f.tied_negatives + f.tied_positives > 1).count();
         }
     }
     assert!(ties > 0, "the data must hold ties at the best positive");
@@ -168,7 +171,8 @@ fn tune_beta_per_value(
 #[test]
 fn tuned_temperature_from_two_passes_is_the_per_value_choice() {
     let sizes = BlockSizes { block_rows: 8, chunk_cols: 10, memory_budget_bytes: 0 };
-    let bits = |c: &[BetaPoint]| c.iter().map(|p| (p.beta.to_bits(), p.recall_at_1.to_bits())).collect::<Vec<_>>();
+    let bits =
+        |c: &[BetaPoint]| c.iter().map(|p| (p.beta.to_bits(), p.recall_at_1.to_bits())).collect::<Vec<_>>();
     // Coarse rows with ties, and hub-prone pairs where the temperature matters.
     let dim = 4;
     let (n_q, n_g) = (47, 29);
@@ -215,14 +219,21 @@ fn cross_fitted_tuning_evaluates_only_the_chosen_temperatures_with_the_same_outc
     let full: Vec<Evaluation> = GRID
         .iter()
         .map(|&beta| {
-            let offsets =
-                hubness::inverted_softmax_offsets(task.queries, task.gallery, None, beta, &sizes, &NoProgress)
-                    .unwrap();
+            let offsets = hubness::inverted_softmax_offsets(
+                task.queries,
+                task.gallery,
+                None,
+                beta,
+                &sizes,
+                &NoProgress,
+            )
+            .unwrap();
             let gallery = Gallery::with_offsets(task.gallery, &offsets).unwrap();
             evaluate(task.queries, &gallery, &targets, &control, false, &sizes, &NoProgress).unwrap()
         })
         .collect();
-    let hits: Vec<Vec<f64>> = full.iter().map(|e| e.attack.iter().map(evaluate::hit_at_1).collect()).collect();
+    let hits: Vec<Vec<f64>> =
+        full.iter().map(|e| e.attack.iter().map(evaluate::hit_at_1).collect()).collect();
     for (p, (h, &beta)) in tuned.curve.iter().zip(hits.iter().zip(&GRID)) {
         assert_eq!(p.beta, beta);
         assert_eq!(p.recall_at_1.to_bits(), (h.iter().sum::<f64>() / n as f64).to_bits());

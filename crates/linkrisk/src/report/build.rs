@@ -391,7 +391,10 @@ fn privacy_audits(model: &ReportModel) -> Vec<Block> {
                 exceeded.push(eps.clone());
             }
             let tpr = |f: f64| {
-                p.tpr_at_fpr.iter().find(|(x, _)| (x - f).abs() < 1e-12).map_or_else(|| MISSING.to_string(), |(_, t)| fmt::pct(t.value))
+                p.tpr_at_fpr
+                    .iter()
+                    .find(|(x, _)| (x - f).abs() < 1e-12)
+                    .map_or_else(|| MISSING.to_string(), |(_, t)| fmt::pct(t.value))
             };
             table.push(vec![
                 eps,

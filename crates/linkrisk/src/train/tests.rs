@@ -250,7 +250,8 @@ fn dp_step_noise_has_std_sigma_c_over_batch() {
     let mut moves = Vec::new();
     for step in 0..4 {
         let before = model.params.clone();
-        let noise = DpStep { noise_multiplier: sigma, clip, group_clip: clip / 2.0, seed: 3, step, fault: None };
+        let noise =
+            DpStep { noise_multiplier: sigma, clip, group_clip: clip / 2.0, seed: 3, step, fault: None };
         dp_step(&mut model, &mut optimizer, &mut grad, &empty, noise, expected_batch, 1.0);
         moves.extend(model.params.iter().zip(&before).map(|(a, b)| (b - a) * expected_batch as f64));
     }
@@ -683,13 +684,8 @@ fn a_warm_start_split_sharing_a_patient_with_the_members_is_refused() {
 #[test]
 fn private_defaults_draw_the_noise_from_the_os_and_the_ledger_records_the_accountant() {
     let cohort = correlated_cohort(120, 40, 0.5, 3);
-    let config = TrainConfig {
-        dim: 8,
-        epochs: 1.0,
-        batch_size: 32,
-        group_size: 8,
-        ..TrainConfig::private(2.0, 1e-4)
-    };
+    let config =
+        TrainConfig { dim: 8, epochs: 1.0, batch_size: 32, group_size: 8, ..TrainConfig::private(2.0, 1e-4) };
     assert_eq!(config.seed, None, "the library's private default follows the CLI: no recorded seed");
     let heads = train_heads(&cohort, &config).unwrap();
     let ledger = &heads.ledger;
@@ -712,7 +708,12 @@ fn private_defaults_draw_the_noise_from_the_os_and_the_ledger_records_the_accoun
     assert_eq!(r.accountant, "rdp_sampled_gaussian_extended_orders");
     assert!(r.best_order.is_some_and(|o| o > 1.0), "{r:?}");
     assert!(r.epsilon.unwrap() <= 2.0 + 1e-9);
-    assert!(r.noise_multiplier > ledger.noise_multiplier, "RDP {} vs PLD {}", r.noise_multiplier, ledger.noise_multiplier);
+    assert!(
+        r.noise_multiplier > ledger.noise_multiplier,
+        "RDP {} vs PLD {}",
+        r.noise_multiplier,
+        ledger.noise_multiplier
+    );
     let json = serde_json::to_value(r).unwrap();
     assert_eq!(json["accountant_parameters"], serde_json::json!({"accountant": "rdp", "orders": "extended"}));
     assert_eq!(json["private"], false);
@@ -722,11 +723,16 @@ fn private_defaults_draw_the_noise_from_the_os_and_the_ledger_records_the_accoun
 fn a_delta_of_at_least_one_over_the_training_patients_is_refused_unless_allowed() {
     let cohort = correlated_cohort(120, 40, 0.5, 3);
     // 120 training patients: delta must be below 1/120 = 8.333e-3.
-    let config = TrainConfig { dim: 8, epochs: 1.0, batch_size: 32, group_size: 8, ..TrainConfig::private(1.0, 0.01) };
+    let config =
+        TrainConfig { dim: 8, epochs: 1.0, batch_size: 32, group_size: 8, ..TrainConfig::private(1.0, 0.01) };
     let err = train_heads(&cohort, &config).unwrap_err().to_string();
-    assert!(err.contains("--delta 0.01") && err.contains("1 / 120 privacy units") && err.contains("8.333e-3"), "{err}");
+    assert!(
+        err.contains("--delta 0.01") && err.contains("1 / 120 privacy units") && err.contains("8.333e-3"),
+        "{err}"
+    );
     assert!(err.contains("--allow-large-delta"), "{err}");
-    let noise = TrainConfig { privacy: Privacy::DpNoise { noise_multiplier: 1.0, delta: 0.5 }, ..config.clone() };
+    let noise =
+        TrainConfig { privacy: Privacy::DpNoise { noise_multiplier: 1.0, delta: 0.5 }, ..config.clone() };
     assert!(train_heads(&cohort, &noise).unwrap_err().to_string().contains("1 / 120 privacy units"));
     let allowed = TrainConfig { allow_large_delta: true, ..config };
     let heads = train_heads(&cohort, &allowed).unwrap();

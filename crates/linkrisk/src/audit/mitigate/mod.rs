@@ -478,18 +478,27 @@ fn check_delta_for_members(config: &MitigateConfig, member_patients: usize) -> R
     if config.epsilons.iter().all(|e| e.is_infinite()) {
         return Ok(());
     }
-    privacy::check_delta_for_units(config.delta, member_patients as u64, config.private_training.allow_large_delta)
-        .map_err(|e| match e {
-            Error::Config(message) => Error::config(format!(
-                "{message} (the {member_patients} patients of the members split `{}`)",
-                config.splits.members
-            )),
-            other => other,
-        })
+    privacy::check_delta_for_units(
+        config.delta,
+        member_patients as u64,
+        config.private_training.allow_large_delta,
+    )
+    .map_err(|e| match e {
+        Error::Config(message) => Error::config(format!(
+            "{message} (the {member_patients} patients of the members split `{}`)",
+            config.splits.members
+        )),
+        other => other,
+    })
 }
 
 /// The training config of the point at `epsilon`.
-pub(crate) fn point_training(config: &MitigateConfig, epsilon: f64, member_patients: usize, seed: u64) -> TrainConfig {
+pub(crate) fn point_training(
+    config: &MitigateConfig,
+    epsilon: f64,
+    member_patients: usize,
+    seed: u64,
+) -> TrainConfig {
     let mut c = if epsilon.is_finite() {
         let mut c = config.private_training.clone();
         c.privacy = Privacy::Dp { epsilon, delta: config.delta };

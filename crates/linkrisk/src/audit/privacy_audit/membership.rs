@@ -15,7 +15,12 @@ use crate::metrics::interval::{wilson, Estimate};
 /// Per-record log-softmax of the own report among `reference` reports (and itself), at
 /// temperature `tau`, averaged per patient: `scores[p]` for the dense patient indices in
 /// `patients` (records of other patients are ignored).
-pub fn patient_scores(projected: &Cohort, patients: &[u32], reference: &[usize], tau: f64) -> Result<Vec<f64>> {
+pub fn patient_scores(
+    projected: &Cohort,
+    patients: &[u32],
+    reference: &[usize],
+    tau: f64,
+) -> Result<Vec<f64>> {
     let image = projected.view("image")?;
     let report = projected.view("report")?;
     let meta = &projected.metadata;
@@ -23,16 +28,23 @@ pub fn patient_scores(projected: &Cohort, patients: &[u32], reference: &[usize],
     for (k, &p) in patients.iter().enumerate() {
         slot[p as usize] = k;
     }
-    let rows: Vec<usize> = (0..meta.len()).filter(|&i| slot[meta.patient[i] as usize] != usize::MAX).collect();
+    let rows: Vec<usize> =
+        (0..meta.len()).filter(|&i| slot[meta.patient[i] as usize] != usize::MAX).collect();
     let inv_tau = 1.0 / tau;
     let record_scores: Vec<f64> = rows
         .par_iter()
         .map(|&i| {
             let q = image.row(i);
-            let dot = |j: usize| -> f64 { q.iter().zip(report.row(j)).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum() };
+            let dot = |j: usize| -> f64 {
+                q.iter().zip(report.row(j)).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+            };
             let own = dot(i) * inv_tau;
-            let logits: Vec<f64> =
-                reference.iter().filter(|&&j| j != i).map(|&j| dot(j) * inv_tau).chain(std::iter::once(own)).collect();
+            let logits: Vec<f64> = reference
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| dot(j) * inv_tau)
+                .chain(std::iter::once(own))
+                .collect();
             let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
             own - lse
@@ -108,7 +120,13 @@ pub struct AttackFigures {
 }
 
 /// AUROC (members positive) and TPR at `fprs` of `scores` (higher = member).
-pub fn figures(attack: &'static str, scores: &[f64], member: &[bool], level: f64, fprs: &[f64]) -> Result<AttackFigures> {
+pub fn figures(
+    attack: &'static str,
+    scores: &[f64],
+    member: &[bool],
+    level: f64,
+    fprs: &[f64],
+) -> Result<AttackFigures> {
     let d = delong(scores, member)?;
     let auroc = auroc_ci(&d, level, AurocInterval::Logit);
     let mut out: Vec<f64> = scores.iter().zip(member).filter(|(_, &m)| !m).map(|(s, _)| *s).collect();

@@ -76,7 +76,9 @@ impl PrivacyAuditConfig {
             return Err(Error::config("--epsilons: give at least one epsilon, e.g. 1,inf"));
         }
         if let Some(e) = self.epsilons.iter().find(|e| e.is_nan() || **e <= 0.0) {
-            return Err(Error::config(format!("--epsilons: {e} is not a privacy budget (positive number or `inf`)")));
+            return Err(Error::config(format!(
+                "--epsilons: {e} is not a privacy budget (positive number or `inf`)"
+            )));
         }
         if self.canaries < 10 {
             return Err(Error::config(format!("--canaries must be at least 10, got {}", self.canaries)));
@@ -91,7 +93,10 @@ impl PrivacyAuditConfig {
             return Err(Error::config("--reference-reports must be at least 10"));
         }
         if !(self.level > 0.5 && self.level < 1.0) {
-            return Err(Error::config(format!("the confidence level must be in (0.5, 1), got {}", self.level)));
+            return Err(Error::config(format!(
+                "the confidence level must be in (0.5, 1), got {}",
+                self.level
+            )));
         }
         privacy::check_delta(self.training.delta)?;
         let mut private = self.training.private_training.clone();
@@ -189,7 +194,8 @@ pub fn run(
     let meta = &cohort.metadata;
     let (member_split, held_split) = (meta.split_index(members)?, meta.split_index(held_out)?);
     let patients_of = |split: u16| {
-        let mut p: Vec<u32> = (0..meta.len()).filter(|&i| meta.split[i] == split).map(|i| meta.patient[i]).collect();
+        let mut p: Vec<u32> =
+            (0..meta.len()).filter(|&i| meta.split[i] == split).map(|i| meta.patient[i]).collect();
         p.sort_unstable();
         p.dedup();
         p
@@ -222,7 +228,8 @@ pub fn run(
     let canary_image = unit_rows(&mut rng, m, di);
     let canary_report = unit_rows(&mut rng, m, dr);
     let included: Vec<bool> = (0..m).map(|_| rng.random_bool(0.5)).collect();
-    let training_cohort = with_canaries(cohort, members, image_view, report_view, &canary_image, &canary_report, &included)?;
+    let training_cohort =
+        with_canaries(cohort, members, image_view, report_view, &canary_image, &canary_report, &included)?;
     let n_training_patients = training_cohort.metadata.n_patients;
     let training_seed = crate::rng::stream(seed, "privacy-audit/train", 0).next_u64();
 
@@ -234,7 +241,9 @@ pub fn run(
         if epsilon.is_finite() {
             train_config.fault = config.fault;
         }
-        events(AuditEvent::Stage(format!("epsilon {label}: training heads on members and included canaries")));
+        events(AuditEvent::Stage(format!(
+            "epsilon {label}: training heads on members and included canaries"
+        )));
         let heads = train_from(&training_cohort, &train_config, initial, events)?;
         let tau = heads.temperature();
 
@@ -247,7 +256,11 @@ pub fn run(
             let mut shadow_scores = Vec::with_capacity(config.shadows);
             let mut shadow_in = Vec::with_capacity(config.shadows);
             for k in 0..config.shadows {
-                events(AuditEvent::Stage(format!("epsilon {label}: shadow heads {} of {}", k + 1, config.shadows)));
+                events(AuditEvent::Stage(format!(
+                    "epsilon {label}: shadow heads {} of {}",
+                    k + 1,
+                    config.shadows
+                )));
                 let mut coin = crate::rng::stream(seed, "privacy-audit/shadow-half", k as u64);
                 let inside: Vec<bool> = targets.iter().map(|_| coin.random_bool(0.5)).collect();
                 let shadow_cohort = relabel(cohort, &targets, &inside, SHADOW_SPLIT)?;
@@ -259,7 +272,12 @@ pub fn run(
                 }
                 let shadow = train_from(&shadow_cohort, &shadow_config, initial, events)?;
                 let projected = shadow.project_cohort(cohort)?;
-                shadow_scores.push(membership::patient_scores(&projected, &targets, &reference, shadow.temperature())?);
+                shadow_scores.push(membership::patient_scores(
+                    &projected,
+                    &targets,
+                    &reference,
+                    shadow.temperature(),
+                )?);
                 shadow_in.push(inside);
             }
             let lira = membership::lira_offline(&target_scores, &shadow_scores, &shadow_in);
@@ -395,7 +413,13 @@ fn with_canaries(
 }
 
 /// Each canary's log-softmax of its own report among every canary's report, at `tau`.
-fn canary_scores(heads: &TrainedHeads, image: &[f32], report: &[f32], m: usize, tau: f64) -> Result<Vec<f64>> {
+fn canary_scores(
+    heads: &TrainedHeads,
+    image: &[f32],
+    report: &[f32],
+    m: usize,
+    tau: f64,
+) -> Result<Vec<f64>> {
     let q = heads.project_image(image)?;
     let g = heads.project_report(report)?;
     let d = heads.dim();
@@ -404,7 +428,13 @@ fn canary_scores(heads: &TrainedHeads, image: &[f32], report: &[f32], m: usize, 
         .map(|c| {
             let qc = &q[c * d..(c + 1) * d];
             let logits: Vec<f64> = (0..m)
-                .map(|j| qc.iter().zip(&g[j * d..(j + 1) * d]).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>() * inv)
+                .map(|j| {
+                    qc.iter()
+                        .zip(&g[j * d..(j + 1) * d])
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum::<f64>()
+                        * inv
+                })
                 .collect();
             let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             logits[c] - (max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln())

@@ -99,10 +99,8 @@ pub struct OneRunAudit {
 
 /// Guess counts tried: 2%, 5%, 10% and 20% of the canaries (distinct, at least 1).
 pub fn guess_grid(m: usize) -> Vec<usize> {
-    let mut ks: Vec<usize> = [0.02, 0.05, 0.1, 0.2]
-        .iter()
-        .map(|f| ((f * m as f64).round() as usize).clamp(1, m / 2))
-        .collect();
+    let mut ks: Vec<usize> =
+        [0.02, 0.05, 0.1, 0.2].iter().map(|f| ((f * m as f64).round() as usize).clamp(1, m / 2)).collect();
     ks.dedup();
     ks.retain(|&k| k >= 1);
     ks

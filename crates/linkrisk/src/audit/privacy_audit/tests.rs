@@ -13,7 +13,8 @@ fn reference_rows() -> Vec<(String, Vec<f64>)> {
         .filter(|l| !l.starts_with('#') && !l.starts_with("kind"))
         .map(|l| {
             let cells: Vec<&str> = l.split(',').collect();
-            let nums = cells[1..].iter().map(|c| if c.is_empty() { f64::NAN } else { c.parse().unwrap() }).collect();
+            let nums =
+                cells[1..].iter().map(|c| if c.is_empty() { f64::NAN } else { c.parse().unwrap() }).collect();
             (cells[0].to_string(), nums)
         })
         .collect()
@@ -28,7 +29,11 @@ fn p_values_and_lower_bounds_match_the_paper_s_algorithm_under_scipy() {
         match kind.as_str() {
             "p_value" => {
                 let got = p_value(m, r, correct, v[3], v[4]);
-                assert!((got - v[6]).abs() <= 1e-9 * v[6].max(1e-300) + 1e-15, "p_value{v:?}: {got} vs {}", v[6]);
+                assert!(
+                    (got - v[6]).abs() <= 1e-9 * v[6].max(1e-300) + 1e-15,
+                    "p_value{v:?}: {got} vs {}",
+                    v[6]
+                );
             }
             _ => {
                 let got = epsilon_lower_bound(m, r, correct, v[4], v[5]);
@@ -88,7 +93,14 @@ fn lira_calibrates_each_patient_against_its_out_shadows() {
 }
 
 fn audit_config(epsilons: Vec<f64>, fault: Option<Fault>) -> PrivacyAuditConfig {
-    let mut c = PrivacyAuditConfig { epsilons, canaries: 200, shadows: 0, reference_reports: 200, fault, ..Default::default() };
+    let mut c = PrivacyAuditConfig {
+        epsilons,
+        canaries: 200,
+        shadows: 0,
+        reference_reports: 200,
+        fault,
+        ..Default::default()
+    };
     c.training.public_pca_rank = 0;
     c.training.public_training.epochs = 5.0;
     c.training.non_private_training.epochs = 40.0;

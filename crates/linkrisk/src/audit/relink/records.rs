@@ -6,11 +6,11 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::cohort::{Label, Metadata};
-use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
 use crate::attack::decoy_targets;
 use crate::attack::evaluate::{attack_outcome, ControlReducer};
 use crate::attack::Evaluation;
+use crate::cohort::{Label, Metadata};
+use crate::engine::pools::{LabelCodes, PoolEvaluator, PoolOutcome};
 use crate::engine::{rank_with, FirstPositive, Progress, RankOptions, Rows, Targets};
 use crate::error::{Error, Result};
 
@@ -140,8 +140,15 @@ pub(super) fn relink_range_with_cosine(
         RelinkPart { context: RelinkContext { directions: vec![context] }, records: vec![records] };
     let mut evaluations = vec![cosine];
     if config.direction == Direction::Both {
-        let (context, records, cosine) =
-            direction_records(inputs, &inputs.gallery, &inputs.query, config, range, cosine_control, progress)?;
+        let (context, records, cosine) = direction_records(
+            inputs,
+            &inputs.gallery,
+            &inputs.query,
+            config,
+            range,
+            cosine_control,
+            progress,
+        )?;
         part.context.directions.push(context);
         part.records.push(records);
         evaluations.push(cosine);
@@ -249,7 +256,9 @@ pub(super) fn direction_records(
         for (r, (_, control)) in &ranked {
             e.attack.push(attack_outcome(r)?);
             let control = control.flatten();
-            e.control.push(control.ok_or_else(|| Error::config(format!("query {} has no control decoy", r.query)))?);
+            e.control.push(
+                control.ok_or_else(|| Error::config(format!("query {} has no control decoy", r.query)))?,
+            );
         }
     }
     let records_out = ranked

@@ -168,10 +168,11 @@ fn bad_configurations_are_rejected_with_the_flag_named() {
 fn cosine_attack_on_the_audit_pass_gives_the_same_report_as_its_own_pass() {
     use crate::attack::{AttackConfig, AttackName};
     let c = cohort(5, 90, 12, 0.7);
-    let attacks = [vec![AttackName::Cosine], vec![AttackName::Cosine, AttackName::Assignment], vec![
-        AttackName::Cosine,
-        AttackName::Csls,
-    ]];
+    let attacks = [
+        vec![AttackName::Cosine],
+        vec![AttackName::Cosine, AttackName::Assignment],
+        vec![AttackName::Cosine, AttackName::Csls],
+    ];
     for (i, list) in attacks.into_iter().enumerate() {
         let cfg = RelinkConfig {
             direction: Direction::Both,
