@@ -45,9 +45,7 @@ pub fn patient_scores(
                 .map(|&j| dot(j) * inv_tau)
                 .chain(std::iter::once(own))
                 .collect();
-            let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
-            own - lse
+            own - log_sum_exp(&logits)
         })
         .collect();
     let mut sum = vec![0.0; patients.len()];
@@ -58,6 +56,12 @@ pub fn patient_scores(
         count[k] += 1;
     }
     Ok(sum.iter().zip(&count).map(|(s, &c)| if c > 0 { s / c as f64 } else { f64::NEG_INFINITY }).collect())
+}
+
+/// log(sum(exp(logits))), shifted by the largest logit so no term overflows.
+pub(super) fn log_sum_exp(logits: &[f64]) -> f64 {
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln()
 }
 
 /// LiRA's logit scaling of a log-probability `s` (<= 0): log(p / (1 - p)), p = e^s.

@@ -436,8 +436,7 @@ fn canary_scores(
                         * inv
                 })
                 .collect();
-            let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            logits[c] - (max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln())
+            logits[c] - membership::log_sum_exp(&logits)
         })
         .collect())
 }
